@@ -1,0 +1,344 @@
+//! The `static` authorizer: API keys and tokens listed in the configuration or a file.
+//!
+//! Takes: a presented token. Returns: `Allow(identity)` when its SHA-256 digest equals a
+//! configured one, otherwise `Abstain` (the token may belong to a later authorizer; an
+//! all-abstain chain with a credential is answered 401 `invalid_token`). Must never:
+//! compare secrets with a short-circuiting `==`, keep a plain-text token after start-up,
+//! or log a token.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::{Decision, Identity, TokenSource};
+use crate::config::{ConfigError, StringList};
+
+/// `[authorizers.NAME]` with `type = "static"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSettings {
+    /// Where to look for the token, in order. Default: `["bearer"]`.
+    #[serde(default)]
+    pub token_sources: Option<StringList>,
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// A TOML or YAML file holding more `[[tokens]]` entries.
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// One accepted token and who it stands for. Give exactly one of `token` (plain text)
+/// or `sha256` (hex digest of the token).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub user_id: String,
+    #[serde(default)]
+    pub session_name: Option<String>,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub amr: Vec<String>,
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default)]
+    pub anonymous: bool,
+    #[serde(default)]
+    pub authenticated_at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    tokens: Vec<TokenEntry>,
+}
+
+/// A ready static authorizer: digests and identities, no plain text.
+#[derive(Debug)]
+pub struct StaticTokens {
+    sources: Vec<TokenSource>,
+    entries: Vec<([u8; 32], Identity)>,
+    lookups: AtomicU64,
+}
+
+/// SHA-256 of a byte string.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// Parses token sources from the configuration, defaulting to `bearer`.
+pub fn parse_sources(
+    key: &str,
+    sources: Option<&StringList>,
+) -> Result<Vec<TokenSource>, ConfigError> {
+    let Some(list) = sources else {
+        return Ok(vec![TokenSource::Bearer]);
+    };
+    if list.0.is_empty() {
+        return Err(ConfigError::invalid(key, "needs at least one token source"));
+    }
+    list.0
+        .iter()
+        .map(|text| {
+            TokenSource::parse(text).ok_or_else(|| {
+                ConfigError::invalid(
+                    key,
+                    format!("{text:?} is not bearer, cookie:NAME, query:NAME or header:NAME"),
+                )
+            })
+        })
+        .collect()
+}
+
+impl StaticTokens {
+    pub fn build(
+        name: &str,
+        settings: StaticSettings,
+        base_dir: &Path,
+    ) -> Result<StaticTokens, ConfigError> {
+        let key = format!("authorizers.{name}");
+        let sources = parse_sources(
+            &format!("{key}.token_sources"),
+            settings.token_sources.as_ref(),
+        )?;
+        let mut raw_entries = settings.tokens;
+        if let Some(file) = &settings.tokens_file {
+            let path = base_dir.join(file);
+            let parsed: TokensFile = config::Config::builder()
+                .add_source(config::File::from(path.as_path()).required(true))
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        format!("{key}.tokens_file"),
+                        format!("{}: {}", path.display(), e.to_string().replace('\n', " ")),
+                    )
+                })?;
+            raw_entries.extend(parsed.tokens);
+        }
+        if raw_entries.is_empty() {
+            return Err(ConfigError::invalid(
+                key,
+                "a static authorizer needs at least one token",
+            ));
+        }
+        let mut entries = Vec::with_capacity(raw_entries.len());
+        for (index, entry) in raw_entries.into_iter().enumerate() {
+            let entry_key = format!("{key}.tokens[{index}]");
+            let digest = match (&entry.token, &entry.sha256) {
+                (Some(token), None) => {
+                    if token.len() < 8 {
+                        return Err(ConfigError::invalid(
+                            entry_key,
+                            "token must be at least 8 characters",
+                        ));
+                    }
+                    sha256(token.as_bytes())
+                }
+                (None, Some(hex_digest)) => {
+                    let bytes = hex::decode(hex_digest.trim())
+                        .ok()
+                        .filter(|b| b.len() == 32)
+                        .ok_or_else(|| {
+                            ConfigError::invalid(&entry_key, "sha256 must be 64 hex digits")
+                        })?;
+                    let mut out = [0u8; 32];
+                    out.copy_from_slice(&bytes);
+                    out
+                }
+                _ => {
+                    return Err(ConfigError::invalid(
+                        entry_key,
+                        "give exactly one of token or sha256",
+                    ));
+                }
+            };
+            if entry.user_id.is_empty() {
+                return Err(ConfigError::invalid(entry_key, "user_id must not be empty"));
+            }
+            if entries
+                .iter()
+                .any(|(d, _): &([u8; 32], Identity)| d == &digest)
+            {
+                return Err(ConfigError::invalid(
+                    entry_key,
+                    "the same token is listed twice",
+                ));
+            }
+            let identity = Identity {
+                session_name: entry.session_name.unwrap_or_else(|| entry.user_id.clone()),
+                user_id: entry.user_id,
+                email: entry.email,
+                roles: entry.roles,
+                amr: entry.amr,
+                authenticated_at: entry.authenticated_at,
+                verified: entry.verified,
+                anonymous: entry.anonymous,
+                can_reauthenticate: false,
+            };
+            entries.push((digest, identity));
+        }
+        Ok(StaticTokens {
+            sources,
+            entries,
+            lookups: AtomicU64::new(0),
+        })
+    }
+
+    pub fn token_sources(&self) -> &[TokenSource] {
+        &self.sources
+    }
+
+    /// How many look-ups ran (cache misses); for tests and metrics.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Judges a presented token.
+    pub fn decide(&self, token: &str) -> Decision {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let presented = sha256(token.as_bytes());
+        let mut found: Option<&Identity> = None;
+        // Compare against every entry with a constant-time equality, without stopping at
+        // the first match, so timing says nothing about which digest bytes matched.
+        for (digest, identity) in &self.entries {
+            if bool::from(digest.ct_eq(&presented)) {
+                found = Some(identity);
+            }
+        }
+        match found {
+            Some(identity) => Decision::allow(identity.clone(), None),
+            None => Decision::abstain(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::Verdict;
+
+    fn build(toml: &str) -> Result<StaticTokens, ConfigError> {
+        #[derive(Deserialize)]
+        struct Wrap {
+            a: StaticSettings,
+        }
+        let wrap: Wrap = config::Config::builder()
+            .add_source(config::File::from_str(toml, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("settings parse");
+        StaticTokens::build("a", wrap.a, Path::new("."))
+    }
+
+    #[test]
+    fn plain_and_digest_tokens_both_match() {
+        let digest = hex::encode(sha256(b"second-token"));
+        let tokens = build(&format!(
+            "[[a.tokens]]\ntoken = \"first-token\"\nuser_id = \"u1\"\nroles = [\"admin\"]\n[[a.tokens]]\nsha256 = \"{digest}\"\nuser_id = \"u2\"\n"
+        ))
+        .expect("builds");
+        match tokens.decide("first-token").verdict {
+            Verdict::Allow(id) => {
+                assert_eq!(id.user_id, "u1");
+                assert_eq!(id.roles, vec!["admin"]);
+                assert_eq!(id.session_name, "u1");
+            }
+            other => panic!("expected allow, got {other:?}"),
+        }
+        assert!(
+            matches!(tokens.decide("second-token").verdict, Verdict::Allow(id) if id.user_id == "u2")
+        );
+        assert_eq!(tokens.decide("first-tokeN").verdict, Verdict::Abstain);
+        assert_eq!(tokens.decide("").verdict, Verdict::Abstain);
+        assert_eq!(tokens.lookups(), 4);
+    }
+
+    #[test]
+    fn bad_entries_are_rejected() {
+        assert!(
+            build("[[a.tokens]]\nuser_id = \"u\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one")
+        );
+        assert!(
+            build("[[a.tokens]]\ntoken = \"short\"\nuser_id = \"u\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("8 characters")
+        );
+        assert!(
+            build("[[a.tokens]]\nsha256 = \"abc\"\nuser_id = \"u\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("64 hex")
+        );
+        assert!(
+            build("[[a.tokens]]\ntoken = \"long-enough\"\nuser_id = \"\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("user_id")
+        );
+        let twice = "[[a.tokens]]\ntoken = \"long-enough\"\nuser_id = \"u\"\n[[a.tokens]]\ntoken = \"long-enough\"\nuser_id = \"v\"\n";
+        assert!(build(twice).unwrap_err().to_string().contains("twice"));
+        assert!(
+            build("[a]\ntokens = []\n")
+                .unwrap_err()
+                .to_string()
+                .contains("at least one token")
+        );
+        let no_sources =
+            "[a]\ntoken_sources = []\n[[a.tokens]]\ntoken = \"long-enough\"\nuser_id = \"u\"\n";
+        assert!(
+            build(no_sources)
+                .unwrap_err()
+                .to_string()
+                .contains("at least one token source")
+        );
+        let bad_source = "[a]\ntoken_sources = [\"form:x\"]\n[[a.tokens]]\ntoken = \"long-enough\"\nuser_id = \"u\"\n";
+        assert!(
+            build(bad_source)
+                .unwrap_err()
+                .to_string()
+                .contains("form:x")
+        );
+    }
+
+    #[test]
+    fn tokens_file_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("keys.toml");
+        std::fs::write(
+            &file,
+            "[[tokens]]\ntoken = \"from-the-file\"\nuser_id = \"filer\"\n",
+        )
+        .expect("write");
+        let tokens = build(&format!(
+            "[a]\ntokens_file = {:?}\n",
+            file.display().to_string()
+        ))
+        .expect("builds");
+        assert!(
+            matches!(tokens.decide("from-the-file").verdict, Verdict::Allow(id) if id.user_id == "filer")
+        );
+        let missing = build("[a]\ntokens_file = \"/nonexistent/keys.toml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("authorizers.a.tokens_file:"),
+            "{missing}"
+        );
+    }
+}

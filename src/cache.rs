@@ -1,0 +1,262 @@
+//! The decision cache: authorizer results keyed by a hash of what they depend on.
+//!
+//! Takes: a key (SHA-256 of authorizer name and credential) and the future that would
+//! decide on a miss. Returns: the decision and whether it came from the cache. Allows live
+//! `cache.allow_ttl` but never past the credential's own expiry, denies and abstains
+//! `cache.deny_ttl`; concurrent misses for one key run the decision once.
+//! Must never: cache an error, store a raw credential, or be consulted for route policy
+//! (roles, paths, methods are re-checked by the caller on every request).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::authorizer::static_tokens::sha256;
+use crate::authorizer::{AuthError, Decision, Verdict};
+use crate::config::CacheSettings;
+
+/// The identity of one authorizer question: SHA-256, so keys never collide in practice
+/// and the credential itself is never kept.
+pub type CacheKey = [u8; 32];
+
+/// Where a decision came from, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    decision: Decision,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &CacheKey, value: &Entry, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+    // Without this, a re-inserted key would keep its old deadline (moka's default).
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        value: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The shared cache of authorizer decisions.
+#[derive(Clone)]
+pub struct DecisionCache {
+    inner: moka::future::Cache<CacheKey, Entry>,
+    settings: CacheSettings,
+}
+
+impl DecisionCache {
+    pub fn new(settings: CacheSettings) -> DecisionCache {
+        DecisionCache {
+            inner: moka::future::Cache::builder()
+                .max_capacity(settings.max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+            settings,
+        }
+    }
+
+    /// The key for one authorizer's question about one credential.
+    pub fn key(authorizer: &str, credential: &str) -> CacheKey {
+        let mut material = Vec::with_capacity(authorizer.len() + 1 + credential.len());
+        material.extend_from_slice(authorizer.as_bytes());
+        // a separator that cannot occur in an authorizer name keeps ("ab","c") ≠ ("a","bc")
+        material.push(0);
+        material.extend_from_slice(credential.as_bytes());
+        sha256(&material)
+    }
+
+    /// How long a decision may be reused.
+    fn ttl_for(&self, decision: &Decision) -> Duration {
+        match decision.verdict {
+            Verdict::Allow(_) => {
+                let cap = decision.valid_for.unwrap_or(self.settings.allow_ttl);
+                self.settings.allow_ttl.min(cap)
+            }
+            Verdict::Deny(_) | Verdict::Abstain => self.settings.deny_ttl,
+        }
+    }
+
+    /// The cached decision for `key`, or the result of `decide` (run once for all
+    /// concurrent callers). Errors reach every waiter and are not stored.
+    pub async fn get_or_decide<F>(
+        &self,
+        key: CacheKey,
+        decide: F,
+    ) -> (Result<Decision, Arc<AuthError>>, CacheStatus)
+    where
+        F: Future<Output = Result<Decision, AuthError>>,
+    {
+        let entry = self
+            .inner
+            .entry(key)
+            .or_try_insert_with(async {
+                let decision = decide.await?;
+                let ttl = self.ttl_for(&decision);
+                Ok::<_, AuthError>(Entry { decision, ttl })
+            })
+            .await;
+        match entry {
+            Ok(entry) => {
+                let status = if entry.is_fresh() {
+                    CacheStatus::Miss
+                } else {
+                    CacheStatus::Hit
+                };
+                (Ok(entry.into_value().decision), status)
+            }
+            Err(error) => (Err(error), CacheStatus::Miss),
+        }
+    }
+
+    /// Number of live entries (eventually consistent).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::{Denial, Identity};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn cache(allow_ms: u64, deny_ms: u64) -> DecisionCache {
+        DecisionCache::new(CacheSettings {
+            max_entries: 1000,
+            allow_ttl: Duration::from_millis(allow_ms),
+            deny_ttl: Duration::from_millis(deny_ms),
+        })
+    }
+
+    fn allow(valid_for: Option<Duration>) -> Decision {
+        Decision::allow(
+            Identity {
+                user_id: "u".into(),
+                ..Identity::default()
+            },
+            valid_for,
+        )
+    }
+
+    #[actix_web::test]
+    async fn second_call_is_a_hit() {
+        let cache = cache(10_000, 1_000);
+        let key = DecisionCache::key("a", "token");
+        let (first, status) = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        assert!(first.is_ok());
+        assert_eq!(status, CacheStatus::Miss);
+        let (_, status) = cache
+            .get_or_decide(key, async { panic!("must not run on a hit") })
+            .await;
+        assert_eq!(status, CacheStatus::Hit);
+    }
+
+    #[actix_web::test]
+    async fn errors_are_not_cached() {
+        let cache = cache(10_000, 1_000);
+        let key = DecisionCache::key("a", "token");
+        let (result, _) = cache
+            .get_or_decide(key, async { Err(AuthError::Internal("boom".into())) })
+            .await;
+        assert!(result.is_err());
+        let (result, status) = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        assert!(result.is_ok());
+        assert_eq!(status, CacheStatus::Miss);
+    }
+
+    #[actix_web::test]
+    async fn deny_expires_before_allow_and_exp_caps_allow() {
+        let cache = cache(10_000, 100);
+        let deny_key = DecisionCache::key("a", "bad");
+        let allow_key = DecisionCache::key("a", "good");
+        let short_key = DecisionCache::key("a", "expiring");
+        let _ = cache
+            .get_or_decide(deny_key, async {
+                Ok(Decision::deny(Denial::InvalidCredential("x")))
+            })
+            .await;
+        let _ = cache
+            .get_or_decide(allow_key, async { Ok(allow(None)) })
+            .await;
+        let _ = cache
+            .get_or_decide(short_key, async {
+                Ok(allow(Some(Duration::from_millis(100))))
+            })
+            .await;
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+        let (_, deny_status) = cache
+            .get_or_decide(deny_key, async { Ok(Decision::abstain()) })
+            .await;
+        let (_, allow_status) = cache
+            .get_or_decide(allow_key, async { Ok(Decision::abstain()) })
+            .await;
+        let (_, short_status) = cache
+            .get_or_decide(short_key, async { Ok(Decision::abstain()) })
+            .await;
+        assert_eq!(deny_status, CacheStatus::Miss);
+        assert_eq!(allow_status, CacheStatus::Hit);
+        assert_eq!(
+            short_status,
+            CacheStatus::Miss,
+            "an allow never outlives its token"
+        );
+    }
+
+    #[actix_web::test]
+    async fn concurrent_misses_decide_once() {
+        let cache = cache(10_000, 1_000);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let key = DecisionCache::key("a", "token");
+        let futures = (0..100).map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            async move {
+                cache
+                    .get_or_decide(key, async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                        Ok(allow(None))
+                    })
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(futures).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(results.iter().all(|(r, _)| r.is_ok()));
+        assert_eq!(
+            results
+                .iter()
+                .filter(|(_, s)| *s == CacheStatus::Miss)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn keys_separate_authorizers_and_credentials() {
+        assert_ne!(DecisionCache::key("ab", "c"), DecisionCache::key("a", "bc"));
+        assert_ne!(DecisionCache::key("a", "t1"), DecisionCache::key("a", "t2"));
+        assert_eq!(DecisionCache::key("a", "t1"), DecisionCache::key("a", "t1"));
+    }
+}

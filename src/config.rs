@@ -1,0 +1,639 @@
+//! Configuration: a TOML or YAML file (or the embedded demo) layered with
+//! `VERDICT__SECTION__KEY` environment overrides, validated once into a ready [`Config`].
+//!
+//! Takes: an optional file path and an optional environment map (tests pass their own).
+//! Returns: a [`Config`] whose routes are compiled, CIDRs parsed, keys loaded and token
+//! digests computed, or a [`ConfigError`] that names the first problem in one line.
+//! Must never: accept an unknown key, silently default a security setting to "open", or
+//! leave anything config-shaped to be parsed per request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
+use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
+use crate::authorizer::{Authorizer, AuthorizerKind};
+use crate::dialect::Dialect;
+use crate::policy::{Access, OnError, Policy, RouteSettings};
+
+/// The demo configuration served when no file is given: loopback only, one static token.
+pub const DEMO_CONFIG: &str = include_str!("demo.toml");
+
+/// Environment variables starting with this prefix followed by `__` override file keys.
+pub const ENV_PREFIX: &str = "VERDICT";
+
+/// Why a configuration could not be used. The message is one line and names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A duration written as `"30s"`, `"5m"`, `"250ms"` (humantime syntax) or whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(secs) => Ok(HumanDuration(Duration::from_secs(secs))),
+            Raw::Text(text) => {
+                let trimmed = text.trim();
+                if let Ok(secs) = trimmed.parse::<u64>() {
+                    return Ok(HumanDuration(Duration::from_secs(secs)));
+                }
+                humantime::parse_duration(trimmed)
+                    .map(HumanDuration)
+                    .map_err(|e| serde::de::Error::custom(format!("bad duration {text:?}: {e}")))
+            }
+        }
+    }
+}
+
+/// A list given either as a real list or, from an environment variable, as one
+/// comma-separated string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<String>),
+            Text(String),
+        }
+        Ok(StringList(match Raw::deserialize(deserializer)? {
+            Raw::List(items) => items,
+            Raw::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    demo: bool,
+    server: RawServer,
+    #[serde(default)]
+    headers: RawHeaders,
+    cache: RawCache,
+    #[serde(default)]
+    authorizers: BTreeMap<String, RawAuthorizer>,
+    #[serde(default)]
+    route: Vec<RouteSettings>,
+    #[serde(default)]
+    default_route: RawDefaultRoute,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    admin_listen: String,
+    resolve_dialect: String,
+    trusted_proxies: StringList,
+    workers: usize,
+    realm: String,
+    #[serde(default)]
+    login_url: Option<String>,
+    login_redirect_param: String,
+    max_response_header_bytes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaders {
+    #[serde(default = "yes")]
+    authgear: bool,
+    #[serde(default = "yes")]
+    session_name: bool,
+    #[serde(default)]
+    remote_user: bool,
+    #[serde(default)]
+    auth_request: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RawHeaders {
+    fn default() -> Self {
+        RawHeaders {
+            authgear: true,
+            session_name: true,
+            remote_user: false,
+            auth_request: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_entries: u64,
+    allow_ttl: HumanDuration,
+    deny_ttl: HumanDuration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RawAuthorizer {
+    Jwt(JwtSettings),
+    Static(StaticSettings),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaultRoute {
+    #[serde(default)]
+    access: Option<Access>,
+    #[serde(default)]
+    authorizers: Option<StringList>,
+    #[serde(default)]
+    on_error: Option<OnError>,
+}
+
+/// Which identity header families an allow carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderSets {
+    pub authgear: bool,
+    pub session_name: bool,
+    pub remote_user: bool,
+    pub auth_request: bool,
+}
+
+/// The decision listener's settings, validated.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub resolve_dialect: Dialect,
+    pub trusted_proxies: Vec<IpNet>,
+    pub workers: usize,
+    pub realm: String,
+    pub login_url: Option<String>,
+    pub login_redirect_param: String,
+    pub max_response_header_bytes: usize,
+}
+
+/// Decision-cache settings, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub max_entries: u64,
+    pub allow_ttl: Duration,
+    pub deny_ttl: Duration,
+}
+
+/// The whole validated configuration: everything the request path needs, built once.
+#[derive(Debug)]
+pub struct Config {
+    pub demo: bool,
+    pub server: ServerSettings,
+    pub headers: HeaderSets,
+    pub cache: CacheSettings,
+    pub authorizers: Vec<Authorizer>,
+    pub policy: Policy,
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Default)]
+pub struct Source {
+    /// A TOML/YAML file; `None` means the embedded demo.
+    pub file: Option<PathBuf>,
+    /// Environment overrides; `None` reads the process environment.
+    pub env: Option<HashMap<String, String>>,
+}
+
+impl Config {
+    /// Loads, layers and validates the configuration.
+    pub fn load(source: &Source) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        match &source.file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Load(format!(
+                        "{} does not exist",
+                        path.display()
+                    )));
+                }
+                builder = builder.add_source(config::File::from(path.as_path()).required(true));
+            }
+            None => {
+                builder = builder.add_source(config::File::from_str(
+                    DEMO_CONFIG,
+                    config::FileFormat::Toml,
+                ));
+            }
+        }
+        // Only `VERDICT__…` variables are read: `VERDICT_CONFIG` (single underscore, used by
+        // the CLI) or an unrelated `VERDICT_X` never reaches the strict key check.
+        let env = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(false)
+            .source(source.env.clone());
+        builder = builder.add_source(env);
+        let raw: RawConfig = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Load(one_line(&e.to_string())))?;
+        let base_dir = source
+            .file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        validate(raw, &base_dir)
+    }
+
+    /// Parses a configuration from TOML text (tests and tools), with no environment.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Load(one_line(&e.to_string())))?;
+        validate(raw, Path::new("."))
+    }
+}
+
+/// Every default, in one place; `verdict.example.toml` documents the same values.
+const DEFAULTS: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:9090"
+resolve_dialect = "auth-request"
+trusted_proxies = ["127.0.0.0/8", "::1/128"]
+workers = 0
+realm = "verdict"
+login_redirect_param = "rd"
+max_response_header_bytes = 4096
+
+[cache]
+max_entries = 100000
+allow_ttl = "60s"
+deny_ttl = "5s"
+"#;
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let server = validate_server(raw.server)?;
+    let cache = validate_cache(raw.cache)?;
+
+    let mut authorizers = Vec::with_capacity(raw.authorizers.len());
+    for (name, settings) in raw.authorizers {
+        validate_name(&format!("authorizers.{name}"), &name)?;
+        let kind = match settings {
+            RawAuthorizer::Jwt(s) => AuthorizerKind::Jwt(JwtAuthorizer::build(&name, s, base_dir)?),
+            RawAuthorizer::Static(s) => {
+                AuthorizerKind::Static(StaticTokens::build(&name, s, base_dir)?)
+            }
+        };
+        authorizers.push(Authorizer { name, kind });
+    }
+
+    let default_chain = match &raw.default_route.authorizers {
+        Some(list) => list.0.clone(),
+        None => authorizers.iter().map(|a| a.name.clone()).collect(),
+    };
+    let default_route = RouteSettings::default_route(
+        raw.default_route.access.unwrap_or(Access::Authenticated),
+        default_chain,
+        raw.default_route.on_error.unwrap_or(OnError::Deny),
+    );
+    let names: Vec<&str> = authorizers.iter().map(|a| a.name.as_str()).collect();
+    let policy = Policy::compile(raw.route, default_route, &names)?;
+
+    let headers = HeaderSets {
+        authgear: raw.headers.authgear,
+        session_name: raw.headers.session_name,
+        remote_user: raw.headers.remote_user,
+        auth_request: raw.headers.auth_request,
+    };
+    if !(headers.authgear || headers.session_name || headers.remote_user || headers.auth_request) {
+        return Err(ConfigError::invalid(
+            "headers",
+            "at least one identity header family must be on",
+        ));
+    }
+
+    Ok(Config {
+        demo: raw.demo,
+        server,
+        headers,
+        cache,
+        authorizers,
+        policy,
+    })
+}
+
+fn validate_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            "names use lower-case letters, digits, '-' and '_'",
+        ))
+    }
+}
+
+fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        ConfigError::invalid(
+            "server.listen",
+            format!("{:?} is not an ip:port", raw.listen),
+        )
+    })?;
+    let admin_listen: SocketAddr = raw.admin_listen.parse().map_err(|_| {
+        ConfigError::invalid(
+            "server.admin_listen",
+            format!("{:?} is not an ip:port", raw.admin_listen),
+        )
+    })?;
+    if listen.port() != 0 && listen == admin_listen {
+        return Err(ConfigError::invalid(
+            "server.admin_listen",
+            "must differ from server.listen (health and metrics stay off the decision port)",
+        ));
+    }
+    let resolve_dialect = Dialect::from_name(&raw.resolve_dialect).ok_or_else(|| {
+        ConfigError::invalid(
+            "server.resolve_dialect",
+            format!(
+                "{:?} is not one of auth-request, forward-auth, ext-authz",
+                raw.resolve_dialect
+            ),
+        )
+    })?;
+    let mut trusted_proxies = Vec::new();
+    for text in &raw.trusted_proxies.0 {
+        // A bare address means exactly that host; anything else must be a CIDR.
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                ConfigError::invalid(
+                    "server.trusted_proxies",
+                    format!("{text:?} is not a CIDR or an IP address"),
+                )
+            })?;
+        trusted_proxies.push(net.trunc());
+    }
+    if raw.realm.is_empty() || raw.realm.contains(['"', '\\', '\r', '\n']) {
+        return Err(ConfigError::invalid(
+            "server.realm",
+            "must be non-empty and contain no quote, backslash or line break",
+        ));
+    }
+    let login_url = match raw.login_url.filter(|u| !u.is_empty()) {
+        None => None,
+        Some(url) => {
+            // Traefik rewrites a relative Location against its own address: only absolute URLs.
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://"))
+                || url.bytes().any(|b| b.is_ascii_control() || b == b' ')
+            {
+                return Err(ConfigError::invalid(
+                    "server.login_url",
+                    "must be an absolute http(s) URL without spaces or control characters",
+                ));
+            }
+            Some(url)
+        }
+    };
+    if raw.login_redirect_param.is_empty()
+        || !raw
+            .login_redirect_param
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(ConfigError::invalid(
+            "server.login_redirect_param",
+            "must be a plain query parameter name",
+        ));
+    }
+    if !(1024..=65536).contains(&raw.max_response_header_bytes) {
+        return Err(ConfigError::invalid(
+            "server.max_response_header_bytes",
+            "must be between 1024 and 65536",
+        ));
+    }
+    Ok(ServerSettings {
+        listen,
+        admin_listen,
+        resolve_dialect,
+        trusted_proxies,
+        workers: raw.workers,
+        realm: raw.realm,
+        login_url,
+        login_redirect_param: raw.login_redirect_param,
+        max_response_header_bytes: raw.max_response_header_bytes,
+    })
+}
+
+fn validate_cache(raw: RawCache) -> Result<CacheSettings, ConfigError> {
+    if raw.deny_ttl.0 > raw.allow_ttl.0 {
+        return Err(ConfigError::invalid(
+            "cache.deny_ttl",
+            "must not be longer than cache.allow_ttl",
+        ));
+    }
+    if raw.allow_ttl.0 > Duration::from_secs(24 * 3600) {
+        return Err(ConfigError::invalid(
+            "cache.allow_ttl",
+            "must be at most 24h",
+        ));
+    }
+    Ok(CacheSettings {
+        max_entries: raw.max_entries,
+        allow_ttl: raw.allow_ttl.0,
+        deny_ttl: raw.deny_ttl.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// One authorizer, so that the default route has a chain.
+    const KEYS: &str = "[authorizers.keys]\ntype = \"static\"\n[[authorizers.keys.tokens]]\ntoken = \"key-0123456\"\nuser_id = \"u\"\n";
+
+    fn error_of(text: &str) -> String {
+        Config::from_toml(&format!("{text}\n{KEYS}"))
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn demo_config_loads_and_says_it_is_a_demo() {
+        let config = Config::load(&Source {
+            file: None,
+            env: env(&[]),
+        })
+        .expect("demo loads");
+        assert!(config.demo);
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(config.authorizers.len(), 1);
+        assert_eq!(config.cache.allow_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = Config::load(&Source {
+            file: None,
+            env: env(&[
+                ("VERDICT__SERVER__LISTEN", "127.0.0.1:18080"),
+                ("VERDICT__CACHE__ALLOW_TTL", "2m"),
+                ("VERDICT__SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+                // single underscore: belongs to the CLI, never to the file keys
+                ("VERDICT_CONFIG", "/nonexistent"),
+            ]),
+        })
+        .expect("overrides apply");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:18080");
+        assert_eq!(config.cache.allow_ttl, Duration::from_secs(120));
+        assert_eq!(config.server.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn unknown_environment_key_is_rejected() {
+        let err = Config::load(&Source {
+            file: None,
+            env: env(&[("VERDICT__SERVER__LISTEM", "127.0.0.1:1")]),
+        })
+        .expect_err("typo must be rejected");
+        assert!(err.to_string().contains("listem"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_key_is_rejected() {
+        let err = error_of("[server]\nlisten_port = 80\n");
+        assert!(err.contains("listen_port"), "{err}");
+        let err = error_of("[cache]\nmax = 1\n");
+        assert!(err.contains("max"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert!(error_of("[server]\nlisten = \"nope\"\n").starts_with("server.listen:"));
+        assert!(
+            error_of("[server]\nresolve_dialect = \"traefik\"\n")
+                .starts_with("server.resolve_dialect:")
+        );
+        assert!(
+            error_of("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n")
+                .starts_with("server.trusted_proxies:")
+        );
+        assert!(error_of("[server]\nlogin_url = \"/login\"\n").starts_with("server.login_url:"));
+        assert!(
+            error_of("[cache]\nallow_ttl = \"1s\"\ndeny_ttl = \"5s\"\n")
+                .starts_with("cache.deny_ttl:")
+        );
+        assert!(error_of("[cache]\nallow_ttl = \"lots\"\n").contains("bad duration"));
+        let same = "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n";
+        assert!(error_of(same).starts_with("server.admin_listen:"));
+    }
+
+    #[test]
+    fn route_naming_an_unknown_authorizer_is_rejected() {
+        let err = error_of(
+            "[[route]]\npath = \"/\"\naccess = \"authenticated\"\nauthorizers = [\"ghost\"]\n",
+        );
+        assert!(err.contains("ghost"), "{err}");
+    }
+
+    #[test]
+    fn durations_accept_humantime_and_seconds() {
+        let config = Config::from_toml(&format!(
+            "[cache]\nallow_ttl = \"1m 30s\"\ndeny_ttl = 2\n{KEYS}"
+        ))
+        .expect("ok");
+        assert_eq!(config.cache.allow_ttl, Duration::from_secs(90));
+        assert_eq!(config.cache.deny_ttl, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn no_authorizer_for_the_default_route_is_rejected() {
+        let err = Config::from_toml("")
+            .expect_err("nothing to authenticate with")
+            .to_string();
+        assert!(err.starts_with("default_route.authorizers:"), "{err}");
+        let public = Config::from_toml("[default_route]\naccess = \"public\"\n");
+        assert!(public.is_ok());
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let err = error_of("[server\nlisten = 1");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn yaml_files_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("verdict.yaml");
+        std::fs::write(
+            &path,
+            "server:\n  listen: 127.0.0.1:18081\nauthorizers:\n  keys:\n    type: static\n    tokens:\n      - token: abcdefghij\n        user_id: u1\n",
+        )
+        .expect("write");
+        let config = Config::load(&Source {
+            file: Some(path),
+            env: env(&[]),
+        })
+        .expect("yaml loads");
+        assert_eq!(config.server.listen.port(), 18081);
+        assert!(!config.demo);
+        assert_eq!(config.authorizers[0].name, "keys");
+    }
+}

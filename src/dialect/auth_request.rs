@@ -1,0 +1,160 @@
+//! The auth-request dialect (nginx `auth_request`, HAProxy `auth-request`).
+//!
+//! Takes: the headers the proxy config sets: `X-Original-URI` (raw `$request_uri`) or
+//! `X-Original-URL` (absolute), `X-Original-Method`, `X-Forwarded-Proto`,
+//! `X-Forwarded-Host`, and `X-Real-IP` for the client. Returns: the original target and
+//! client IP. Must never: read `X-Forwarded-Uri`/`-Method` (another family, which nginx
+//! passes through from the client untouched), or use `Host`, which is the resolver's own
+//! address here.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{HeaderView, build_target, parse_hop};
+use crate::request::{Target, TargetError};
+
+/// Reads the original request the auth-request way.
+pub fn read(
+    view: &HeaderView<'_>,
+    peer: IpAddr,
+    _trusted: &[IpNet],
+) -> Result<(Target, IpAddr), TargetError> {
+    let method = view.single("x-original-method")?;
+    let original_uri = view.single("x-original-uri")?;
+    let original_url = view.single("x-original-url")?;
+    let mut scheme = view.single("x-forwarded-proto")?;
+    let mut host = view.single("x-forwarded-host")?;
+    let mut uri = original_uri;
+    if let Some(url) = original_url {
+        let (url_scheme, url_host, url_uri) = split_absolute(url)?;
+        // Two descriptions of one request must agree; if they do not, somebody other than
+        // the proxy wrote one of them.
+        if original_uri.is_some_and(|u| u != url_uri)
+            || scheme.is_some_and(|s| !s.eq_ignore_ascii_case(url_scheme))
+        {
+            return Err(TargetError::Conflicting);
+        }
+        scheme = Some(url_scheme);
+        host = Some(url_host);
+        uri = Some(url_uri);
+    }
+    let target = build_target(method, scheme, host, uri)?;
+    // nginx sets X-Real-IP to $remote_addr; it is a single address, not a chain.
+    let client_ip = match view.single("x-real-ip")? {
+        Some(raw) => parse_hop(std::str::from_utf8(raw).map_err(|_| TargetError::BadClientIp)?)?,
+        None => peer,
+    };
+    Ok((target, client_ip))
+}
+
+/// `scheme://host[:port]/path?query` → (scheme, host, path-and-query).
+fn split_absolute(url: &[u8]) -> Result<(&[u8], &[u8], &[u8]), TargetError> {
+    let sep = url
+        .windows(3)
+        .position(|w| w == b"://")
+        .ok_or(TargetError::NotOriginForm)?;
+    let scheme = &url[..sep];
+    let rest = &url[sep + 3..];
+    let path_start = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let host = &rest[..path_start];
+    if host.contains(&b'@') {
+        // userinfo in the original URL is never legitimate here and hides the real host
+        return Err(TargetError::BadHost);
+    }
+    let uri = &rest[path_start..];
+    let uri: &[u8] = if uri.is_empty() { b"/" } else { uri };
+    if uri.first() == Some(&b'?') {
+        return Err(TargetError::NotOriginForm);
+    }
+    Ok((scheme, host, uri))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Header;
+
+    fn read_with(pairs: &[(&str, &str)]) -> Result<(Target, IpAddr), TargetError> {
+        let headers: Vec<Header> = pairs
+            .iter()
+            .map(|(n, v)| Header {
+                name: n.to_ascii_lowercase(),
+                value: v.as_bytes().to_vec(),
+            })
+            .collect();
+        read(
+            &HeaderView { headers: &headers },
+            "127.0.0.1".parse().unwrap(),
+            &[],
+        )
+    }
+
+    #[test]
+    fn reads_the_nginx_headers() {
+        let (t, ip) = read_with(&[
+            ("X-Original-URI", "/app/page?x=1&y=%2F"),
+            ("X-Original-Method", "GET"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "App.Example.com:443"),
+            ("X-Real-IP", "203.0.113.7"),
+        ])
+        .unwrap();
+        assert_eq!(t.path.as_deref(), Some("/app/page"));
+        assert_eq!(t.query.as_deref(), Some("x=1&y=%2F"));
+        assert_eq!(t.host.as_deref(), Some("app.example.com"));
+        assert_eq!(t.method.as_deref(), Some("GET"));
+        assert_eq!(ip, "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            t.original_url().as_deref(),
+            Some("https://app.example.com/app/page?x=1&y=%2F")
+        );
+    }
+
+    #[test]
+    fn forwarded_family_is_ignored() {
+        let (t, ip) = read_with(&[
+            ("X-Forwarded-Uri", "/public"),
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-For", "6.6.6.6"),
+        ])
+        .unwrap();
+        assert_eq!(t.path, None);
+        assert_eq!(t.method, None);
+        assert_eq!(ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn original_url_is_understood_and_must_agree() {
+        let (t, _) =
+            read_with(&[("X-Original-URL", "https://App.example.com/a/../b?q=1")]).unwrap();
+        assert_eq!(t.host.as_deref(), Some("app.example.com"));
+        assert_eq!(t.path.as_deref(), Some("/b"));
+        assert_eq!(t.scheme, "https");
+        let (t, _) = read_with(&[("X-Original-URL", "http://h.example")]).unwrap();
+        assert_eq!(t.path.as_deref(), Some("/"));
+        assert_eq!(
+            read_with(&[("X-Original-URL", "https://h/a"), ("X-Original-URI", "/b")]).unwrap_err(),
+            TargetError::Conflicting
+        );
+        assert_eq!(
+            read_with(&[("X-Original-URL", "https://user@evil/a")]).unwrap_err(),
+            TargetError::BadHost
+        );
+        assert_eq!(
+            read_with(&[("X-Original-URL", "/no-scheme")]).unwrap_err(),
+            TargetError::NotOriginForm
+        );
+    }
+
+    #[test]
+    fn bad_real_ip_is_an_error() {
+        assert_eq!(
+            read_with(&[("X-Real-IP", "nope")]).unwrap_err(),
+            TargetError::BadClientIp
+        );
+    }
+}

@@ -1,0 +1,530 @@
+//! Encoding an [`Outcome`] as the HTTP answer a proxy understands.
+//!
+//! Takes: the outcome, the dialect, what we know of the original request (for the login
+//! redirect) and the answer settings. Returns: exactly `200` with every enabled identity
+//! header on allow (empty values where they do not apply); `401` + `WWW-Authenticate`
+//! (and `Location` for auth-request, or a `302` for browser navigations in the other
+//! dialects when a login URL is set); `403`; `503`. Must never: send identity headers on a
+//! deny, send a 3xx to the auth-request dialect (nginx turns it into a 500), send a
+//! relative `Location`, exceed the response-header budget, or put a control character
+//! into a header.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::Dialect;
+use crate::authorizer::Identity;
+use crate::config::HeaderSets;
+use crate::policy::{Outcome, SessionState};
+use crate::request::Target;
+
+/// Everything `encode` needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct AnswerSettings {
+    pub realm: String,
+    pub login_url: Option<String>,
+    pub login_redirect_param: String,
+    pub headers: HeaderSets,
+    pub max_header_bytes: usize,
+}
+
+/// What `encode` needs to know about the original request.
+#[derive(Debug, Clone, Copy)]
+pub struct Original<'a> {
+    pub target: Option<&'a Target>,
+    /// The original request's `Accept` header, for telling browsers from API clients.
+    pub accept: Option<&'a str>,
+}
+
+/// Characters kept as they are inside the redirect parameter's value.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The identity headers of an allow, in a fixed order. Every enabled one is present,
+/// empty when it does not apply, so a proxy always overwrites a client-sent copy.
+pub fn identity_headers(
+    identity: Option<&Identity>,
+    session: SessionState,
+    sets: HeaderSets,
+) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::with_capacity(16);
+    let bool_text = |b: bool| if b { "true" } else { "false" }.to_string();
+    if sets.authgear {
+        let session_valid = match session {
+            SessionState::Absent => String::new(),
+            SessionState::Valid => "true".into(),
+            SessionState::Invalid => "false".into(),
+        };
+        out.push(("x-authgear-session-valid", session_valid));
+        match identity {
+            Some(id) => {
+                out.push(("x-authgear-user-id", id.user_id.clone()));
+                out.push(("x-authgear-user-anonymous", bool_text(id.anonymous)));
+                out.push(("x-authgear-user-verified", bool_text(id.verified)));
+                out.push((
+                    "x-authgear-user-can-reauthenticate",
+                    bool_text(id.can_reauthenticate),
+                ));
+                out.push(("x-authgear-user-roles", id.roles.join(",")));
+                out.push(("x-authgear-session-amr", id.amr.join(" ")));
+                out.push((
+                    "x-authgear-session-authenticated-at",
+                    id.authenticated_at
+                        .filter(|t| *t > 0)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default(),
+                ));
+            }
+            None => {
+                for name in [
+                    "x-authgear-user-id",
+                    "x-authgear-user-anonymous",
+                    "x-authgear-user-verified",
+                    "x-authgear-user-can-reauthenticate",
+                    "x-authgear-user-roles",
+                    "x-authgear-session-amr",
+                    "x-authgear-session-authenticated-at",
+                ] {
+                    out.push((name, String::new()));
+                }
+            }
+        }
+    }
+    if sets.session_name {
+        out.push((
+            "x-session-name",
+            identity.map(|i| i.session_name.clone()).unwrap_or_default(),
+        ));
+    }
+    if sets.remote_user {
+        out.push((
+            "remote-user",
+            identity.map(|i| i.user_id.clone()).unwrap_or_default(),
+        ));
+        out.push((
+            "remote-groups",
+            identity.map(|i| i.roles.join(",")).unwrap_or_default(),
+        ));
+        out.push((
+            "remote-email",
+            identity.map(|i| i.email.clone()).unwrap_or_default(),
+        ));
+        out.push((
+            "remote-name",
+            identity.map(|i| i.session_name.clone()).unwrap_or_default(),
+        ));
+    }
+    if sets.auth_request {
+        out.push((
+            "x-auth-request-user",
+            identity.map(|i| i.user_id.clone()).unwrap_or_default(),
+        ));
+        out.push((
+            "x-auth-request-email",
+            identity.map(|i| i.email.clone()).unwrap_or_default(),
+        ));
+        out.push((
+            "x-auth-request-groups",
+            identity.map(|i| i.roles.join(",")).unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+/// Why an outcome could not be encoded as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodeProblem {
+    /// An identity value holds a control character (e.g. a newline in a claim).
+    UnsafeValue,
+    /// The identity headers exceed the response-header budget.
+    TooLarge,
+}
+
+/// Encodes an outcome. On allow, an identity that cannot be sent safely turns into a 503:
+/// dropping or truncating a header would change who the upstream thinks the user is.
+pub fn encode(
+    outcome: &Outcome,
+    dialect: Dialect,
+    original: Original<'_>,
+    settings: &AnswerSettings,
+) -> (HttpResponse, Option<EncodeProblem>) {
+    match outcome {
+        Outcome::Allow { identity, session } => {
+            let headers = identity_headers(identity.as_deref(), *session, settings.headers);
+            match allow_response(&headers, settings.max_header_bytes) {
+                Ok(response) => (response, None),
+                Err(problem) => (plain(StatusCode::SERVICE_UNAVAILABLE), Some(problem)),
+            }
+        }
+        Outcome::Unauthenticated {
+            credential_presented,
+        } => (
+            unauthenticated(*credential_presented, dialect, original, settings),
+            None,
+        ),
+        Outcome::Forbidden | Outcome::BadTarget => (plain(StatusCode::FORBIDDEN), None),
+        Outcome::Unavailable => (plain(StatusCode::SERVICE_UNAVAILABLE), None),
+    }
+}
+
+fn allow_response(
+    headers: &[(&'static str, String)],
+    budget: usize,
+) -> Result<HttpResponse, EncodeProblem> {
+    let mut response = HttpResponse::Ok();
+    let mut used = 0usize;
+    for (name, value) in headers {
+        // obs-text (raw UTF-8) is allowed, control characters are not
+        let header_value =
+            HeaderValue::from_bytes(value.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
+        used += name.len() + value.len() + 4;
+        response.insert_header((HeaderName::from_static(name), header_value));
+    }
+    if used > budget {
+        return Err(EncodeProblem::TooLarge);
+    }
+    Ok(response.finish())
+}
+
+fn plain(status: StatusCode) -> HttpResponse {
+    HttpResponse::build(status).finish()
+}
+
+fn is_browser_navigation(original: Original<'_>) -> bool {
+    let method_ok = original
+        .target
+        .and_then(|t| t.method.as_deref())
+        .is_some_and(|m| m == "GET" || m == "HEAD");
+    let wants_html = original
+        .accept
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+    method_ok && wants_html
+}
+
+/// The login URL with the original URL in the configured parameter, if it fits.
+pub fn login_location(
+    login_url: &str,
+    param: &str,
+    original_url: Option<&str>,
+    budget: usize,
+) -> String {
+    let Some(original) = original_url else {
+        return login_url.to_string();
+    };
+    let separator = if login_url.contains('?') { '&' } else { '?' };
+    let location = format!(
+        "{login_url}{separator}{param}={}",
+        utf8_percent_encode(original, QUERY_VALUE)
+    );
+    // Keep well inside the header budget (nginx: 4 KiB for the whole block); a login
+    // page without the return address is better than a 500.
+    if location.len() > budget / 2 {
+        login_url.to_string()
+    } else {
+        location
+    }
+}
+
+fn unauthenticated(
+    credential_presented: bool,
+    dialect: Dialect,
+    original: Original<'_>,
+    settings: &AnswerSettings,
+) -> HttpResponse {
+    let challenge = if credential_presented {
+        format!(
+            "Bearer realm=\"{}\", error=\"invalid_token\"",
+            settings.realm
+        )
+    } else {
+        format!("Bearer realm=\"{}\"", settings.realm)
+    };
+    let location = settings.login_url.as_deref().map(|login| {
+        let original_url = original.target.and_then(Target::original_url);
+        login_location(
+            login,
+            &settings.login_redirect_param,
+            original_url.as_deref(),
+            settings.max_header_bytes,
+        )
+    });
+    match (dialect, location) {
+        // nginx cannot pass a 3xx from an auth subrequest: 401 + Location, and the
+        // shipped config's `error_page 401 = @login` turns it into the redirect.
+        (Dialect::AuthRequest, Some(location)) => HttpResponse::Unauthorized()
+            .insert_header(("www-authenticate", challenge))
+            .insert_header(("location", location))
+            .finish(),
+        (_, Some(location)) if is_browser_navigation(original) => HttpResponse::Found()
+            .insert_header(("location", location))
+            .finish(),
+        _ => HttpResponse::Unauthorized()
+            .insert_header(("www-authenticate", challenge))
+            .finish(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn settings(login: Option<&str>) -> AnswerSettings {
+        AnswerSettings {
+            realm: "verdict".into(),
+            login_url: login.map(str::to_owned),
+            login_redirect_param: "rd".into(),
+            headers: HeaderSets {
+                authgear: true,
+                session_name: true,
+                remote_user: false,
+                auth_request: false,
+            },
+            max_header_bytes: 4096,
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            method: Some("GET".into()),
+            scheme: "https".into(),
+            host: Some("app.example.com".into()),
+            path: Some("/page".into()),
+            query: Some("x=1".into()),
+            raw_uri: Some("/page?x=1".into()),
+        }
+    }
+
+    fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+        r.headers().get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn allow_carries_every_identity_header() {
+        let id = Identity {
+            user_id: "u-123".into(),
+            session_name: "alice".into(),
+            roles: vec!["a".into(), "b".into()],
+            amr: vec!["pwd".into(), "mfa".into()],
+            authenticated_at: Some(1136171045),
+            verified: true,
+            ..Identity::default()
+        };
+        let outcome = Outcome::Allow {
+            identity: Some(Arc::new(id)),
+            session: SessionState::Valid,
+        };
+        let (r, problem) = encode(
+            &outcome,
+            Dialect::AuthRequest,
+            Original {
+                target: None,
+                accept: None,
+            },
+            &settings(None),
+        );
+        assert!(problem.is_none());
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-authgear-session-valid"), Some("true"));
+        assert_eq!(header(&r, "x-authgear-user-id"), Some("u-123"));
+        assert_eq!(header(&r, "x-authgear-user-anonymous"), Some("false"));
+        assert_eq!(header(&r, "x-authgear-user-verified"), Some("true"));
+        assert_eq!(
+            header(&r, "x-authgear-user-can-reauthenticate"),
+            Some("false")
+        );
+        assert_eq!(header(&r, "x-authgear-user-roles"), Some("a,b"));
+        assert_eq!(header(&r, "x-authgear-session-amr"), Some("pwd mfa"));
+        assert_eq!(
+            header(&r, "x-authgear-session-authenticated-at"),
+            Some("1136171045")
+        );
+        assert_eq!(header(&r, "x-session-name"), Some("alice"));
+    }
+
+    #[test]
+    fn anonymous_allow_sends_empty_headers() {
+        let outcome = Outcome::Allow {
+            identity: None,
+            session: SessionState::Absent,
+        };
+        let (r, _) = encode(
+            &outcome,
+            Dialect::ForwardAuth,
+            Original {
+                target: None,
+                accept: None,
+            },
+            &settings(None),
+        );
+        assert_eq!(r.status(), 200);
+        for name in [
+            "x-authgear-session-valid",
+            "x-authgear-user-id",
+            "x-authgear-user-roles",
+            "x-session-name",
+        ] {
+            assert_eq!(header(&r, name), Some(""), "{name}");
+        }
+        assert_eq!(r.headers().len(), 9);
+    }
+
+    #[test]
+    fn unsafe_or_oversized_identity_is_refused() {
+        let evil = Identity {
+            user_id: "u\r\nx-authgear-user-id: admin".into(),
+            ..Identity::default()
+        };
+        let outcome = Outcome::Allow {
+            identity: Some(Arc::new(evil)),
+            session: SessionState::Valid,
+        };
+        let (r, problem) = encode(
+            &outcome,
+            Dialect::AuthRequest,
+            Original {
+                target: None,
+                accept: None,
+            },
+            &settings(None),
+        );
+        assert_eq!(r.status(), 503);
+        assert_eq!(problem, Some(EncodeProblem::UnsafeValue));
+        let big = Identity {
+            user_id: "u".into(),
+            roles: vec!["r".repeat(100); 60],
+            ..Identity::default()
+        };
+        let outcome = Outcome::Allow {
+            identity: Some(Arc::new(big)),
+            session: SessionState::Valid,
+        };
+        let (r, problem) = encode(
+            &outcome,
+            Dialect::AuthRequest,
+            Original {
+                target: None,
+                accept: None,
+            },
+            &settings(None),
+        );
+        assert_eq!(r.status(), 503);
+        assert_eq!(problem, Some(EncodeProblem::TooLarge));
+        assert!(r.headers().get("x-authgear-user-id").is_none());
+    }
+
+    #[test]
+    fn auth_request_login_is_401_with_absolute_location() {
+        let t = target();
+        let (r, _) = encode(
+            &Outcome::Unauthenticated {
+                credential_presented: false,
+            },
+            Dialect::AuthRequest,
+            Original {
+                target: Some(&t),
+                accept: Some("text/html"),
+            },
+            &settings(Some("https://auth.example.com/login")),
+        );
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            header(&r, "location"),
+            Some("https://auth.example.com/login?rd=https%3A%2F%2Fapp.example.com%2Fpage%3Fx%3D1")
+        );
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"verdict\"")
+        );
+        assert!(r.headers().get("x-authgear-user-id").is_none());
+    }
+
+    #[test]
+    fn forward_auth_redirects_browsers_only() {
+        let t = target();
+        let s = settings(Some("https://auth.example.com/login?app=1"));
+        let (r, _) = encode(
+            &Outcome::Unauthenticated {
+                credential_presented: false,
+            },
+            Dialect::ForwardAuth,
+            Original {
+                target: Some(&t),
+                accept: Some("text/html,application/xhtml+xml"),
+            },
+            &s,
+        );
+        assert_eq!(r.status(), 302);
+        assert!(
+            header(&r, "location")
+                .unwrap()
+                .starts_with("https://auth.example.com/login?app=1&rd=https%3A%2F%2F")
+        );
+        let (r, _) = encode(
+            &Outcome::Unauthenticated {
+                credential_presented: true,
+            },
+            Dialect::ForwardAuth,
+            Original {
+                target: Some(&t),
+                accept: Some("application/json"),
+            },
+            &s,
+        );
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"verdict\", error=\"invalid_token\"")
+        );
+        let post = Target {
+            method: Some("POST".into()),
+            ..target()
+        };
+        let (r, _) = encode(
+            &Outcome::Unauthenticated {
+                credential_presented: false,
+            },
+            Dialect::ExtAuthz,
+            Original {
+                target: Some(&post),
+                accept: Some("text/html"),
+            },
+            &s,
+        );
+        assert_eq!(r.status(), 401);
+    }
+
+    #[test]
+    fn long_original_urls_are_dropped_from_the_redirect() {
+        let long = format!("https://app.example.com/{}", "a".repeat(8000));
+        let location = login_location("https://auth/login", "rd", Some(&long), 4096);
+        assert_eq!(location, "https://auth/login");
+    }
+
+    #[test]
+    fn denials_carry_no_identity() {
+        for outcome in [Outcome::Forbidden, Outcome::BadTarget, Outcome::Unavailable] {
+            let (r, _) = encode(
+                &outcome,
+                Dialect::ForwardAuth,
+                Original {
+                    target: None,
+                    accept: None,
+                },
+                &settings(None),
+            );
+            assert!(
+                r.headers()
+                    .iter()
+                    .all(|(n, _)| !n.as_str().starts_with("x-authgear")),
+                "{outcome:?}"
+            );
+            assert!([403, 503].contains(&r.status().as_u16()));
+        }
+    }
+}

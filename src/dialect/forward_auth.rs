@@ -1,0 +1,67 @@
+//! The forward-auth dialect (Traefik `forwardAuth`, Caddy `forward_auth`, APISIX
+//! `forward-auth`).
+//!
+//! Takes: `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri` (path and query) and the
+//! `X-Forwarded-For` chain. Returns: the original target and client IP. Must never: read
+//! the query of our own request line (Caddy copies the client's query there), `X-Original-*`
+//! (which Caddy passes through from the client untouched), or `Host`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{HeaderView, build_target, client_ip_from_xff};
+use crate::request::{Target, TargetError};
+
+/// Reads the original request the forward-auth way.
+pub fn read(
+    view: &HeaderView<'_>,
+    peer: IpAddr,
+    trusted: &[IpNet],
+) -> Result<(Target, IpAddr), TargetError> {
+    let target = build_target(
+        view.single("x-forwarded-method")?,
+        view.single("x-forwarded-proto")?,
+        view.single("x-forwarded-host")?,
+        view.single("x-forwarded-uri")?,
+    )?;
+    let client_ip = client_ip_from_xff(view, peer, trusted)?;
+    Ok((target, client_ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Header;
+
+    #[test]
+    fn reads_the_traefik_headers() {
+        let headers: Vec<Header> = [
+            ("x-forwarded-method", "POST"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example.com:8443"),
+            ("x-forwarded-port", "8443"),
+            ("x-forwarded-uri", "/api/items?id=7"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-original-uri", "/spoofed"),
+        ]
+        .iter()
+        .map(|(n, v)| Header {
+            name: n.to_string(),
+            value: v.as_bytes().to_vec(),
+        })
+        .collect();
+        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let (t, ip) = read(
+            &HeaderView { headers: &headers },
+            "127.0.0.1".parse().unwrap(),
+            &trusted,
+        )
+        .unwrap();
+        assert_eq!(t.method.as_deref(), Some("POST"));
+        assert_eq!(t.host.as_deref(), Some("app.example.com:8443"));
+        assert_eq!(t.path.as_deref(), Some("/api/items"));
+        assert_eq!(t.query.as_deref(), Some("id=7"));
+        assert_eq!(ip, "203.0.113.7".parse::<IpAddr>().unwrap());
+    }
+}

@@ -1,0 +1,340 @@
+//! Dialects: how each proxy family describes the original request, and how it reads our
+//! answer.
+//!
+//! Takes: an actix request on a decision endpoint and the dialect its path chose.
+//! Returns: a [`ForwardedRequest`] built only from the header family that dialect's proxy
+//! sets (`normalize`), and later an HTTP response in that proxy's terms (`encode`).
+//! Must never: pick a dialect from request headers, read a forwarded header from a peer
+//! outside `server.trusted_proxies`, fall back from one header family to another, or read
+//! the request body.
+
+pub mod auth_request;
+pub mod encode;
+pub mod ext_authz;
+pub mod forward_auth;
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use ipnet::IpNet;
+
+use crate::request::{ForwardedRequest, Header, Target, TargetError};
+
+pub use encode::encode;
+
+/// A proxy family's way of describing the original request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// nginx `auth_request`, HAProxy: `X-Original-URI`/`-Method`, `X-Real-IP`.
+    AuthRequest,
+    /// Traefik, Caddy, APISIX: `X-Forwarded-Method/-Proto/-Host/-Uri/-For`.
+    ForwardAuth,
+    /// Envoy `ext_authz` (HTTP service): the original path after our prefix, the method,
+    /// the `Host` header.
+    ExtAuthz,
+}
+
+impl Dialect {
+    pub fn from_name(name: &str) -> Option<Dialect> {
+        match name {
+            "auth-request" => Some(Dialect::AuthRequest),
+            "forward-auth" => Some(Dialect::ForwardAuth),
+            "ext-authz" => Some(Dialect::ExtAuthz),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::AuthRequest => "auth-request",
+            Dialect::ForwardAuth => "forward-auth",
+            Dialect::ExtAuthz => "ext-authz",
+        }
+    }
+}
+
+/// Whether a TCP peer may speak for a client. Everything a dialect reads depends on this.
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    // A v4 client reaching a `[::]` listener shows up as ::ffff:a.b.c.d; ipnet would not
+    // match that against a v4 network, so compare the canonical form.
+    let peer = peer.to_canonical();
+    trusted.iter().any(|net| net.contains(&peer))
+}
+
+/// Why a request could not be turned into a [`ForwardedRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NormalizeError {
+    /// The TCP peer is not a trusted proxy: its forwarded headers mean nothing.
+    UntrustedPeer(IpAddr),
+    /// The original target was sent but cannot be understood.
+    BadTarget(TargetError),
+}
+
+/// Builds the proxy-neutral request. `ext_authz_prefix` is the path prefix in front of
+/// the original path for the ext-authz dialect.
+pub fn normalize(
+    request: &HttpRequest,
+    dialect: Dialect,
+    ext_authz_prefix: &str,
+    trusted: &[IpNet],
+) -> Result<ForwardedRequest, NormalizeError> {
+    let peer = request
+        .peer_addr()
+        .map(|a| a.ip().to_canonical())
+        .ok_or(NormalizeError::UntrustedPeer(IpAddr::from([0, 0, 0, 0])))?;
+    // Trust decision: only a configured proxy may tell us what the client asked for.
+    // A direct client could otherwise claim any path, host or address.
+    if !is_trusted(peer, trusted) {
+        return Err(NormalizeError::UntrustedPeer(peer));
+    }
+    let headers: Vec<Header> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: value.as_bytes().to_vec(),
+        })
+        .collect();
+    let view = HeaderView { headers: &headers };
+    let (target, client_ip) = match dialect {
+        Dialect::AuthRequest => auth_request::read(&view, peer, trusted),
+        Dialect::ForwardAuth => forward_auth::read(&view, peer, trusted),
+        Dialect::ExtAuthz => ext_authz::read(
+            &view,
+            request.method().as_str(),
+            request.uri().path(),
+            request.uri().query(),
+            ext_authz_prefix,
+            peer,
+            trusted,
+        ),
+    }
+    .map_err(NormalizeError::BadTarget)?;
+    Ok(ForwardedRequest {
+        target,
+        client_ip,
+        headers,
+    })
+}
+
+/// Read-only access to the copied headers, for the dialect readers.
+pub struct HeaderView<'a> {
+    pub headers: &'a [Header],
+}
+
+impl<'a> HeaderView<'a> {
+    /// The single value of a header. A header sent more than once is ambiguous: two
+    /// parsers could pick different copies, so it counts as malformed.
+    pub fn single(&self, name: &str) -> Result<Option<&'a [u8]>, TargetError> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(TargetError::Conflicting);
+        }
+        Ok(first)
+    }
+
+    /// All values of a header, in order.
+    pub fn all(&self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+}
+
+/// The client address from an `X-Forwarded-For` chain: the right-most hop that is not a
+/// trusted proxy. Hops to its left were written by the client and prove nothing.
+/// With no header, the TCP peer is the client.
+pub fn client_ip_from_xff(
+    view: &HeaderView<'_>,
+    peer: IpAddr,
+    trusted: &[IpNet],
+) -> Result<IpAddr, TargetError> {
+    let mut hops: Vec<&str> = Vec::new();
+    for value in view.all("x-forwarded-for") {
+        let text = std::str::from_utf8(value).map_err(|_| TargetError::BadClientIp)?;
+        hops.extend(text.split(',').map(str::trim).filter(|h| !h.is_empty()));
+    }
+    let mut leftmost = None;
+    for hop in hops.iter().rev() {
+        let ip = parse_hop(hop)?;
+        if !is_trusted(ip, trusted) {
+            return Ok(ip);
+        }
+        leftmost = Some(ip);
+    }
+    Ok(leftmost.unwrap_or(peer))
+}
+
+/// One `X-Forwarded-For` / `X-Real-IP` entry: an address, possibly with a port or brackets.
+pub fn parse_hop(hop: &str) -> Result<IpAddr, TargetError> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Ok(ip.to_canonical());
+    }
+    if let Ok(sock) = hop.parse::<std::net::SocketAddr>() {
+        return Ok(sock.ip().to_canonical());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .ok_or(TargetError::BadClientIp)
+}
+
+/// Fills the target from raw parts that a dialect has picked from its own headers.
+pub fn build_target(
+    method: Option<&[u8]>,
+    scheme: Option<&[u8]>,
+    host: Option<&[u8]>,
+    uri: Option<&[u8]>,
+) -> Result<Target, TargetError> {
+    let scheme = match scheme {
+        Some(raw) => crate::request::canonical_scheme(
+            std::str::from_utf8(raw).map_err(|_| TargetError::BadScheme)?,
+        )?,
+        None => "http".to_string(),
+    };
+    let method = method.map(crate::request::canonical_method).transpose()?;
+    let host = host
+        .map(|raw| crate::request::canonical_host(raw, &scheme))
+        .transpose()?;
+    let (path, query, raw_uri) = match uri {
+        Some(raw) => {
+            let (path, query, raw_uri) = crate::request::split_uri(raw)?;
+            (Some(path), query, Some(raw_uri))
+        }
+        None => (None, None, None),
+    };
+    Ok(Target {
+        method,
+        scheme,
+        host,
+        path,
+        query,
+        raw_uri,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> Vec<IpNet> {
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+    }
+
+    fn view_of(pairs: &[(&str, &str)]) -> Vec<Header> {
+        pairs
+            .iter()
+            .map(|(n, v)| Header {
+                name: n.to_ascii_lowercase(),
+                value: v.as_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trusted_peers_include_v4_mapped_v6() {
+        let trusted = loopback();
+        assert!(is_trusted("127.0.0.1".parse().unwrap(), &trusted));
+        assert!(is_trusted("::ffff:127.0.0.1".parse().unwrap(), &trusted));
+        assert!(is_trusted("::1".parse().unwrap(), &trusted));
+        assert!(!is_trusted("203.0.113.7".parse().unwrap(), &trusted));
+        assert!(!is_trusted("::ffff:203.0.113.7".parse().unwrap(), &trusted));
+    }
+
+    #[test]
+    fn client_ip_is_rightmost_untrusted_hop() {
+        let trusted: Vec<IpNet> = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let headers = view_of(&[("X-Forwarded-For", "6.6.6.6, 203.0.113.7, 10.1.2.3")]);
+        let view = HeaderView { headers: &headers };
+        assert_eq!(
+            client_ip_from_xff(&view, peer, &trusted).unwrap(),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn client_ip_spans_repeated_headers_and_ignores_spoofed_left_hops() {
+        let trusted = loopback();
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let headers = view_of(&[
+            ("X-Forwarded-For", "1.1.1.1"),
+            ("x-forwarded-for", "garbage, 198.51.100.9"),
+        ]);
+        let view = HeaderView { headers: &headers };
+        assert_eq!(
+            client_ip_from_xff(&view, peer, &trusted).unwrap(),
+            "198.51.100.9".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn client_ip_falls_back_to_peer_or_leftmost_trusted() {
+        let trusted = loopback();
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let none = view_of(&[]);
+        assert_eq!(
+            client_ip_from_xff(&HeaderView { headers: &none }, peer, &trusted).unwrap(),
+            peer
+        );
+        let all_trusted = view_of(&[("X-Forwarded-For", "127.0.0.5, 127.0.0.9")]);
+        assert_eq!(
+            client_ip_from_xff(
+                &HeaderView {
+                    headers: &all_trusted
+                },
+                peer,
+                &trusted
+            )
+            .unwrap(),
+            "127.0.0.5".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_hop_at_the_decision_point_is_an_error() {
+        let trusted = loopback();
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let headers = view_of(&[("X-Forwarded-For", "not-an-ip")]);
+        assert_eq!(
+            client_ip_from_xff(&HeaderView { headers: &headers }, peer, &trusted),
+            Err(TargetError::BadClientIp)
+        );
+    }
+
+    #[test]
+    fn hops_with_ports_and_brackets_parse() {
+        assert_eq!(
+            parse_hop("203.0.113.7:5555").unwrap(),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_hop("[2001:db8::1]:443").unwrap(),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_hop("[2001:db8::1]").unwrap(),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn duplicated_single_headers_are_conflicting() {
+        let headers = view_of(&[("X-Original-URI", "/a"), ("x-original-uri", "/b")]);
+        assert_eq!(
+            HeaderView { headers: &headers }.single("x-original-uri"),
+            Err(TargetError::Conflicting)
+        );
+    }
+}

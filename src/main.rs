@@ -1,0 +1,101 @@
+//! The `verdict` command: `verdict [--config FILE]` serves; `verdict check --config FILE`
+//! validates a configuration and prints its first problem in one line.
+//!
+//! Takes: command-line arguments and `VERDICT_CONFIG`, `RUST_LOG`. Returns: exit status 0
+//! on a clean stop or a valid configuration, non-zero otherwise. Must never: serve a demo
+//! configuration without saying so in the log.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use verdict::config::{Config, Source};
+
+#[derive(Parser)]
+#[command(name = "verdict", version, about = "Forward-auth decision service")]
+struct Cli {
+    /// Configuration file (TOML or YAML). Without one, a loopback-only demo is served.
+    #[arg(long, short, env = "VERDICT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve decisions (the default).
+    Serve,
+    /// Validate a configuration file and exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    verdict::init_crypto();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => check(cli.config),
+        Command::Serve => {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .init();
+            match serve(cli.config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(file: Option<PathBuf>) -> ExitCode {
+    let Some(file) = file else {
+        eprintln!("verdict check: --config FILE is required");
+        return ExitCode::from(2);
+    };
+    match Config::load(&Source {
+        file: Some(file.clone()),
+        env: None,
+    }) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} authorizers, decisions on {}, admin on {})",
+                file.display(),
+                config.authorizers.len(),
+                config.server.listen,
+                config.server.admin_listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[actix_web::main]
+async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(&Source {
+        file: file.clone(),
+        env: None,
+    })
+    .context("configuration")?;
+    if config.demo {
+        log::warn!(
+            "serving the embedded DEMO configuration (token \"demo-token\" is user \"demo\"); pass --config FILE for real use"
+        );
+    } else if let Some(file) = &file {
+        log::info!("configuration {} loaded", file.display());
+    }
+    let running = verdict::server::bind(config, true)
+        .await
+        .context("binding listeners")?;
+    log::info!(
+        "decisions on http://{}, health on http://{}/healthz",
+        running.decision_addr,
+        running.admin_addr
+    );
+    running.run().await.context("serving")
+}

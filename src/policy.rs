@@ -1,0 +1,700 @@
+//! Routes and access rules: which route a request falls under, and what its access level,
+//! required roles and authorizer chain make of the authorizers' verdicts.
+//!
+//! Takes: the canonical [`Target`] and, per authorizer, a (possibly cached) [`Decision`].
+//! Returns: an [`Outcome`] that a dialect can encode. Must never: match a raw path, treat
+//! an unknown method/host/path as matching a rule that needs it, skip the role check on a
+//! cache hit, or turn an error into an allow unless the route says `on_error = "allow"`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::authorizer::{Identity, Verdict};
+use crate::config::{ConfigError, StringList};
+use crate::request::Target;
+
+/// What a route demands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// No credential needed; always allowed, with empty identity headers.
+    Public,
+    /// A credential one authorizer allows, plus the required roles.
+    Authenticated,
+    /// Authgear's resolver: always 200, `x-authgear-session-valid` says what we found.
+    Identify,
+    /// Always refused.
+    Deny,
+}
+
+/// What happens when an authorizer cannot decide (backend down, keys unavailable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Refuse with a 503-class answer (the default).
+    Deny,
+    /// Let the request through as anonymous. Logged at warn level every time.
+    Allow,
+    /// Treat the failed authorizer as having abstained and try the next one.
+    Abstain,
+}
+
+/// One `[[route]]` as written in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Exact host (`app.example.com`, `app.example.com:8443`) or `*.example.com`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix, matched on whole segments (`/api` matches `/api` and `/api/x`, not
+    /// `/apix`); a prefix ending in `/` matches anything under it.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Path glob: `*` stays within a segment, `**` crosses segments.
+    #[serde(default)]
+    pub path_glob: Option<String>,
+    #[serde(default)]
+    pub methods: Option<StringList>,
+    pub access: Access,
+    /// Every one of these roles is required (missing one: 403).
+    #[serde(default)]
+    pub roles: Option<StringList>,
+    /// The authorizer chain, in order. Default: every authorizer, by name.
+    #[serde(default)]
+    pub authorizers: Option<StringList>,
+    #[serde(default)]
+    pub on_error: Option<OnError>,
+}
+
+impl RouteSettings {
+    pub(crate) fn default_route(
+        access: Access,
+        authorizers: Vec<String>,
+        on_error: OnError,
+    ) -> RouteSettings {
+        RouteSettings {
+            name: Some("default".into()),
+            host: None,
+            path: None,
+            path_glob: None,
+            methods: None,
+            access,
+            roles: None,
+            authorizers: Some(StringList(authorizers)),
+            on_error: Some(on_error),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostRule {
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`: one or more labels in front.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone)]
+enum PathRule {
+    Prefix(String),
+    Glob(glob::Pattern),
+}
+
+/// A compiled route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    host: Option<HostRule>,
+    path: Option<PathRule>,
+    methods: Option<Vec<String>>,
+    pub access: Access,
+    pub roles: Vec<String>,
+    /// Indexes into the configured authorizers.
+    pub chain: Vec<usize>,
+    pub on_error: OnError,
+}
+
+/// Which route applies.
+#[derive(Debug, Clone, Copy)]
+pub enum RouteChoice<'a> {
+    Matched(&'a Route),
+    /// A route's rule needs a fact the proxy did not send (method, host or path), so we
+    /// cannot tell whether it applies. Answered with a deny.
+    Undecidable {
+        route: &'a str,
+        missing: &'static str,
+    },
+}
+
+/// All routes in order, plus the default.
+#[derive(Debug)]
+pub struct Policy {
+    routes: Vec<Route>,
+    default: Route,
+}
+
+impl Policy {
+    pub fn compile(
+        settings: Vec<RouteSettings>,
+        default: RouteSettings,
+        authorizers: &[&str],
+    ) -> Result<Policy, ConfigError> {
+        let mut routes = Vec::with_capacity(settings.len());
+        for (index, route) in settings.into_iter().enumerate() {
+            routes.push(compile_route(
+                route,
+                &format!("route[{index}]"),
+                authorizers,
+            )?);
+        }
+        let default = compile_route(default, "default_route", authorizers)?;
+        Ok(Policy { routes, default })
+    }
+
+    /// The first route whose rules all match; the default route when none does.
+    pub fn route(&self, target: &Target) -> RouteChoice<'_> {
+        for route in &self.routes {
+            match route.matches(target) {
+                Ok(true) => return RouteChoice::Matched(route),
+                Ok(false) => {}
+                Err(missing) => {
+                    return RouteChoice::Undecidable {
+                        route: &route.name,
+                        missing,
+                    };
+                }
+            }
+        }
+        RouteChoice::Matched(&self.default)
+    }
+}
+
+fn compile_route(
+    raw: RouteSettings,
+    key: &str,
+    authorizers: &[&str],
+) -> Result<Route, ConfigError> {
+    let name = raw.name.clone().unwrap_or_else(|| key.to_string());
+    let host = match raw.host.as_deref() {
+        None => None,
+        Some(h) => {
+            let lower = h.trim().to_ascii_lowercase();
+            if let Some(suffix) = lower.strip_prefix("*.") {
+                crate::request::canonical_host(suffix.as_bytes(), "http").map_err(|_| {
+                    ConfigError::invalid(
+                        format!("{key}.host"),
+                        format!("{h:?} is not a host pattern"),
+                    )
+                })?;
+                Some(HostRule::Suffix(format!(".{suffix}")))
+            } else {
+                // Store the canonical form so it compares equal to canonical targets.
+                let canonical =
+                    crate::request::canonical_host(lower.as_bytes(), "http").map_err(|_| {
+                        ConfigError::invalid(format!("{key}.host"), format!("{h:?} is not a host"))
+                    })?;
+                Some(HostRule::Exact(canonical))
+            }
+        }
+    };
+    let path = match (raw.path.as_deref(), raw.path_glob.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                key,
+                "give path or path_glob, not both",
+            ));
+        }
+        (Some(prefix), None) => {
+            let canonical = crate::request::canonical_path(prefix.as_bytes())
+                .map_err(|_| ConfigError::invalid(format!("{key}.path"), "must start with '/'"))?;
+            // A prefix is compared with canonical paths, so it must be canonical itself,
+            // or it could never match (or match less than its author thinks).
+            if canonical != prefix && format!("{canonical}/") != prefix {
+                return Err(ConfigError::invalid(
+                    format!("{key}.path"),
+                    format!("{prefix:?} is not canonical; write {canonical:?}"),
+                ));
+            }
+            Some(PathRule::Prefix(prefix.to_string()))
+        }
+        (None, Some(pattern)) => {
+            if !pattern.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    format!("{key}.path_glob"),
+                    "must start with '/'",
+                ));
+            }
+            let compiled = glob::Pattern::new(pattern)
+                .map_err(|e| ConfigError::invalid(format!("{key}.path_glob"), e.to_string()))?;
+            Some(PathRule::Glob(compiled))
+        }
+        (None, None) => None,
+    };
+    let methods = match &raw.methods {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::new();
+            for m in &list.0 {
+                let canonical = crate::request::canonical_method(m.as_bytes()).map_err(|_| {
+                    ConfigError::invalid(format!("{key}.methods"), format!("{m:?} is not a method"))
+                })?;
+                out.push(canonical);
+            }
+            if out.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.methods"),
+                    "must not be empty (leave it out to match every method)",
+                ));
+            }
+            Some(out)
+        }
+    };
+    let chain_names: Vec<String> = match &raw.authorizers {
+        Some(list) => list.0.clone(),
+        None => authorizers.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut chain = Vec::with_capacity(chain_names.len());
+    for wanted in &chain_names {
+        let index = authorizers
+            .iter()
+            .position(|a| a == wanted)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{key}.authorizers"),
+                    format!("no authorizer named {wanted:?}"),
+                )
+            })?;
+        chain.push(index);
+    }
+    let needs_chain = matches!(raw.access, Access::Authenticated | Access::Identify);
+    if needs_chain && chain.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.authorizers"),
+            format!("access = {:?} needs at least one authorizer", raw.access).to_lowercase(),
+        ));
+    }
+    let roles = raw.roles.map(|l| l.0).unwrap_or_default();
+    if !roles.is_empty() && raw.access != Access::Authenticated {
+        return Err(ConfigError::invalid(
+            format!("{key}.roles"),
+            "roles only apply to access = \"authenticated\"",
+        ));
+    }
+    Ok(Route {
+        name,
+        host,
+        path,
+        methods,
+        access: raw.access,
+        roles,
+        chain,
+        on_error: raw.on_error.unwrap_or(OnError::Deny),
+    })
+}
+
+impl Route {
+    /// Whether every rule of this route holds for the target; `Err(fact)` when a rule
+    /// needs a fact the proxy did not send.
+    fn matches(&self, target: &Target) -> Result<bool, &'static str> {
+        if let Some(methods) = &self.methods {
+            let method = target.method.as_deref().ok_or("method")?;
+            if !methods.iter().any(|m| m == method) {
+                return Ok(false);
+            }
+        }
+        if let Some(rule) = &self.host {
+            let host = target.host.as_deref().ok_or("host")?;
+            let ok = match rule {
+                HostRule::Exact(h) => h == host,
+                HostRule::Suffix(suffix) => {
+                    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+                    name.len() > suffix.len() && name.ends_with(suffix.as_str())
+                }
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        if let Some(rule) = &self.path {
+            let path = target.path.as_deref().ok_or("path")?;
+            let ok = match rule {
+                PathRule::Prefix(prefix) => {
+                    if prefix.ends_with('/') {
+                        path.starts_with(prefix.as_str())
+                    } else {
+                        path == prefix
+                            || path
+                                .strip_prefix(prefix.as_str())
+                                .is_some_and(|rest| rest.starts_with('/'))
+                    }
+                }
+                PathRule::Glob(pattern) => pattern.matches_with(
+                    path,
+                    glob::MatchOptions {
+                        case_sensitive: true,
+                        require_literal_separator: true,
+                        require_literal_leading_dot: false,
+                    },
+                ),
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The roles of `identity` that this route requires but it lacks.
+    pub fn missing_role(&self, identity: &Identity) -> Option<&str> {
+        self.roles
+            .iter()
+            .find(|r| !identity.roles.iter().any(|have| have == *r))
+            .map(String::as_str)
+    }
+}
+
+/// What the request gets, before a dialect puts it into HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Let it through. `identity` is `None` for public routes and anonymous identify
+    /// answers; `session` is what `x-authgear-session-valid` says.
+    Allow {
+        identity: Option<Arc<Identity>>,
+        session: SessionState,
+    },
+    /// No credential, or one that is not valid: 401 (or the login redirect).
+    Unauthenticated { credential_presented: bool },
+    /// Authenticated but not allowed here, or a deny route: 403.
+    Forbidden,
+    /// The target could not be understood or a rule could not be evaluated: 403.
+    BadTarget,
+    /// Could not decide and the route says deny: 503.
+    Unavailable,
+}
+
+/// The value of `x-authgear-session-valid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// No credential was presented: the header is sent empty.
+    Absent,
+    Valid,
+    Invalid,
+}
+
+/// How a chain ended, before the route's access level is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainResult {
+    Allowed(Arc<Identity>),
+    Denied(crate::authorizer::Denial),
+    /// Every authorizer abstained; `credential_presented` says whether any saw a credential.
+    NoneApplied {
+        credential_presented: bool,
+    },
+    /// An authorizer could not decide and `on_error = "deny"`.
+    Failed,
+    /// An authorizer could not decide and `on_error = "allow"`.
+    FailedOpen,
+}
+
+/// Applies the route's access level and roles to the chain's result. Runs on every
+/// request, cached or not.
+pub fn apply(route: &Route, chain: ChainResult) -> Outcome {
+    match (route.access, chain) {
+        (Access::Public, _) => Outcome::Allow {
+            identity: None,
+            session: SessionState::Absent,
+        },
+        (Access::Deny, _) => Outcome::Forbidden,
+        (_, ChainResult::Failed) => Outcome::Unavailable,
+        (_, ChainResult::FailedOpen) => Outcome::Allow {
+            identity: None,
+            session: SessionState::Absent,
+        },
+        (Access::Identify, ChainResult::Allowed(identity)) => Outcome::Allow {
+            identity: Some(identity),
+            session: SessionState::Valid,
+        },
+        (Access::Identify, ChainResult::Denied(_)) => Outcome::Allow {
+            identity: None,
+            session: SessionState::Invalid,
+        },
+        (
+            Access::Identify,
+            ChainResult::NoneApplied {
+                credential_presented,
+            },
+        ) => Outcome::Allow {
+            identity: None,
+            session: if credential_presented {
+                SessionState::Invalid
+            } else {
+                SessionState::Absent
+            },
+        },
+        (Access::Authenticated, ChainResult::Allowed(identity)) => {
+            if route.missing_role(&identity).is_some() {
+                Outcome::Forbidden
+            } else {
+                Outcome::Allow {
+                    identity: Some(identity),
+                    session: SessionState::Valid,
+                }
+            }
+        }
+        (Access::Authenticated, ChainResult::Denied(crate::authorizer::Denial::Forbidden(_))) => {
+            Outcome::Forbidden
+        }
+        (
+            Access::Authenticated,
+            ChainResult::Denied(crate::authorizer::Denial::InvalidCredential(_)),
+        ) => Outcome::Unauthenticated {
+            credential_presented: true,
+        },
+        (
+            Access::Authenticated,
+            ChainResult::NoneApplied {
+                credential_presented,
+            },
+        ) => Outcome::Unauthenticated {
+            credential_presented,
+        },
+    }
+}
+
+/// Folds one authorizer's verdict into the chain: `Some` ends the chain.
+pub fn chain_step(verdict: &Verdict) -> Option<ChainResult> {
+    match verdict {
+        Verdict::Allow(identity) => Some(ChainResult::Allowed(identity.clone())),
+        Verdict::Deny(denial) => Some(ChainResult::Denied(*denial)),
+        Verdict::Abstain => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::Denial;
+
+    fn route(toml_fields: &str) -> Result<Route, ConfigError> {
+        #[derive(Deserialize)]
+        struct Wrap {
+            r: RouteSettings,
+        }
+        let text = format!("[r]\n{toml_fields}\n");
+        let wrap: Wrap = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        compile_route(wrap.r, "route[0]", &["jwt", "keys"])
+    }
+
+    fn target(method: &str, host: &str, path: &str) -> Target {
+        Target {
+            method: Some(method.into()),
+            scheme: "https".into(),
+            host: Some(host.into()),
+            path: Some(path.into()),
+            query: None,
+            raw_uri: Some(path.into()),
+        }
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments() {
+        let r = route("path = \"/api\"\naccess = \"public\"").unwrap();
+        assert!(r.matches(&target("GET", "h", "/api")).unwrap());
+        assert!(r.matches(&target("GET", "h", "/api/x")).unwrap());
+        assert!(!r.matches(&target("GET", "h", "/apix")).unwrap());
+        let r = route("path = \"/static/\"\naccess = \"public\"").unwrap();
+        assert!(r.matches(&target("GET", "h", "/static/a.css")).unwrap());
+        assert!(!r.matches(&target("GET", "h", "/static")).unwrap());
+    }
+
+    #[test]
+    fn globs_respect_segments() {
+        let r = route("path_glob = \"/api/*/items\"\naccess = \"public\"").unwrap();
+        assert!(r.matches(&target("GET", "h", "/api/v1/items")).unwrap());
+        assert!(!r.matches(&target("GET", "h", "/api/v1/x/items")).unwrap());
+        let r = route("path_glob = \"/files/**\"\naccess = \"public\"").unwrap();
+        assert!(r.matches(&target("GET", "h", "/files/a/b/c")).unwrap());
+    }
+
+    #[test]
+    fn hosts_exact_and_wildcard() {
+        assert!(route("host = \"evil.com/x\"\naccess = \"public\"").is_err());
+        let r = route("host = \"App.Example.com\"\naccess = \"public\"").unwrap();
+        assert!(r.matches(&target("GET", "app.example.com", "/")).unwrap());
+        assert!(!r.matches(&target("GET", "evil.com", "/")).unwrap());
+        let r = route("host = \"*.example.com\"\naccess = \"public\"").unwrap();
+        assert!(r.matches(&target("GET", "a.example.com", "/")).unwrap());
+        assert!(
+            r.matches(&target("GET", "a.b.example.com:8443", "/"))
+                .unwrap()
+        );
+        assert!(!r.matches(&target("GET", "example.com", "/")).unwrap());
+        assert!(!r.matches(&target("GET", "evilexample.com", "/")).unwrap());
+    }
+
+    #[test]
+    fn methods_and_unknown_facts() {
+        let r = route("methods = [\"post\", \"PUT\"]\npath = \"/api\"\naccess = \"authenticated\"")
+            .unwrap();
+        assert!(r.matches(&target("POST", "h", "/api")).unwrap());
+        assert!(!r.matches(&target("GET", "h", "/api")).unwrap());
+        let unknown = Target {
+            method: None,
+            ..target("GET", "h", "/api")
+        };
+        assert_eq!(r.matches(&unknown), Err("method"));
+        let no_path = Target {
+            path: None,
+            ..target("POST", "h", "/")
+        };
+        assert_eq!(r.matches(&no_path), Err("path"));
+    }
+
+    #[test]
+    fn policy_takes_the_first_match_and_stops_at_undecidable() {
+        let settings: Vec<RouteSettings> = vec![
+            RouteSettings {
+                path: Some("/admin".into()),
+                ..RouteSettings::default_route(Access::Deny, vec![], OnError::Deny)
+            },
+            RouteSettings {
+                path: Some("/".into()),
+                ..RouteSettings::default_route(Access::Public, vec![], OnError::Deny)
+            },
+        ];
+        let default =
+            RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny);
+        let policy = Policy::compile(settings, default, &["jwt"]).unwrap();
+        assert!(
+            matches!(policy.route(&target("GET", "h", "/admin/x")), RouteChoice::Matched(r) if r.access == Access::Deny)
+        );
+        assert!(
+            matches!(policy.route(&target("GET", "h", "/x")), RouteChoice::Matched(r) if r.access == Access::Public)
+        );
+        let unknown = Target {
+            path: None,
+            ..target("GET", "h", "/")
+        };
+        assert!(matches!(
+            policy.route(&unknown),
+            RouteChoice::Undecidable {
+                missing: "path",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_routes_are_rejected() {
+        assert!(
+            route("path = \"/a/../b\"\naccess = \"public\"")
+                .unwrap_err()
+                .to_string()
+                .contains("not canonical")
+        );
+        assert!(route("path = \"api\"\naccess = \"public\"").is_err());
+        assert!(
+            route("path = \"/a\"\npath_glob = \"/b\"\naccess = \"public\"")
+                .unwrap_err()
+                .to_string()
+                .contains("not both")
+        );
+        assert!(
+            route("access = \"authenticated\"\nauthorizers = [\"nope\"]")
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
+        assert!(
+            route("access = \"public\"\nroles = [\"x\"]")
+                .unwrap_err()
+                .to_string()
+                .contains("roles")
+        );
+        assert!(route("access = \"sometimes\"").is_err());
+        assert!(route("access = \"public\"\nmethods = []").is_err());
+    }
+
+    #[test]
+    fn access_levels_apply_after_the_chain() {
+        let authenticated = route("access = \"authenticated\"\nroles = [\"admin\"]").unwrap();
+        let admin = Arc::new(Identity {
+            user_id: "a".into(),
+            roles: vec!["admin".into()],
+            ..Identity::default()
+        });
+        let plain = Arc::new(Identity {
+            user_id: "b".into(),
+            ..Identity::default()
+        });
+        assert!(matches!(
+            apply(&authenticated, ChainResult::Allowed(admin.clone())),
+            Outcome::Allow { .. }
+        ));
+        assert_eq!(
+            apply(&authenticated, ChainResult::Allowed(plain.clone())),
+            Outcome::Forbidden
+        );
+        assert_eq!(
+            apply(
+                &authenticated,
+                ChainResult::Denied(Denial::InvalidCredential("x"))
+            ),
+            Outcome::Unauthenticated {
+                credential_presented: true
+            }
+        );
+        assert_eq!(
+            apply(
+                &authenticated,
+                ChainResult::NoneApplied {
+                    credential_presented: false
+                }
+            ),
+            Outcome::Unauthenticated {
+                credential_presented: false
+            }
+        );
+        assert_eq!(
+            apply(&authenticated, ChainResult::Failed),
+            Outcome::Unavailable
+        );
+
+        let identify = route("access = \"identify\"").unwrap();
+        assert_eq!(
+            apply(
+                &identify,
+                ChainResult::Denied(Denial::InvalidCredential("x"))
+            ),
+            Outcome::Allow {
+                identity: None,
+                session: SessionState::Invalid
+            }
+        );
+        assert_eq!(
+            apply(
+                &identify,
+                ChainResult::NoneApplied {
+                    credential_presented: false
+                }
+            ),
+            Outcome::Allow {
+                identity: None,
+                session: SessionState::Absent
+            }
+        );
+        assert_eq!(apply(&identify, ChainResult::Failed), Outcome::Unavailable);
+
+        let deny = route("access = \"deny\"").unwrap();
+        assert_eq!(
+            apply(&deny, ChainResult::Allowed(admin)),
+            Outcome::Forbidden
+        );
+    }
+}

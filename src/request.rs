@@ -1,0 +1,440 @@
+//! The proxy-neutral view of one client request: [`ForwardedRequest`], its canonical
+//! [`Target`] and the credential look-ups authorizers use.
+//!
+//! Takes: facts a dialect has already chosen to trust (raw method, scheme, host, URI,
+//! client IP) and a copy of the headers. Returns: a canonical target (path decoded once,
+//! dot-segments removed, slashes merged; host lower-cased with a default port dropped) or
+//! a [`TargetError`]. Must never: decode twice, guess a missing fact, or hand an
+//! authorizer anything actix-shaped.
+
+use std::net::IpAddr;
+
+use percent_encoding::percent_decode;
+
+/// Why the original target could not be understood. Any of these ends in a deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("the original URI is not an origin-form path")]
+    NotOriginForm,
+    #[error("the original path decodes to invalid UTF-8 or a control character")]
+    BadPathBytes,
+    #[error("the original host is not a valid host[:port]")]
+    BadHost,
+    #[error("the original scheme is not http, https, ws or wss")]
+    BadScheme,
+    #[error("the original method is not a valid token")]
+    BadMethod,
+    #[error("the client address is not an IP address")]
+    BadClientIp,
+    #[error("two headers name different original URLs")]
+    Conflicting,
+}
+
+/// The original request's target, canonical where it is known. A field is `None` when
+/// the proxy did not send it; policy treats "unknown" as "cannot decide", never as "/".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Upper-case method token, e.g. `GET`.
+    pub method: Option<String>,
+    /// `http` or `https` (`ws`/`wss` are folded into these).
+    pub scheme: String,
+    /// Lower-case host, default port dropped, e.g. `app.example.com:8443`.
+    pub host: Option<String>,
+    /// Canonical path: decoded once, dot-segments removed, slashes merged.
+    pub path: Option<String>,
+    /// The raw query (after `?`, before any `#`), exactly as received.
+    pub query: Option<String>,
+    /// The raw path and query as received, for building the login redirect.
+    pub raw_uri: Option<String>,
+}
+
+impl Target {
+    /// The original absolute URL (canonical host, raw path and query), when known.
+    pub fn original_url(&self) -> Option<String> {
+        let host = self.host.as_deref()?;
+        let uri = self.raw_uri.as_deref()?;
+        Some(format!("{}://{}{}", self.scheme, host, uri))
+    }
+}
+
+/// One header as received: lower-case name, raw value bytes (may be non-UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// Everything an authorizer may look at. Built once per request by a dialect.
+#[derive(Debug, Clone)]
+pub struct ForwardedRequest {
+    pub target: Target,
+    pub client_ip: IpAddr,
+    pub headers: Vec<Header>,
+}
+
+impl ForwardedRequest {
+    /// All values of a header (name compared case-insensitively), raw bytes.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+
+    /// The first value of a header as UTF-8 text, if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(&h.value).ok())
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+    pub fn bearer_token(&self) -> Option<&str> {
+        let value = self.header("authorization")?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    }
+
+    /// A cookie's value by name, from every `Cookie` header (first occurrence wins).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.header_values("cookie")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|line| line.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.trim_matches('"'))
+            .filter(|value| !value.is_empty())
+    }
+
+    /// A query parameter of the original URI, percent-decoded once (`+` stays `+`).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_param(self.target.query.as_deref()?, name)
+    }
+}
+
+/// A query parameter from a raw query string, percent-decoded once. `+` is kept literal:
+/// tokens and EMQX topics use it as a character, never as a space.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = percent_decode(key.as_bytes()).decode_utf8().ok()?;
+            (key == name).then(|| {
+                percent_decode(value.as_bytes())
+                    .decode_utf8()
+                    .ok()
+                    .map(|v| v.into_owned())
+            })?
+        })
+        .find(|value| !value.is_empty())
+}
+
+/// Splits a raw request URI into path and query (fragment dropped) and canonicalises the
+/// path. Bytes are taken raw: nginx's `$request_uri` may hold raw UTF-8.
+pub fn split_uri(raw: &[u8]) -> Result<(String, Option<String>, String), TargetError> {
+    let without_fragment = match raw.iter().position(|&b| b == b'#') {
+        Some(i) => &raw[..i],
+        None => raw,
+    };
+    let (path, query) = match without_fragment.iter().position(|&b| b == b'?') {
+        Some(i) => (&without_fragment[..i], Some(&without_fragment[i + 1..])),
+        None => (without_fragment, None),
+    };
+    let canonical = canonical_path(path)?;
+    let query = match query {
+        Some(q) => Some(String::from_utf8(q.to_vec()).map_err(|_| TargetError::BadPathBytes)?),
+        None => None,
+    };
+    let raw_uri =
+        String::from_utf8(without_fragment.to_vec()).map_err(|_| TargetError::BadPathBytes)?;
+    Ok((canonical, query, raw_uri))
+}
+
+/// Canonical form of a raw path: percent-decoded exactly once, then dot-segments removed
+/// and repeated slashes merged. `%2e%2e` therefore climbs like `..` does in nginx's own
+/// routing, and `%252e` stays the literal `%2e` (decoded once, not twice).
+pub fn canonical_path(raw: &[u8]) -> Result<String, TargetError> {
+    if raw.first() != Some(&b'/') {
+        return Err(TargetError::NotOriginForm);
+    }
+    let decoded: Vec<u8> = percent_decode(raw).collect();
+    // A decoded control byte (NUL, CR, LF, DEL…) has no business in a path and is a
+    // classic way to make two parsers disagree: refuse rather than guess.
+    if decoded.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(TargetError::BadPathBytes);
+    }
+    let text = String::from_utf8(decoded).map_err(|_| TargetError::BadPathBytes)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let mut parts = text.split('/').skip(1).peekable();
+    let mut trailing_slash = false;
+    while let Some(segment) = parts.next() {
+        let last = parts.peek().is_none();
+        match segment {
+            "" => {
+                // merged slash; an empty last segment means the path ended with '/'
+                if last {
+                    trailing_slash = true;
+                }
+            }
+            "." => {
+                if last {
+                    trailing_slash = true;
+                }
+            }
+            ".." => {
+                segments.pop();
+                if last {
+                    trailing_slash = true;
+                }
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Canonical scheme: lower-case; `ws`/`wss` fold into `http`/`https`.
+pub fn canonical_scheme(raw: &str) -> Result<String, TargetError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "http" | "ws" => Ok("http".into()),
+        "https" | "wss" => Ok("https".into()),
+        _ => Err(TargetError::BadScheme),
+    }
+}
+
+/// Canonical host: lower-cased, trailing dot removed, the scheme's default port dropped.
+/// Only DNS names, IPv4 and bracketed IPv6 literals with an optional port are accepted.
+pub fn canonical_host(raw: &[u8], scheme: &str) -> Result<String, TargetError> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| TargetError::BadHost)?
+        .trim();
+    let lower = text.to_ascii_lowercase();
+    let (name, port) = if let Some(rest) = lower.strip_prefix('[') {
+        let end = rest.find(']').ok_or(TargetError::BadHost)?;
+        let literal = &rest[..end];
+        literal
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| TargetError::BadHost)?;
+        let after = &rest[end + 1..];
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or(TargetError::BadHost)?),
+        };
+        (format!("[{literal}]"), port)
+    } else {
+        let (name, port) = match lower.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (lower.as_str(), None),
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(TargetError::BadHost);
+        }
+        (name.to_string(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().map_err(|_| TargetError::BadHost)?),
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    Ok(match port {
+        Some(p) if p != default_port => format!("{name}:{p}"),
+        _ => name,
+    })
+}
+
+/// Canonical method: an HTTP token, upper-cased.
+pub fn canonical_method(raw: &[u8]) -> Result<String, TargetError> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| TargetError::BadMethod)?
+        .trim();
+    let valid = !text.is_empty()
+        && text.len() <= 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(text.to_ascii_uppercase())
+    } else {
+        Err(TargetError::BadMethod)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(raw: &str) -> Result<String, TargetError> {
+        canonical_path(raw.as_bytes())
+    }
+
+    #[test]
+    fn dot_segments_are_removed() {
+        assert_eq!(path("/app/a/../b/./c").unwrap(), "/app/b/c");
+        assert_eq!(path("/../../etc/passwd").unwrap(), "/etc/passwd");
+        assert_eq!(path("/a/b/..").unwrap(), "/a/");
+        assert_eq!(path("/a/.").unwrap(), "/a/");
+    }
+
+    #[test]
+    fn encoded_dot_segments_climb_like_nginx_routes() {
+        assert_eq!(path("/app/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(path("/app/%2E%2E/admin").unwrap(), "/admin");
+        assert_eq!(path("/app/.%2e/admin").unwrap(), "/admin");
+    }
+
+    #[test]
+    fn decoding_happens_exactly_once() {
+        // %252e%252e decodes to the literal text %2e%2e, which is not a dot-segment
+        assert_eq!(path("/app/%252e%252e/admin").unwrap(), "/app/%2e%2e/admin");
+        assert_eq!(path("/a%20b").unwrap(), "/a b");
+    }
+
+    #[test]
+    fn slashes_are_merged() {
+        assert_eq!(path("//app//b").unwrap(), "/app/b");
+        assert_eq!(path("/app%2F%2Fb").unwrap(), "/app/b");
+        assert_eq!(path("/").unwrap(), "/");
+        assert_eq!(path("///").unwrap(), "/");
+    }
+
+    #[test]
+    fn raw_utf8_is_accepted_and_bad_bytes_refused() {
+        assert_eq!(
+            canonical_path("/caf\u{e9}".as_bytes()).unwrap(),
+            "/caf\u{e9}"
+        );
+        assert_eq!(path("/caf%C3%A9").unwrap(), "/caf\u{e9}");
+        assert_eq!(path("/bad%FF"), Err(TargetError::BadPathBytes));
+        assert_eq!(path("/nul%00x"), Err(TargetError::BadPathBytes));
+        assert_eq!(
+            path("/crlf%0d%0aSet-Cookie"),
+            Err(TargetError::BadPathBytes)
+        );
+        assert_eq!(path("relative"), Err(TargetError::NotOriginForm));
+        assert_eq!(path("http://evil/"), Err(TargetError::NotOriginForm));
+        assert_eq!(path(""), Err(TargetError::NotOriginForm));
+    }
+
+    #[test]
+    fn uri_splits_into_path_and_raw_query() {
+        let (p, q, raw) = split_uri(b"/app/../page?x=1&y=%2F#frag").unwrap();
+        assert_eq!(p, "/page");
+        assert_eq!(q.as_deref(), Some("x=1&y=%2F"));
+        assert_eq!(raw, "/app/../page?x=1&y=%2F");
+        let (p, q, _) = split_uri(b"/a?").unwrap();
+        assert_eq!((p.as_str(), q.as_deref()), ("/a", Some("")));
+    }
+
+    #[test]
+    fn hosts_are_lower_cased_and_default_ports_dropped() {
+        assert_eq!(
+            canonical_host(b"App.Example.COM", "http").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(
+            canonical_host(b"app.example.com:80", "http").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(
+            canonical_host(b"app.example.com:443", "https").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(
+            canonical_host(b"app.example.com:443", "http").unwrap(),
+            "app.example.com:443"
+        );
+        assert_eq!(
+            canonical_host(b"app.example.com:8443", "https").unwrap(),
+            "app.example.com:8443"
+        );
+        assert_eq!(
+            canonical_host(b"app.example.com.", "https").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(canonical_host(b"[::1]:8080", "http").unwrap(), "[::1]:8080");
+        assert_eq!(canonical_host(b"[::1]:80", "http").unwrap(), "[::1]");
+        for bad in [
+            &b"evil.com/x"[..],
+            b"a b",
+            b"",
+            b"host:99999",
+            b"host:x",
+            b"[zz]",
+            b"a..b",
+            b"h\xc3\xa9",
+        ] {
+            assert_eq!(
+                canonical_host(bad, "http"),
+                Err(TargetError::BadHost),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn schemes_and_methods() {
+        assert_eq!(canonical_scheme("HTTPS").unwrap(), "https");
+        assert_eq!(canonical_scheme("wss").unwrap(), "https");
+        assert_eq!(canonical_scheme("ftp"), Err(TargetError::BadScheme));
+        assert_eq!(canonical_method(b"post").unwrap(), "POST");
+        assert_eq!(canonical_method(b"GET /x"), Err(TargetError::BadMethod));
+        assert_eq!(canonical_method(b""), Err(TargetError::BadMethod));
+    }
+
+    fn request(headers: &[(&str, &str)], query: Option<&str>) -> ForwardedRequest {
+        ForwardedRequest {
+            target: Target {
+                query: query.map(str::to_owned),
+                ..Target::default()
+            },
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+            headers: headers
+                .iter()
+                .map(|(n, v)| Header {
+                    name: n.to_ascii_lowercase(),
+                    value: v.as_bytes().to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn credentials_are_found_where_they_are() {
+        let req = request(
+            &[
+                ("Authorization", "bearer abc.def"),
+                ("Cookie", "a=1; session=s3cr3t; b=2"),
+            ],
+            Some("access_token=q%2Bt&x=1"),
+        );
+        assert_eq!(req.bearer_token(), Some("abc.def"));
+        assert_eq!(req.cookie("session"), Some("s3cr3t"));
+        assert_eq!(req.cookie("missing"), None);
+        assert_eq!(req.query_param("access_token").as_deref(), Some("q+t"));
+        let basic = request(&[("Authorization", "Basic Zm9vOmJhcg==")], None);
+        assert_eq!(basic.bearer_token(), None);
+        let empty = request(&[("Authorization", "Bearer ")], None);
+        assert_eq!(empty.bearer_token(), None);
+    }
+}
