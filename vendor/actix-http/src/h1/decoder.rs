@@ -12,7 +12,9 @@ use super::chunked::ChunkedState;
 use crate::{error::ParseError, header::HeaderMap, ConnectionType, Request, ResponseHead};
 
 pub(crate) const MAX_BUFFER_SIZE: usize = 131_072;
-const MAX_HEADERS: usize = 96;
+// verdict: raised from 96. nginx's auth_request subrequest inherits every client header,
+// and a request with more than 96 of them must still get an answer, not a 400.
+const MAX_HEADERS: usize = 256;
 
 /// Incoming message decoder
 pub(crate) struct MessageDecoder<T: MessageType>(PhantomData<T>);
@@ -276,7 +278,7 @@ impl MessageType for Request {
                 httparse::Status::Complete(len) => {
                     let method = Method::from_bytes(req.method.unwrap().as_bytes())
                         .map_err(|_| ParseError::Method)?;
-                    let uri = Uri::try_from(req.path.unwrap())?;
+                    let uri = lenient_uri(req.path.unwrap())?;
                     let version = if req.version.unwrap() == 1 {
                         Version::HTTP_11
                     } else {
@@ -467,6 +469,30 @@ pub(crate) const EMPTY_HEADER_INDEX: HeaderIndex = HeaderIndex {
     name: (0, 0),
     value: (0, 0),
 };
+
+/// verdict: parses a request-target, percent-encoding the bytes that httparse accepts
+/// but `http::Uri` refuses (raw UTF-8, `{ } | ^ \` " < > \\`), which real proxies and
+/// clients send (Caddy copies a client's raw query; EMQX does not encode non-ASCII).
+/// Well-formed targets are parsed unchanged.
+fn lenient_uri(raw: &str) -> Result<Uri, ParseError> {
+    match Uri::try_from(raw) {
+        Ok(uri) => Ok(uri),
+        Err(err) => {
+            if !raw.starts_with('/') {
+                return Err(err.into());
+            }
+            let mut encoded = String::with_capacity(raw.len() * 3);
+            for &b in raw.as_bytes() {
+                if b >= 0x80 || b"{}|^`\"<>\\".contains(&b) {
+                    encoded.push_str(&format!("%{b:02X}"));
+                } else {
+                    encoded.push(b as char);
+                }
+            }
+            Uri::try_from(encoded.as_str()).map_err(Into::into)
+        }
+    }
+}
 
 pub(crate) const EMPTY_HEADER_INDEX_ARRAY: [HeaderIndex; MAX_HEADERS] =
     [EMPTY_HEADER_INDEX; MAX_HEADERS];
