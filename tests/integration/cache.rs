@@ -1,0 +1,211 @@
+//! The decision cache seen from outside: hits, TTLs, coalescing, and policy re-checks.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::support::*;
+
+fn request(v: &Verdict, uri: &str, token: &str) -> awc::ClientRequest {
+    client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", uri.to_string()))
+        .insert_header(("X-Original-Method", "GET"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+}
+
+#[actix_web::test]
+async fn hit_miss_and_ttl_expiry() {
+    let v = start(
+        "",
+        &format!("[cache]\nallow_ttl = \"400ms\"\ndeny_ttl = \"100ms\"\n{DEMO_KEYS}"),
+    )
+    .await;
+    assert_eq!(
+        request(&v, "/a", "valid-token")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        request(&v, "/b", "valid-token")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(v.static_lookups("keys"), 1, "second request was a hit");
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        request(&v, "/c", "valid-token")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(v.static_lookups("keys"), 2, "the allow expired");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn route_checks_run_on_every_hit() {
+    let routes = "[[route]]\npath = \"/admin\"\naccess = \"authenticated\"\nroles = [\"admin\"]\n";
+    let v = start("", &format!("{DEMO_KEYS}{routes}")).await;
+    assert_eq!(
+        request(&v, "/page", "valid-token")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        request(&v, "/admin", "valid-token")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        403,
+        "cached allow, still no role"
+    );
+    assert_eq!(
+        request(&v, "/page", "valid-token")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(v.static_lookups("keys"), 1);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn allow_never_outlives_the_token() {
+    let v = start("", &jwt_hs("leeway = \"0s\"")).await;
+    let token = hs_token(user_claims("short", &[], 2));
+    assert_eq!(
+        request(&v, "/a", &token)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    actix_web::rt::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        request(&v, "/a", &token)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401,
+        "allow_ttl is 60s, exp was 2s"
+    );
+    v.stop().await;
+}
+
+fn jwks_config(url: &str, refresh: &str) -> String {
+    format!(
+        "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"{url}\"\njwks_algorithms = [\"RS256\"]\njwks_min_refetch = \"300ms\"\njwks_refresh = \"{refresh}\"\nissuers = [\"https://idp.test\"]\naudiences = [\"api\"]\n"
+    )
+}
+
+#[actix_web::test]
+async fn hundred_concurrent_misses_make_one_jwks_refetch() {
+    let jwks = fake_jwks(jwks_with(&["k1"])).await;
+    let v = start("workers = 2", &jwks_config(&jwks.url(), "5m")).await;
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "fetched once at start");
+    let old = rs_token("k1", user_claims("u-old", &[], 600));
+    assert_eq!(
+        request(&v, "/", &old).send().await.expect("send").status(),
+        200
+    );
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "known kid: no fetch");
+
+    // Past jwks_min_refetch since the start-up fetch, the issuer rotates in k2; 100 clients arrive at once with k2 tokens (same token:
+    // one cache key; and distinct tokens: one refetch for all of them).
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    *jwks.document.lock().expect("lock") = jwks_with(&["k1", "k2"]);
+    jwks.delay_ms.store(200, Ordering::SeqCst);
+    let same = rs_token("k2", user_claims("u-new", &[], 600));
+    let futures = (0..100).map(|i| {
+        let token = if i % 2 == 0 {
+            same.clone()
+        } else {
+            rs_token("k2", user_claims(&format!("u-{i}"), &[], 600))
+        };
+        let req = request(&v, "/", &token);
+        async move { req.send().await.expect("send").status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(futures).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        jwks.hits.load(Ordering::SeqCst),
+        2,
+        "one refetch for 100 concurrent misses"
+    );
+
+    // Unknown kids do not hammer the issuer: at most one refetch per jwks_min_refetch.
+    jwks.delay_ms.store(0, Ordering::SeqCst);
+    for _ in 0..20 {
+        let r = request(&v, "/", &rs_token("k-random", user_claims("x", &[], 600)))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 401);
+    }
+    assert!(
+        jwks.hits.load(Ordering::SeqCst) <= 3,
+        "hits: {}",
+        jwks.hits.load(Ordering::SeqCst)
+    );
+    v.stop().await;
+    jwks.stop().await;
+}
+
+#[actix_web::test]
+async fn jwks_errors_are_not_cached() {
+    let jwks = fake_jwks(jwks_with(&["k1"])).await;
+    jwks.status.store(500, Ordering::SeqCst);
+    let v = start("", &jwks_config(&jwks.url(), "300ms")).await;
+    let token = rs_token("k1", user_claims("u", &[], 600));
+    assert_eq!(
+        request(&v, "/", &token)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        503,
+        "no keys yet"
+    );
+    jwks.status.store(200, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        request(&v, "/", &token)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200,
+        "the error was not cached"
+    );
+    assert!(v.jwks_fetches("idp") >= 2);
+    // garbage from the issuer is an error too, and the last good keys stay in use
+    *jwks.document.lock().expect("lock") = "not json".into();
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    let other = rs_token("k1", user_claims("u2", &[], 600));
+    assert_eq!(
+        request(&v, "/", &other)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    v.stop().await;
+    jwks.stop().await;
+}

@@ -1,0 +1,341 @@
+//! Section A of the proxy contracts: each dialect derives the right facts.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const ROUTES: &str = r#"
+[[route]]
+name = "items-write"
+path = "/api/items"
+methods = ["POST"]
+access = "deny"
+[[route]]
+name = "admin"
+path = "/admin"
+access = "authenticated"
+roles = ["admin"]
+[[route]]
+name = "root-only"
+path_glob = "/"
+access = "public"
+[[route]]
+name = "who"
+path = "/who"
+access = "identify"
+"#;
+
+async fn verdict_with_routes() -> Verdict {
+    start("", &format!("{DEMO_KEYS}{ROUTES}")).await
+}
+
+fn assert_identity(response: &awc::ClientResponse<impl Sized>, user: &str, session: &str) {
+    let h = |n: &str| {
+        response
+            .headers()
+            .get(n)
+            .map(|v| v.to_str().expect("ascii").to_string())
+    };
+    assert_eq!(h("x-authgear-user-id").as_deref(), Some(user));
+    assert_eq!(h("x-authgear-session-valid").as_deref(), Some("true"));
+    assert_eq!(h("x-session-name").as_deref(), Some(session));
+    for name in [
+        "x-authgear-user-anonymous",
+        "x-authgear-user-verified",
+        "x-authgear-user-can-reauthenticate",
+        "x-authgear-user-roles",
+        "x-authgear-session-amr",
+        "x-authgear-session-authenticated-at",
+    ] {
+        assert_eq!(
+            response.headers().get_all(name).count(),
+            1,
+            "{name} exactly once"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a1_nginx_auth_request_with_original_uri() {
+    let v = verdict_with_routes().await;
+    let r = client()
+        .get(v.url("/_resolver/resolve"))
+        .insert_header(("Host", "authgear_resolver"))
+        .insert_header(("X-Original-URI", "/app/page?x=1&y=%2F"))
+        .insert_header(("X-Original-Method", "GET"))
+        .insert_header(("X-Real-IP", "203.0.113.7"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_identity(&r, "u-123", "alice");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a2_naive_nginx_content_length_without_body_is_answered_at_once() {
+    // the naive config sends no X-Original-URI: only a route-less policy can answer it
+    let v = start("", DEMO_KEYS).await;
+    let started = Instant::now();
+    let (bytes, closed) = raw(
+        v.addr,
+        b"GET /_resolver/auth-request HTTP/1.0\r\nHost: 127.0.0.1:8080\r\nContent-Length: 7\r\nAuthorization: Bearer valid-token\r\n\r\n",
+        Duration::from_secs(3),
+    );
+    let answers = responses(&bytes);
+    assert_eq!(answers.len(), 1, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(answers[0].0, 200);
+    assert_eq!(header(&answers[0].1, "x-authgear-user-id"), Some("u-123"));
+    // The answer came without waiting for the 7 body bytes that never arrive (a stall
+    // would hit the 3 s read timeout instead).
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let _ = closed;
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a3_traefik_post_is_seen_as_post() {
+    let v = verdict_with_routes().await;
+    let send = |method: &'static str| {
+        client()
+            .get(v.url("/_resolver/forward-auth"))
+            .insert_header(("Host", "127.0.0.1:8080"))
+            .insert_header(("X-Forwarded-Method", method))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", "app.example.com:8443"))
+            .insert_header(("X-Forwarded-Port", "8443"))
+            .insert_header(("X-Forwarded-Uri", "/api/items?id=7"))
+            .insert_header(("X-Forwarded-For", "203.0.113.7"))
+            .insert_header(("X-Real-Ip", "203.0.113.7"))
+            .insert_header(("Accept-Encoding", "gzip"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .send()
+    };
+    let post = send("POST").await.expect("send");
+    assert_eq!(post.status(), 403, "the POST rule on /api/items denies");
+    assert!(post.headers().get("x-authgear-user-id").is_none());
+    let get = send("GET").await.expect("send");
+    assert_eq!(get.status(), 200);
+    assert!(get.headers().get("content-encoding").is_none());
+    assert_identity(&get, "u-123", "alice");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a4_caddy_query_on_our_target_is_ignored() {
+    let v = verdict_with_routes().await;
+    let r = client()
+        .get(v.url("/_resolver/forward-auth?id=7"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("X-Forwarded-Method", "POST"))
+        .insert_header(("X-Forwarded-Uri", "/api/items?id=7"))
+        .insert_header(("X-Forwarded-For", "203.0.113.7"))
+        .insert_header(("X-Forwarded-Proto", "https"))
+        .insert_header(("X-Forwarded-Host", "app.example.com"))
+        .insert_header(("X-Original-Uri", "/public"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        403,
+        "X-Forwarded-Uri decides, not our own query or X-Original-Uri"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a5_a6_apisix_with_and_without_cookie() {
+    let v = start("", &format!("{}{ROUTES}", jwt_hs(""))).await;
+    let token = hs_token(user_claims("u-apisix", &[], 600));
+    let send = |cookie: Option<String>| {
+        let mut request = client()
+            .get(v.url("/_resolver/forward-auth"))
+            .insert_header(("User-Agent", "lua-resty-http/0.17"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Method", "GET"))
+            .insert_header(("X-Forwarded-Host", "app.example.com"))
+            .insert_header(("X-Forwarded-Uri", "/who"))
+            .insert_header(("X-Forwarded-For", "203.0.113.7"));
+        if let Some(c) = cookie {
+            request = request.insert_header(("Cookie", c));
+        }
+        request.send()
+    };
+    let with = send(Some(format!("sess={token}"))).await.expect("send");
+    assert_eq!(with.status(), 200);
+    assert_eq!(
+        with.headers().get("x-authgear-user-id").unwrap(),
+        "u-apisix"
+    );
+    assert_eq!(
+        with.headers().get("x-session-name").unwrap(),
+        "u-apisix-name"
+    );
+    let without = send(None).await.expect("send");
+    assert_eq!(
+        without.status(),
+        200,
+        "identify routes answer anonymous, detectably"
+    );
+    assert_eq!(without.headers().get("x-authgear-user-id").unwrap(), "");
+    assert_eq!(
+        without.headers().get("x-authgear-session-valid").unwrap(),
+        ""
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a7_a8_a9_envoy_original_method_and_path() {
+    let v = verdict_with_routes().await;
+    let get = client()
+        .get(v.url("/_resolver/ext-authz/app/page?x=1"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("content-length", "0"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(get.status(), 200, "exactly 200, never 204");
+    assert_identity(&get, "u-123", "alice");
+    let post = client()
+        .post(v.url("/_resolver/ext-authz/api/items"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        post.status(),
+        403,
+        "the original POST reaches the POST rule"
+    );
+    let put = client()
+        .put(v.url("/_resolver/ext-authz/api/items"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), 200, "any method is accepted");
+    for method in [awc::http::Method::HEAD, awc::http::Method::OPTIONS] {
+        let mut r = client()
+            .request(method.clone(), v.url("/_resolver/ext-authz/app/page"))
+            .insert_header(("Host", "app.example.com"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{method}");
+        assert_identity(&r, "u-123", "alice");
+        assert!(r.body().await.expect("body").is_empty());
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a10_envoy_root_paths() {
+    let v = verdict_with_routes().await;
+    for path in ["/_resolver/ext-authz", "/_resolver/ext-authz/"] {
+        let r = client()
+            .get(v.url(path))
+            .insert_header(("Host", "app.example.com"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{path}: '/' is the public root-only route");
+    }
+    let r = client()
+        .get(v.url("/_resolver/ext-authz/other"))
+        .insert_header(("Host", "app.example.com"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        401,
+        "anything else falls to the authenticated default"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a11_haproxy_head_with_connection_close() {
+    let v = verdict_with_routes().await;
+    let (bytes, closed) = raw(
+        v.addr,
+        b"HEAD /_resolver/auth-request HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nx-original-uri: /app/page\r\nx-original-method: GET\r\naccept: */*\r\nauthorization: Bearer valid-token\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    let answers = responses(&bytes);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].0, 200);
+    assert_eq!(header(&answers[0].1, "x-authgear-user-id"), Some("u-123"));
+    assert!(closed, "the connection is closed right after the answer");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn resolve_path_follows_the_configured_dialect() {
+    let v = start(
+        "resolve_dialect = \"ext-authz\"",
+        &format!("{DEMO_KEYS}{ROUTES}"),
+    )
+    .await;
+    let r = client()
+        .post(v.url("/_resolver/resolve/api/items"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        403,
+        "Envoy's path_prefix form works on /_resolver/resolve"
+    );
+    let r = client()
+        .get(v.url("/_resolver/resolve/app"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let other = start("", DEMO_KEYS).await;
+    let r = client()
+        .get(other.url("/_resolver/resolve/app"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        404,
+        "no tail on /_resolver/resolve unless the dialect is ext-authz"
+    );
+    v.stop().await;
+    other.stop().await;
+}
+
+#[actix_web::test]
+async fn api_key_from_a_named_header() {
+    let v = verdict_with_routes().await;
+    let r = client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", "/app"))
+        .insert_header(("X-Original-Method", "GET"))
+        .insert_header(("X-Api-Key", "admin-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-authgear-user-id").unwrap(), "u-admin");
+    assert_eq!(
+        r.headers().get("x-authgear-user-roles").unwrap(),
+        "reader,admin"
+    );
+    v.stop().await;
+}

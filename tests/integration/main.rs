@@ -1,0 +1,10 @@
+//! The integration test binary: verdict in-process on port 0, fake backends on port 0,
+//! and end-to-end runs through real proxies started by the tests.
+
+mod cache;
+mod dialects;
+mod nginx;
+mod status;
+mod support;
+mod transport;
+mod trust;

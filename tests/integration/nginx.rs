@@ -1,0 +1,206 @@
+//! End to end through a real nginx running the shipped `nginx/verdict.conf`.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// An nginx we started; stopped by its PID when dropped.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+}
+
+fn shipped_config() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nginx/verdict.conf");
+    std::fs::read_to_string(&path).expect("nginx/verdict.conf")
+}
+
+fn start_nginx(binary: &str, verdict: SocketAddr, app: SocketAddr) -> Nginx {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let site = shipped_config()
+        .replace("127.0.0.1:8080", &verdict.to_string())
+        .replace("127.0.0.1:9000", &app.to_string())
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+    assert!(
+        site.contains(&format!("listen 127.0.0.1:{port};")),
+        "the shipped config's listen line changed"
+    );
+    let root = dir.path().display().to_string();
+    std::fs::write(dir.path().join("verdict.conf"), site).expect("write site");
+    let main = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {root}/nginx.pid;\nerror_log {root}/error.log info;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {root}/access.log;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n  fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n  include {root}/verdict.conf;\n}}\n"
+    );
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, main).expect("write nginx.conf");
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Nginx {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nginx
+}
+
+const ROUTES: &str = "[[route]]\npath = \"/admin\"\naccess = \"authenticated\"\nroles = [\"admin\"]\n[[route]]\npath = \"/public\"\naccess = \"public\"\n";
+
+async fn body_json(
+    response: &mut awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+        + Unpin,
+    >,
+) -> Value {
+    let bytes = response.body().await.expect("body");
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+}
+
+#[actix_web::test]
+async fn nginx_auth_request_end_to_end() {
+    let Some(binary) = require_binary("nginx", &["/usr/sbin/nginx"]) else {
+        return;
+    };
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    let app = echo_upstream().await;
+    let nginx = start_nginx(&binary, v.addr, app.addr);
+
+    // allowed: reaches the application with the identity; the client's copy is replaced
+    let mut allowed = client()
+        .get(nginx.url("/app/page?x=1"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .insert_header(("x-authgear-user-id", "admin"))
+        .insert_header(("X-Session-Name", "root"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(allowed.status(), 200);
+    let seen = body_json(&mut allowed).await;
+    assert_eq!(echoed(&seen, "x-authgear-user-id"), vec!["u-123"]);
+    assert_eq!(echoed(&seen, "x-session-name"), vec!["alice"]);
+    assert_eq!(echoed(&seen, "x-authgear-session-valid"), vec!["true"]);
+    assert_eq!(echoed(&seen, "x-authgear-user-roles"), vec!["reader"]);
+    assert_eq!(seen["uri"], "/app/page?x=1");
+
+    // public route: a spoofed identity never reaches the application
+    let mut public = client()
+        .get(nginx.url("/public/x"))
+        .insert_header(("x-authgear-user-id", "admin"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(public.status(), 200);
+    let seen = body_json(&mut public).await;
+    assert!(echoed(&seen, "x-authgear-user-id").is_empty(), "{seen}");
+
+    // no token: 401
+    let missing = client()
+        .get(nginx.url("/app/page"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(missing.status(), 401);
+
+    // forbidden route: 403
+    let forbidden = client()
+        .get(nginx.url("/admin/panel"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(forbidden.status(), 403);
+
+    // a POST with a body gets its answer without nginx waiting on verdict
+    let posted = client()
+        .post(nginx.url("/app/form"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send_body("a=1&b=2")
+        .await
+        .expect("send");
+    assert_eq!(posted.status(), 200);
+
+    // dot-segments and encoded slashes are judged as nginx routes them
+    let sneaky = client()
+        .get(nginx.url("/public/%2e%2e/admin/panel"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sneaky.status(), 403);
+
+    drop(nginx);
+    v.stop().await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn nginx_redirects_browsers_to_login() {
+    let Some(binary) = require_binary("nginx", &["/usr/sbin/nginx"]) else {
+        return;
+    };
+    let v = start(
+        "login_url = \"https://auth.example.com/login\"",
+        &format!("{DEMO_KEYS}{ROUTES}"),
+    )
+    .await;
+    let app = echo_upstream().await;
+    let nginx = start_nginx(&binary, v.addr, app.addr);
+    let browser = client()
+        .get(nginx.url("/app/page?x=1"))
+        .insert_header(("Accept", "text/html"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(browser.status(), 302);
+    let expected = format!(
+        "https://auth.example.com/login?rd=http%3A%2F%2F127.0.0.1%3A{}%2Fapp%2Fpage%3Fx%3D1",
+        nginx.port
+    );
+    assert_eq!(
+        browser.headers().get("location").expect("location"),
+        expected.as_str()
+    );
+    let allowed = client()
+        .get(nginx.url("/app/page"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(allowed.status(), 200);
+    drop(nginx);
+    v.stop().await;
+    app.stop().await;
+}

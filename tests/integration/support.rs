@@ -1,0 +1,395 @@
+//! Test support: verdict in-process on port 0, fake backends on port 0, raw HTTP.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use verdict::authorizer::AuthorizerKind;
+use verdict::config::Config;
+use verdict::server::Running;
+
+pub const HS_SECRET: &str = "integration-secret-of-32-bytes!!";
+pub const DEMO_KEYS: &str = r#"
+[authorizers.keys]
+type = "static"
+token_sources = ["bearer", "header:x-api-key"]
+[[authorizers.keys.tokens]]
+token = "valid-token"
+user_id = "u-123"
+session_name = "alice"
+roles = ["reader"]
+amr = ["pwd"]
+verified = true
+[[authorizers.keys.tokens]]
+token = "admin-token"
+user_id = "u-admin"
+session_name = "root"
+roles = ["reader", "admin"]
+"#;
+
+/// A running verdict with its addresses.
+pub struct Verdict {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub resolver: web::Data<verdict::server::Resolver>,
+    handles: (ServerHandle, ServerHandle),
+}
+
+impl Verdict {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Look-ups made by the static authorizer `name` (cache misses).
+    pub fn static_lookups(&self, name: &str) -> u64 {
+        self.resolver
+            .config
+            .authorizers
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| match &a.kind {
+                AuthorizerKind::Static(s) => Some(s.lookups()),
+                _ => None,
+            })
+            .expect("static authorizer")
+    }
+
+    pub fn jwks_fetches(&self, name: &str) -> u64 {
+        self.resolver
+            .config
+            .authorizers
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| match &a.kind {
+                AuthorizerKind::Jwt(j) => Some(j.jwks_fetches()),
+                _ => None,
+            })
+            .expect("jwt authorizer")
+    }
+
+    pub async fn stop(self) {
+        self.handles.0.stop(false).await;
+        self.handles.1.stop(false).await;
+    }
+}
+
+/// Starts verdict with `body` appended to a loopback, one-worker, port-0 server section.
+pub async fn start(server_extra: &str, body: &str) -> Verdict {
+    verdict::init_crypto();
+    let _ = env_logger::builder().is_test(true).try_init();
+    let workers = if server_extra.contains("workers") {
+        ""
+    } else {
+        "workers = 1"
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{workers}\n{server_extra}\n{body}"
+    );
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    let running: Running = verdict::server::bind(config, false).await.expect("bind");
+    let addr = running.decision_addr;
+    let admin = running.admin_addr;
+    let resolver = running.resolver.clone();
+    let handles = running.handles();
+    actix_web::rt::spawn(running.run());
+    // Let both servers start before a test blocks its own thread on raw socket I/O.
+    for url in [
+        format!("http://{addr}/_ready_probe"),
+        format!("http://{admin}/healthz"),
+    ] {
+        client().get(url).send().await.expect("server starts");
+    }
+    Verdict {
+        addr,
+        admin,
+        resolver,
+        handles,
+    }
+}
+
+/// A plain awc client (plays the proxy).
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .disable_redirects()
+        .finish()
+}
+
+/// Sends raw bytes and reads until the peer closes or `wait` passes with no data.
+pub fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (out, closed)
+}
+
+/// Parsed status and headers of every response in a byte stream of bodiless responses.
+pub fn responses(bytes: &[u8]) -> Vec<(u16, Vec<(String, String)>)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = Vec::new();
+    for block in text.split("\r\n\r\n").filter(|b| b.starts_with("HTTP/")) {
+        let mut lines = block.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        out.push((status, headers));
+    }
+    out
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// An HS256 token for the `jwt` authorizer of [`JWT_HS`].
+pub fn hs_token(claims: Value) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("hs".into());
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
+pub fn user_claims(sub: &str, roles: &[&str], ttl: i64) -> Value {
+    json!({"sub": sub, "iss": "https://idp.test", "aud": "api", "exp": (now() as i64 + ttl),
+           "roles": roles, "preferred_username": format!("{sub}-name"), "amr": ["pwd"]})
+}
+
+/// A `jwt` authorizer with an inline HMAC key, reading the bearer token or cookie `sess`.
+pub fn jwt_hs(extra: &str) -> String {
+    format!(
+        "[authorizers.jwt]\ntype = \"jwt\"\ntoken_sources = [\"bearer\", \"cookie:sess\"]\nissuers = [\"https://idp.test\"]\naudiences = [\"api\"]\n{extra}\n[[authorizers.jwt.keys]]\nkid = \"hs\"\nalgorithms = [\"HS256\"]\nsecret = \"{HS_SECRET}\"\n"
+    )
+}
+
+pub const RSA_PRIVATE: &str = include_str!("../fixtures/rsa.key.pem");
+
+pub fn rs_token(kid: &str, claims: Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.into());
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa key"),
+    )
+    .expect("sign")
+}
+
+pub fn jwks_with(kids: &[&str]) -> String {
+    let key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa key");
+    let keys: Vec<Jwk> = kids
+        .iter()
+        .map(|kid| {
+            let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
+            jwk.common.key_id = Some(kid.to_string());
+            jwk
+        })
+        .collect();
+    serde_json::to_string(&JwkSet { keys }).expect("jwks json")
+}
+
+/// A fake JWKS endpoint: serves whatever document is set, counts requests, can be slow
+/// or fail.
+#[derive(Clone)]
+pub struct FakeJwks {
+    pub addr: SocketAddr,
+    pub document: Arc<Mutex<String>>,
+    pub hits: Arc<AtomicUsize>,
+    pub delay_ms: Arc<AtomicU64>,
+    pub status: Arc<AtomicU64>,
+    handle: ServerHandle,
+}
+
+impl FakeJwks {
+    pub fn url(&self) -> String {
+        format!("http://{}/jwks.json", self.addr)
+    }
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+pub async fn fake_jwks(document: String) -> FakeJwks {
+    let document = Arc::new(Mutex::new(document));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let status = Arc::new(AtomicU64::new(200));
+    let state = (
+        document.clone(),
+        hits.clone(),
+        delay_ms.clone(),
+        status.clone(),
+    );
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new().route(
+            "/jwks.json",
+            web::get().to(move || {
+                let (document, hits, delay, status) = state.clone();
+                async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let wait = delay.load(Ordering::SeqCst);
+                    if wait > 0 {
+                        actix_web::rt::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    let code = status.load(Ordering::SeqCst) as u16;
+                    let body = document.lock().expect("lock").clone();
+                    HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(code).expect("status"),
+                    )
+                    .content_type("application/json")
+                    .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .expect("bind jwks");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    FakeJwks {
+        addr,
+        document,
+        hits,
+        delay_ms,
+        status,
+        handle,
+    }
+}
+
+/// An upstream application that echoes the headers it received as JSON.
+pub struct Echo {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl Echo {
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+pub async fn echo_upstream() -> Echo {
+    let server = HttpServer::new(|| {
+        App::new().default_service(web::to(|req: HttpRequest| async move {
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            HttpResponse::Ok().json(json!({
+                "method": req.method().as_str(),
+                "uri": req.uri().to_string(),
+                "headers": headers,
+            }))
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .expect("bind echo");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Echo { addr, handle }
+}
+
+/// Header values of a given name that the echo upstream saw.
+pub fn echoed<'a>(body: &'a Value, name: &str) -> Vec<&'a str> {
+    body["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .filter(|pair| {
+            pair[0]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .filter_map(|pair| pair[1].as_str())
+        .collect()
+}
+
+/// Whether a real proxy binary is there. In CI its absence fails the test; elsewhere the
+/// test is skipped with a printed reason.
+pub fn require_binary(name: &str, candidates: &[&str]) -> Option<String> {
+    for candidate in candidates {
+        if std::path::Path::new(candidate).exists() {
+            return Some(candidate.to_string());
+        }
+    }
+    if let Ok(path) = which(name) {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{name} is required in CI but was not found (the README's test command installs it)"
+        );
+    }
+    eprintln!("SKIPPED: {name} is not installed; install it to run the end-to-end tests");
+    None
+}
+
+fn which(name: &str) -> Result<String, ()> {
+    let path = std::env::var("PATH").map_err(|_| ())?;
+    for dir in path.split(':') {
+        let candidate = std::path::Path::new(dir).join(name);
+        if candidate.exists() {
+            return Ok(candidate.display().to_string());
+        }
+    }
+    Err(())
+}
+
+/// A free loopback port (bound and released; the caller binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

@@ -1,0 +1,204 @@
+//! Trusted peers and the canonical target: forwarded facts count only from trusted
+//! proxies, and decisions are made on the canonical form.
+
+use crate::support::*;
+
+const ROUTES: &str = r#"
+[[route]]
+name = "admin"
+path = "/admin"
+access = "deny"
+[[route]]
+name = "admin-host"
+host = "admin.example.com"
+access = "deny"
+[[route]]
+name = "public"
+path = "/public"
+access = "public"
+"#;
+
+fn nginx(v: &Verdict, uri: &str) -> awc::ClientRequest {
+    client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", uri.to_string()))
+        .insert_header(("X-Original-Method", "GET"))
+        .insert_header(("X-Forwarded-Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+}
+
+#[actix_web::test]
+async fn untrusted_peers_are_refused() {
+    let v = start("trusted_proxies = [\"10.0.0.0/8\"]", DEMO_KEYS).await;
+    let r = nginx(&v, "/public").send().await.expect("send");
+    assert_eq!(r.status(), 403, "127.0.0.1 is not a trusted proxy here");
+    assert!(r.headers().get("x-authgear-user-id").is_none());
+    assert_eq!(
+        v.static_lookups("keys"),
+        0,
+        "nothing was decided for an untrusted peer"
+    );
+    v.stop().await;
+    let trusted = start(
+        "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]",
+        DEMO_KEYS,
+    )
+    .await;
+    assert_eq!(
+        nginx(&trusted, "/public")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    trusted.stop().await;
+}
+
+#[actix_web::test]
+async fn decisions_use_the_canonical_path() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    for uri in [
+        "/admin",
+        "/admin/",
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "//admin//x",
+        "/./admin",
+        "/public/..%2Fadmin",
+        "/%61dmin",
+    ] {
+        let r = nginx(&v, uri).send().await.expect("send");
+        assert_eq!(r.status(), 403, "{uri} is /admin");
+    }
+    for uri in ["/public/%252e%252e/admin", "/administrator", "/ADMIN"] {
+        let r = nginx(&v, uri).send().await.expect("send");
+        assert_eq!(r.status(), 200, "{uri} is not /admin");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn decisions_use_the_canonical_host() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    for host in [
+        "admin.example.com",
+        "ADMIN.Example.COM",
+        "admin.example.com:443",
+        "admin.example.com.",
+    ] {
+        let r = client()
+            .get(v.url("/_resolver/forward-auth"))
+            .insert_header(("X-Forwarded-Method", "GET"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", host))
+            .insert_header(("X-Forwarded-Uri", "/x"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 403, "{host} is admin.example.com");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn unparsable_or_ambiguous_targets_are_denied() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    for uri in ["relative/path", "/bad%FF", "/nul%00", "http://evil/admin"] {
+        let r = nginx(&v, uri).send().await.expect("send");
+        assert_eq!(r.status(), 403, "{uri}");
+        assert!(r.headers().get("x-authgear-user-id").is_none());
+    }
+    let twice = nginx(&v, "/public")
+        .append_header(("X-Original-URI", "/admin"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(twice.status(), 403, "two X-Original-URI headers");
+    let bad_host = client()
+        .get(v.url("/_resolver/forward-auth"))
+        .insert_header(("X-Forwarded-Method", "GET"))
+        .insert_header(("X-Forwarded-Host", "evil.com/x"))
+        .insert_header(("X-Forwarded-Uri", "/public"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad_host.status(), 403);
+    let bad_ip = nginx(&v, "/public")
+        .insert_header(("X-Real-IP", "not-an-ip"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad_ip.status(), 403);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn missing_host_cannot_slip_past_host_rules() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    let r = client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", "/public"))
+        .insert_header(("X-Original-Method", "GET"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        403,
+        "the host rule before /public cannot be evaluated without a host"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn missing_target_cannot_slip_past_path_rules() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    let r = client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403, "no X-Original-URI while path rules exist");
+    v.stop().await;
+    let no_routes = start("", DEMO_KEYS).await;
+    let r = client()
+        .get(no_routes.url("/_resolver/resolve"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        200,
+        "with no path rules the default route needs no target (Authgear's resolver)"
+    );
+    no_routes.stop().await;
+}
+
+#[actix_web::test]
+async fn other_header_families_are_ignored() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    // nginx passes client headers through: X-Forwarded-Uri must not override X-Original-URI
+    let r = nginx(&v, "/admin")
+        .insert_header(("X-Forwarded-Uri", "/public"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    // Caddy passes client headers through: X-Original-URI must not override X-Forwarded-Uri
+    let r = client()
+        .get(v.url("/_resolver/forward-auth"))
+        .insert_header(("X-Forwarded-Method", "GET"))
+        .insert_header(("X-Forwarded-Uri", "/admin"))
+        .insert_header(("X-Original-URI", "/public"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    v.stop().await;
+}
