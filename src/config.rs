@@ -168,7 +168,7 @@ struct RawCache {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum RawAuthorizer {
-    Jwt(JwtSettings),
+    Jwt(Box<JwtSettings>),
     Static(StaticSettings),
 }
 
@@ -319,7 +319,9 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     for (name, settings) in raw.authorizers {
         validate_name(&format!("authorizers.{name}"), &name)?;
         let kind = match settings {
-            RawAuthorizer::Jwt(s) => AuthorizerKind::Jwt(JwtAuthorizer::build(&name, s, base_dir)?),
+            RawAuthorizer::Jwt(s) => {
+                AuthorizerKind::Jwt(Box::new(JwtAuthorizer::build(&name, *s, base_dir)?))
+            }
             RawAuthorizer::Static(s) => {
                 AuthorizerKind::Static(StaticTokens::build(&name, s, base_dir)?)
             }

@@ -890,11 +890,8 @@ pub(crate) mod tests {
         let a = authorizer("");
         let token = sign(good_claims(), Some("hs"));
         let (rest, sig) = token.rsplit_once('.').unwrap();
-        let flipped = if sig.starts_with('A') {
-            format!("B{}", &sig[1..])
-        } else {
-            format!("A{}", &sig[1..])
-        };
+        let first = if sig.starts_with('A') { 'B' } else { 'A' };
+        let flipped = format!("{first}{}", &sig[1..]);
         assert_eq!(denial(&a, &format!("{rest}.{flipped}")), "bad signature");
         let other = encode(
             &Header::new(Algorithm::HS256),

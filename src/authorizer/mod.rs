@@ -193,7 +193,7 @@ pub struct Authorizer {
 /// The kinds of authorizer.
 #[derive(Debug)]
 pub enum AuthorizerKind {
-    Jwt(jwt::JwtAuthorizer),
+    Jwt(Box<jwt::JwtAuthorizer>),
     Static(static_tokens::StaticTokens),
 }
 

@@ -48,8 +48,11 @@ pub fn read(
     Ok((target, client_ip))
 }
 
+/// The parts of an absolute URL: scheme, host, path-and-query.
+type UrlParts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// `scheme://host[:port]/path?query` → (scheme, host, path-and-query).
-fn split_absolute(url: &[u8]) -> Result<(&[u8], &[u8], &[u8]), TargetError> {
+fn split_absolute(url: &[u8]) -> Result<UrlParts<'_>, TargetError> {
     let sep = url
         .windows(3)
         .position(|w| w == b"://")

@@ -2,6 +2,7 @@
 //! and end-to-end runs through real proxies started by the tests.
 
 mod cache;
+mod cli;
 mod dialects;
 mod nginx;
 mod status;

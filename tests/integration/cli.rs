@@ -1,0 +1,62 @@
+//! The `verdict` command: `check` validates files and explains the first problem.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn verdict() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_verdict"));
+    command.env_remove("VERDICT_CONFIG");
+    command
+}
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("verdict.example.toml")
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let out = verdict().arg("check").arg("--config").arg(example()).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
+#[test]
+fn check_prints_the_first_problem_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"not-an-address\"\n").expect("write");
+    let out = verdict().arg("check").arg("--config").arg(&bad).output().expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("server.listen"), "{stderr}");
+
+    let missing = verdict().arg("check").arg("--config").arg(dir.path().join("nope.toml")).output().expect("run");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+
+    let no_file = verdict().arg("check").output().expect("run");
+    assert!(!no_file.status.success());
+}
+
+#[test]
+fn environment_overrides_are_strict_but_ignore_single_underscore_names() {
+    let stray = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(example())
+        .env("VERDICT_SOMETHING_ELSE", "1")
+        .env("VERDICT__CACHE__ALLOW_TTL", "90s")
+        .output()
+        .expect("run");
+    assert!(stray.status.success(), "{}", String::from_utf8_lossy(&stray.stderr));
+    let typo = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(example())
+        .env("VERDICT__CACHE__ALOW_TTL", "90s")
+        .output()
+        .expect("run");
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("alow_ttl"));
+}
