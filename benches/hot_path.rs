@@ -1,1 +1,160 @@
-fn main() {}
+//! Criterion benchmarks of the decision hot path: canonical target, routing, a cached
+//! decision, token verification and encoding the answer. Timings are printed, never
+//! asserted.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use verdict::authorizer::Fetcher;
+use verdict::config::Config;
+use verdict::dialect::encode::{Original, encode as encode_answer};
+use verdict::dialect::{Dialect, build_target};
+use verdict::request::{ForwardedRequest, Header as RequestHeader, canonical_path};
+use verdict::server::Resolver;
+
+const SECRET: &str = "benchmark-secret-of-32-bytes-ok!";
+
+fn config() -> Config {
+    Config::from_toml(&format!(
+        r#"
+[authorizers.keys]
+type = "static"
+[[authorizers.keys.tokens]]
+token = "bench-token-123"
+user_id = "u-1"
+roles = ["reader"]
+[authorizers.jwt]
+type = "jwt"
+[[authorizers.jwt.keys]]
+kid = "hs"
+algorithms = ["HS256"]
+secret = "{SECRET}"
+[[route]]
+path = "/static/"
+access = "public"
+[[route]]
+host = "*.example.com"
+path_glob = "/admin/**"
+access = "authenticated"
+roles = ["admin"]
+[[route]]
+path = "/api"
+methods = ["POST"]
+access = "authenticated"
+authorizers = ["jwt", "keys"]
+"#
+    ))
+    .expect("bench config")
+}
+
+fn request(token: &str) -> ForwardedRequest {
+    let target = build_target(
+        Some(b"GET"),
+        Some(b"https"),
+        Some(b"app.example.com"),
+        Some(b"/app/orders/42/../43?expand=items"),
+    )
+    .expect("target");
+    ForwardedRequest {
+        target,
+        client_ip: IpAddr::from([203, 0, 113, 7]),
+        headers: vec![
+            RequestHeader {
+                name: "authorization".into(),
+                value: format!("Bearer {token}").into_bytes(),
+            },
+            RequestHeader {
+                name: "user-agent".into(),
+                value: b"Mozilla/5.0".to_vec(),
+            },
+            RequestHeader {
+                name: "accept".into(),
+                value: b"text/html".to_vec(),
+            },
+        ],
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    verdict::init_crypto();
+    c.bench_function("canonical_path", |b| {
+        b.iter(|| canonical_path(black_box(b"/app//orders/%34%32/../43/./items")))
+    });
+    c.bench_function("build_target", |b| {
+        b.iter(|| {
+            build_target(
+                Some(b"GET"),
+                Some(b"https"),
+                Some(black_box(b"App.Example.com:443")),
+                Some(black_box(b"/app/orders/42?x=1")),
+            )
+        })
+    });
+    let config = Arc::new(config());
+    let target = request("x").target;
+    c.bench_function("route", |b| {
+        b.iter(|| config.policy.route(black_box(&target)).clone_name())
+    });
+
+    let runtime = actix_web::rt::Runtime::new().expect("runtime");
+    let resolver = Resolver::new(config.clone());
+    let fetcher = runtime.block_on(async { Fetcher::new(Duration::from_secs(1)) });
+    let cached = request("bench-token-123");
+    runtime.block_on(resolver.decide(&cached, &fetcher));
+    c.bench_function("decide_cached_static", |b| {
+        b.iter(|| runtime.block_on(resolver.decide(black_box(&cached), &fetcher)))
+    });
+
+    let claims = serde_json::json!({"sub": "u-1", "exp": 4_000_000_000u64, "roles": ["reader"]});
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("hs".into());
+    let token = encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let jwt = config
+        .authorizers
+        .iter()
+        .find(|a| a.name == "jwt")
+        .expect("jwt");
+    c.bench_function("verify_hs256_uncached", |b| {
+        b.iter(|| runtime.block_on(jwt.decide(black_box(&token), &fetcher)))
+    });
+
+    let decided = runtime.block_on(resolver.decide(&cached, &fetcher));
+    c.bench_function("encode_allow", |b| {
+        b.iter(|| {
+            encode_answer(
+                black_box(&decided.outcome),
+                Dialect::AuthRequest,
+                Original {
+                    target: Some(&cached.target),
+                    accept: None,
+                },
+                &resolver.answer,
+            )
+        })
+    });
+}
+
+trait CloneName {
+    fn clone_name(&self) -> usize;
+}
+
+impl CloneName for verdict::policy::RouteChoice<'_> {
+    fn clone_name(&self) -> usize {
+        match self {
+            verdict::policy::RouteChoice::Matched(route) => route.chain.len(),
+            verdict::policy::RouteChoice::Undecidable { .. } => 0,
+        }
+    }
+}
+
+criterion_group!(hot_path, benches);
+criterion_main!(hot_path);

@@ -15,8 +15,17 @@ fn example() -> PathBuf {
 
 #[test]
 fn the_example_configuration_is_valid() {
-    let out = verdict().arg("check").arg("--config").arg(example()).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(example())
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
@@ -25,13 +34,23 @@ fn check_prints_the_first_problem_in_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[server]\nlisten = \"not-an-address\"\n").expect("write");
-    let out = verdict().arg("check").arg("--config").arg(&bad).output().expect("run");
+    let out = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("server.listen"), "{stderr}");
 
-    let missing = verdict().arg("check").arg("--config").arg(dir.path().join("nope.toml")).output().expect("run");
+    let missing = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("nope.toml"))
+        .output()
+        .expect("run");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
 
@@ -49,7 +68,11 @@ fn environment_overrides_are_strict_but_ignore_single_underscore_names() {
         .env("VERDICT__CACHE__ALLOW_TTL", "90s")
         .output()
         .expect("run");
-    assert!(stray.status.success(), "{}", String::from_utf8_lossy(&stray.stderr));
+    assert!(
+        stray.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stray.stderr)
+    );
     let typo = verdict()
         .arg("check")
         .arg("--config")
