@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
-use crate::authorizer::{AuthorizerKind, Fetcher};
+use crate::authorizer::{AuthorizerKind, Denial, Fetcher};
 use crate::cache::{CacheStatus, DecisionCache};
 use crate::config::Config;
 use crate::dialect::encode::{AnswerSettings, Original};
@@ -143,12 +143,24 @@ impl Resolver {
         let chain = result.unwrap_or(ChainResult::NoneApplied {
             credential_presented,
         });
-        if let ChainResult::Allowed(identity) = &chain
-            && route.access == Access::Authenticated
-            && route.missing_role(identity).is_some()
-        {
-            decided.reason = Some("missing required role");
-        }
+        // The reason goes to the log line: operators need to see why, clients never do.
+        decided.reason = match &chain {
+            ChainResult::Allowed(identity)
+                if route.access == Access::Authenticated
+                    && route.missing_role(identity).is_some() =>
+            {
+                Some("missing required role")
+            }
+            ChainResult::Denied(Denial::InvalidCredential(why) | Denial::Forbidden(why)) => {
+                Some(why)
+            }
+            ChainResult::NoneApplied {
+                credential_presented: true,
+            } => Some("no authorizer recognised the credential"),
+            ChainResult::Failed => Some("authorizer could not decide"),
+            ChainResult::FailedOpen => Some("authorizer could not decide; on_error = allow"),
+            _ => None,
+        };
         decided.outcome = policy::apply(route, chain);
         decided
     }

@@ -83,7 +83,7 @@ impl Verdict {
 /// Starts verdict with `body` appended to a loopback, one-worker, port-0 server section.
 pub async fn start(server_extra: &str, body: &str) -> Verdict {
     verdict::init_crypto();
-    let _ = env_logger::builder().is_test(true).try_init();
+    capture_logs();
     let workers = if server_extra.contains("workers") {
         ""
     } else {
@@ -112,6 +112,38 @@ pub async fn start(server_extra: &str, body: &str) -> Verdict {
         resolver,
         handles,
     }
+}
+
+/// Every log line verdict wrote during this test binary's run.
+static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct CaptureLogger;
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Debug
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {} {}", record.level(), record.target(), record.args());
+            LOG_LINES.lock().expect("log lock").push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if log::set_logger(&CaptureLogger).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    });
+}
+
+/// A copy of the captured log lines.
+pub fn log_lines() -> Vec<String> {
+    LOG_LINES.lock().expect("log lock").clone()
 }
 
 /// A plain awc client (plays the proxy).

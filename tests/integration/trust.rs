@@ -202,3 +202,68 @@ async fn other_header_families_are_ignored() {
     assert_eq!(r.status(), 403);
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn credentials_never_reach_the_log() {
+    let v = start(
+        "",
+        &format!(
+            "{}{DEMO_KEYS}",
+            jwt_hs("token_sources = [\"bearer\", \"cookie:sess\", \"query:access_token\"]")
+                .replace("token_sources = [\"bearer\", \"cookie:sess\"]\n", "")
+        ),
+    )
+    .await;
+    let jwt = hs_token(user_claims("u-log", &[], 600));
+    let expired = hs_token(user_claims("u-log", &[], -600));
+    let requests = [
+        ("/a".to_string(), ("Authorization", format!("Bearer {jwt}"))),
+        (
+            "/b".to_string(),
+            ("Authorization", format!("Bearer {expired}")),
+        ),
+        ("/c".to_string(), ("Cookie", format!("sess={jwt}"))),
+        (
+            format!("/d?access_token={jwt}"),
+            ("X-Other", "x".to_string()),
+        ),
+        (
+            "/e".to_string(),
+            ("Authorization", "Bearer valid-token".to_string()),
+        ),
+        (
+            "/f".to_string(),
+            ("Authorization", "Bearer not-a-known-key-42".to_string()),
+        ),
+    ];
+    for (uri, (name, value)) in requests {
+        let r = client()
+            .get(v.url("/_resolver/auth-request"))
+            .insert_header(("X-Original-URI", uri.clone()))
+            .insert_header(("X-Original-Method", "GET"))
+            .insert_header((name, value))
+            .send()
+            .await
+            .expect("send");
+        assert!([200, 401].contains(&r.status().as_u16()), "{uri}");
+    }
+    let lines = log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("decision ")),
+        "decisions are logged"
+    );
+    let signature = jwt.rsplit('.').next().expect("signature");
+    for line in &lines {
+        for secret in [
+            jwt.as_str(),
+            expired.as_str(),
+            signature,
+            "valid-token",
+            "not-a-known-key-42",
+            "access_token=",
+        ] {
+            assert!(!line.contains(secret), "credential in log line: {line}");
+        }
+    }
+    v.stop().await;
+}
