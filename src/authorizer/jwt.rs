@@ -780,21 +780,26 @@ pub(crate) mod tests {
             .as_secs()
     }
 
-    fn authorizer(extra: &str) -> JwtAuthorizer {
+    /// Builds authorizer `a` from TOML settings written under `[a]`.
+    fn from_toml(text: &str) -> Result<JwtAuthorizer, ConfigError> {
         crate::init_crypto();
         #[derive(Deserialize)]
         struct Wrap {
             a: JwtSettings,
         }
-        let text = format!(
-            "[a]\nissuers = [\"https://idp.test\"]\naudiences = [\"api\"]\n{extra}\n[[a.keys]]\nkid = \"hs\"\nalgorithms = [\"HS256\"]\nsecret = \"{SECRET}\"\n"
-        );
         let wrap: Wrap = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .expect("settings");
-        JwtAuthorizer::build("a", wrap.a, Path::new(".")).expect("builds")
+            .expect("settings parse");
+        JwtAuthorizer::build("a", wrap.a, Path::new("."))
+    }
+
+    fn authorizer(extra: &str) -> JwtAuthorizer {
+        from_toml(&format!(
+            "[a]\nissuers = [\"https://idp.test\"]\naudiences = [\"api\"]\n{extra}\n[[a.keys]]\nkid = \"hs\"\nalgorithms = [\"HS256\"]\nsecret = \"{SECRET}\"\n"
+        ))
+        .expect("builds")
     }
 
     fn sign(claims: Value, kid: Option<&str>) -> String {
@@ -923,20 +928,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pem = dir.path().join("ec.pem");
         std::fs::write(&pem, TEST_EC_PUBLIC_PEM).unwrap();
-        #[derive(Deserialize)]
-        struct Wrap {
-            a: JwtSettings,
-        }
         let text = format!(
             "[[a.keys]]\nkid = \"ec\"\nalgorithms = [\"ES256\"]\npem_file = {:?}\n",
             pem.display().to_string()
         );
-        let wrap: Wrap = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .unwrap();
-        let a = JwtAuthorizer::build("a", wrap.a, Path::new(".")).unwrap();
+        let a = from_toml(&text).unwrap();
         // the attacker signs HS256 using the public key text as the HMAC secret
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("ec".into());
@@ -952,14 +948,7 @@ pub(crate) mod tests {
             "[[a.keys]]\nalgorithms = [\"HS256\"]\npem_file = {:?}\n",
             pem.display().to_string()
         );
-        let wrap: Wrap = config::Config::builder()
-            .add_source(config::File::from_str(&bad, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .unwrap();
-        let err = JwtAuthorizer::build("a", wrap.a, Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err = from_toml(&bad).unwrap_err().to_string();
         assert!(err.contains("never a PEM key"), "{err}");
     }
 
@@ -969,20 +958,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pem = dir.path().join("ec.pem");
         std::fs::write(&pem, TEST_EC_PUBLIC_PEM).unwrap();
-        #[derive(Deserialize)]
-        struct Wrap {
-            a: JwtSettings,
-        }
         let text = format!(
             "[[a.keys]]\nalgorithms = [\"ES256\"]\npem_file = {:?}\n",
             pem.display().to_string()
         );
-        let wrap: Wrap = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .unwrap();
-        let a = JwtAuthorizer::build("a", wrap.a, Path::new(".")).unwrap();
+        let a = from_toml(&text).unwrap();
         let token = encode(
             &Header::new(Algorithm::ES256),
             &json!({"sub": "ec-user", "exp": now() + 60}),
@@ -1030,21 +1010,7 @@ pub(crate) mod tests {
 
     #[test]
     fn config_rejects_unsafe_settings() {
-        #[derive(Deserialize)]
-        struct Wrap {
-            a: JwtSettings,
-        }
-        let build = |text: &str| {
-            let wrap: Wrap = config::Config::builder()
-                .add_source(config::File::from_str(text, config::FileFormat::Toml))
-                .build()
-                .and_then(|c| c.try_deserialize())
-                .unwrap();
-            JwtAuthorizer::build("a", wrap.a, Path::new("."))
-                .map(|_| ())
-                .unwrap_err()
-                .to_string()
-        };
+        let build = |text: &str| from_toml(text).map(|_| ()).unwrap_err().to_string();
         assert!(build("[a]\n").contains("needs keys or jwks_url"));
         assert!(
             build("[[a.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"short\"\n")
