@@ -124,7 +124,8 @@ fn benches(c: &mut Criterion) {
         .find(|a| a.name == "jwt")
         .expect("jwt");
     c.bench_function("verify_hs256_uncached", |b| {
-        b.iter(|| runtime.block_on(jwt.decide(black_box(&token), &fetcher)))
+        let question = verdict::authorizer::Question::Token(token.as_str().into());
+        b.iter(|| runtime.block_on(jwt.decide(black_box(&question), &fetcher)))
     });
 
     let decided = runtime.block_on(resolver.decide(&cached, &fetcher));

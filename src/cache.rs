@@ -89,12 +89,14 @@ impl DecisionCache {
 
     /// How long a decision may be reused.
     fn ttl_for(&self, decision: &Decision) -> Duration {
-        match decision.verdict {
-            Verdict::Allow(_) => {
-                let cap = decision.valid_for.unwrap_or(self.settings.allow_ttl);
-                self.settings.allow_ttl.min(cap)
-            }
+        let configured = match decision.verdict {
+            Verdict::Allow(_) => self.settings.allow_ttl,
             Verdict::Deny(_) | Verdict::Abstain => self.settings.deny_ttl,
+        };
+        let base = decision.ttl.unwrap_or(configured);
+        match decision.valid_for {
+            Some(cap) => base.min(cap),
+            None => base,
         }
     }
 

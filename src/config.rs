@@ -15,6 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use crate::authorizer::http::{HttpAuthorizer, HttpSettings};
 use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
 use crate::authorizer::{Authorizer, AuthorizerKind};
@@ -170,6 +171,7 @@ struct RawCache {
 enum RawAuthorizer {
     Jwt(Box<JwtSettings>),
     Static(StaticSettings),
+    Http(Box<HttpSettings>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,8 +327,24 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             RawAuthorizer::Static(s) => {
                 AuthorizerKind::Static(StaticTokens::build(&name, s, base_dir)?)
             }
+            RawAuthorizer::Http(s) => {
+                AuthorizerKind::Http(Box::new(HttpAuthorizer::build(&name, *s, base_dir)?))
+            }
         };
         authorizers.push(Authorizer { name, kind });
+    }
+    for authorizer in &authorizers {
+        if let Some(source) = authorizer.claims_from() {
+            let is_jwt = authorizers
+                .iter()
+                .any(|a| a.name == source && matches!(a.kind, AuthorizerKind::Jwt(_)));
+            if !is_jwt {
+                return Err(ConfigError::invalid(
+                    format!("authorizers.{}.claims_from", authorizer.name),
+                    format!("{source:?} is not a jwt authorizer"),
+                ));
+            }
+        }
     }
 
     let default_chain = match &raw.default_route.authorizers {

@@ -368,6 +368,9 @@ pub enum Outcome {
     Unauthenticated { credential_presented: bool },
     /// Authenticated but not allowed here, or a deny route: 403.
     Forbidden,
+    /// The backend sent the client to this absolute URL (Cesbo `X-Location`): 401 +
+    /// `Location` for auth-request, 302 elsewhere.
+    Redirect(Arc<str>),
     /// The target could not be understood or a rule could not be evaluated: 403.
     BadTarget,
     /// Could not decide and the route says deny: 503.
@@ -443,6 +446,10 @@ pub fn apply(route: &Route, chain: ChainResult) -> Outcome {
                 }
             }
         }
+        (
+            Access::Authenticated,
+            ChainResult::Denied(crate::authorizer::Denial::Redirect(location)),
+        ) => Outcome::Redirect(location),
         (Access::Authenticated, ChainResult::Denied(crate::authorizer::Denial::Forbidden(_))) => {
             Outcome::Forbidden
         }
@@ -467,7 +474,7 @@ pub fn apply(route: &Route, chain: ChainResult) -> Outcome {
 pub fn chain_step(verdict: &Verdict) -> Option<ChainResult> {
     match verdict {
         Verdict::Allow(identity) => Some(ChainResult::Allowed(identity.clone())),
-        Verdict::Deny(denial) => Some(ChainResult::Denied(*denial)),
+        Verdict::Deny(denial) => Some(ChainResult::Denied(denial.clone())),
         Verdict::Abstain => None,
     }
 }

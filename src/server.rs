@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
-use crate::authorizer::{AuthorizerKind, Denial, Fetcher};
+use crate::authorizer::{AuthorizerKind, Fetcher, Verdict};
 use crate::cache::{CacheStatus, DecisionCache};
 use crate::config::Config;
 use crate::dialect::encode::{AnswerSettings, Original};
@@ -101,14 +101,18 @@ impl Resolver {
         let mut result = None;
         for &index in &route.chain {
             let authorizer = &self.config.authorizers[index];
-            let Some(credential) = authorizer.credential(request) else {
+            let claims = match authorizer.claims_from() {
+                Some(source) => self.claims_of(source, request, fetcher).await,
+                None => None,
+            };
+            let Some(question) = authorizer.prepare(request, claims.as_deref()) else {
                 continue;
             };
             credential_presented = true;
-            let key = DecisionCache::key(&authorizer.name, &credential);
+            let key = DecisionCache::key(&authorizer.name, question.cache_material());
             let (answer, status) = self
                 .cache
-                .get_or_decide(key, authorizer.decide(&credential, fetcher))
+                .get_or_decide(key, authorizer.decide(&question, fetcher))
                 .await;
             decided.cache = Some(status);
             decided.authorizer = Some(authorizer.name.clone());
@@ -151,9 +155,7 @@ impl Resolver {
             {
                 Some("missing required role")
             }
-            ChainResult::Denied(Denial::InvalidCredential(why) | Denial::Forbidden(why)) => {
-                Some(why)
-            }
+            ChainResult::Denied(denial) => Some(denial.reason()),
             ChainResult::NoneApplied {
                 credential_presented: true,
             } => Some("no authorizer recognised the credential"),
@@ -163,6 +165,27 @@ impl Resolver {
         };
         decided.outcome = policy::apply(route, chain);
         decided
+    }
+
+    /// The claims of the token that `jwt` authorizer `source` allows for this request,
+    /// through the cache like any other decision. `None` when it does not allow.
+    async fn claims_of(
+        &self,
+        source: &str,
+        request: &ForwardedRequest,
+        fetcher: &Fetcher,
+    ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
+        let authorizer = self.config.authorizers.iter().find(|a| a.name == source)?;
+        let question = authorizer.prepare(request, None)?;
+        let key = DecisionCache::key(&authorizer.name, question.cache_material());
+        let (answer, _) = self
+            .cache
+            .get_or_decide(key, authorizer.decide(&question, fetcher))
+            .await;
+        match answer.ok()?.verdict {
+            Verdict::Allow(identity) => identity.claims.clone(),
+            _ => None,
+        }
     }
 
     /// Fetches every JWKS once, so the first requests do not wait (or fail) for keys.
@@ -186,6 +209,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Allow { .. } => "allow",
         Outcome::Unauthenticated { .. } => "unauthenticated",
         Outcome::Forbidden => "forbidden",
+        Outcome::Redirect(_) => "redirect",
         Outcome::BadTarget => "bad-target",
         Outcome::Unavailable => "unavailable",
     }
@@ -342,7 +366,10 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
         App::new()
             .app_data(decision_resolver.clone())
             // awc clients are !Send: one per worker, built here.
-            .app_data(web::Data::new(Fetcher::new(FETCH_TIMEOUT)))
+            .app_data(web::Data::new(Fetcher::for_authorizers(
+                FETCH_TIMEOUT,
+                &decision_resolver.config.authorizers,
+            )))
             .configure(decision_routes(resolve_dialect))
             .default_service(web::to(HttpResponse::NotFound))
     })

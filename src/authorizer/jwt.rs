@@ -522,6 +522,8 @@ impl JwtAuthorizer {
             anonymous: claim(claims, &names.anonymous).is_some_and(value_true),
             can_reauthenticate: false,
             user_id,
+            extra_headers: Vec::new(),
+            claims: Some(Arc::new(claims.clone())),
         };
         let valid_for = claims.get("exp").and_then(Value::as_u64).map(|exp| {
             let now = SystemTime::now()

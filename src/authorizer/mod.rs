@@ -1,15 +1,19 @@
 //! Authorizers: the things that look at a credential and say who this is.
 //!
 //! Takes: a [`ForwardedRequest`] (and, for authorizers that fetch keys or ask backends, a
-//! per-worker [`Fetcher`]). Returns: a [`Decision`] holding `Allow(Identity)`,
+//! per-worker [`Fetcher`]) through [`Authorizer::prepare`]: a [`Question`] whose cache
+//! key is everything the answer depends on. Returns: a [`Decision`] holding `Allow(Identity)`,
 //! `Deny(Denial)` or `Abstain` ("no credential I understand"), or an [`AuthError`] meaning
 //! "could not decide". Must never: turn an error into an allow, look at route policy
 //! (roles and paths are checked after the cache, on every request), or log a credential.
 
+pub mod http;
 pub mod jwt;
 pub mod static_tokens;
+pub mod template;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,15 +36,31 @@ pub struct Identity {
     pub verified: bool,
     pub anonymous: bool,
     pub can_reauthenticate: bool,
+    /// Backend headers passed on to the proxy with the allow (`http` `copy_headers`).
+    pub extra_headers: Vec<(String, String)>,
+    /// The verified token's claims (`jwt`), for `${claim.NAME}` in `http` templates.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Why an authorizer said no. Carries nothing that may not reach a client log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
     /// The credential is not valid (bad signature, expired, unknown key…): 401.
     InvalidCredential(&'static str),
     /// The credential is valid but not good enough here: 403.
     Forbidden(&'static str),
+    /// The backend sent the client elsewhere (Cesbo `X-Location`): an absolute URL.
+    Redirect(Arc<str>),
+}
+
+impl Denial {
+    /// A short reason for the log line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::InvalidCredential(why) | Denial::Forbidden(why) => why,
+            Denial::Redirect(_) => "backend redirected the client",
+        }
+    }
 }
 
 /// An authorizer's answer about one credential.
@@ -52,11 +72,13 @@ pub enum Verdict {
     Abstain,
 }
 
-/// A verdict plus how long it may be reused. `valid_for` caps the cache TTL, e.g. at a
-/// token's `exp`.
+/// A verdict plus how long it may be reused. `ttl` replaces the cache's TTL for this
+/// kind of verdict (per-authorizer TTLs); `valid_for` caps it, e.g. at a token's `exp`
+/// or a backend's `Cache-Control`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub verdict: Verdict,
+    pub ttl: Option<Duration>,
     pub valid_for: Option<Duration>,
 }
 
@@ -64,18 +86,21 @@ impl Decision {
     pub fn allow(identity: Identity, valid_for: Option<Duration>) -> Self {
         Decision {
             verdict: Verdict::Allow(Arc::new(identity)),
+            ttl: None,
             valid_for,
         }
     }
     pub fn deny(denial: Denial) -> Self {
         Decision {
             verdict: Verdict::Deny(denial),
+            ttl: None,
             valid_for: None,
         }
     }
     pub fn abstain() -> Self {
         Decision {
             verdict: Verdict::Abstain,
+            ttl: None,
             valid_for: None,
         }
     }
@@ -164,9 +189,11 @@ pub fn find_token<'r>(
 }
 
 /// Per-worker tools an authorizer may use to reach the network (awc clients are `!Send`,
-/// so each worker builds its own).
+/// so each worker builds its own): one client for key fetches, and one per backend URL
+/// of every `http` authorizer.
 pub struct Fetcher {
     pub client: awc::Client,
+    backends: HashMap<String, Vec<awc::Client>>,
 }
 
 impl Fetcher {
@@ -179,6 +206,41 @@ impl Fetcher {
                 .timeout(timeout)
                 .disable_redirects()
                 .finish(),
+            backends: HashMap::new(),
+        }
+    }
+
+    /// Key-fetch client plus the backend clients of every `http` authorizer.
+    pub fn for_authorizers(timeout: Duration, authorizers: &[Authorizer]) -> Fetcher {
+        let mut fetcher = Fetcher::new(timeout);
+        for authorizer in authorizers {
+            if let AuthorizerKind::Http(http) = &authorizer.kind {
+                fetcher
+                    .backends
+                    .insert(authorizer.name.clone(), http::build_clients(http));
+            }
+        }
+        fetcher
+    }
+
+    fn backend_clients(&self, name: &str) -> &[awc::Client] {
+        self.backends.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What an authorizer is asked about one request: a token, or a rendered backend request.
+#[derive(Debug, Clone)]
+pub enum Question<'r> {
+    Token(Cow<'r, str>),
+    Backend(Box<http::BackendRequest>),
+}
+
+impl Question<'_> {
+    /// Everything the answer depends on, for the cache key.
+    pub fn cache_material(&self) -> &str {
+        match self {
+            Question::Token(token) => token,
+            Question::Backend(request) => &request.cache_material,
         }
     }
 }
@@ -195,22 +257,51 @@ pub struct Authorizer {
 pub enum AuthorizerKind {
     Jwt(Box<jwt::JwtAuthorizer>),
     Static(static_tokens::StaticTokens),
+    Http(Box<http::HttpAuthorizer>),
 }
 
 impl Authorizer {
-    /// The credential this authorizer would judge, if the request carries one.
-    pub fn credential<'r>(&self, request: &'r ForwardedRequest) -> Option<Cow<'r, str>> {
+    /// The question this authorizer would answer for this request; `None` when the
+    /// request carries no credential it reads (an abstain that costs nothing).
+    /// `claims` are those of the `claims_from` token, for `http` templates.
+    pub fn prepare<'r>(
+        &self,
+        request: &'r ForwardedRequest,
+        claims: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<Question<'r>> {
         match &self.kind {
-            AuthorizerKind::Jwt(a) => find_token(a.token_sources(), request),
-            AuthorizerKind::Static(a) => find_token(a.token_sources(), request),
+            AuthorizerKind::Jwt(a) => find_token(a.token_sources(), request).map(Question::Token),
+            AuthorizerKind::Static(a) => {
+                find_token(a.token_sources(), request).map(Question::Token)
+            }
+            AuthorizerKind::Http(a) => Some(Question::Backend(Box::new(a.render(request, claims)))),
         }
     }
 
-    /// Judges one credential. Cached by the caller under a hash of the credential.
-    pub async fn decide(&self, credential: &str, fetcher: &Fetcher) -> Result<Decision, AuthError> {
+    /// Answers a prepared question. Cached by the caller under its cache material.
+    pub async fn decide(
+        &self,
+        question: &Question<'_>,
+        fetcher: &Fetcher,
+    ) -> Result<Decision, AuthError> {
+        match (&self.kind, question) {
+            (AuthorizerKind::Jwt(a), Question::Token(token)) => a.decide(token, fetcher).await,
+            (AuthorizerKind::Static(a), Question::Token(token)) => Ok(a.decide(token)),
+            (AuthorizerKind::Http(a), Question::Backend(request)) => {
+                a.decide(request, fetcher.backend_clients(&self.name)).await
+            }
+            _ => Err(AuthError::Internal(format!(
+                "authorizer {} got a question of the wrong kind",
+                self.name
+            ))),
+        }
+    }
+
+    /// The `jwt` authorizer whose claims this one's templates read, if any.
+    pub fn claims_from(&self) -> Option<&str> {
         match &self.kind {
-            AuthorizerKind::Jwt(a) => a.decide(credential, fetcher).await,
-            AuthorizerKind::Static(a) => Ok(a.decide(credential)),
+            AuthorizerKind::Http(a) => a.claims_from.as_deref(),
+            _ => None,
         }
     }
 
@@ -218,6 +309,7 @@ impl Authorizer {
         match &self.kind {
             AuthorizerKind::Jwt(_) => "jwt",
             AuthorizerKind::Static(_) => "static",
+            AuthorizerKind::Http(_) => "http",
         }
     }
 }

@@ -186,6 +186,8 @@ impl StaticTokens {
                 verified: entry.verified,
                 anonymous: entry.anonymous,
                 can_reauthenticate: false,
+                extra_headers: Vec::new(),
+                claims: None,
             };
             entries.push((digest, identity));
         }

@@ -155,7 +155,16 @@ pub fn encode(
 ) -> (HttpResponse, Option<EncodeProblem>) {
     match outcome {
         Outcome::Allow { identity, session } => {
-            let headers = identity_headers(identity.as_deref(), *session, settings.headers);
+            let mut headers: Vec<(&str, String)> =
+                identity_headers(identity.as_deref(), *session, settings.headers);
+            if let Some(identity) = identity {
+                headers.extend(
+                    identity
+                        .extra_headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.clone())),
+                );
+            }
             match allow_response(&headers, settings.max_header_bytes) {
                 Ok(response) => (response, None),
                 Err(problem) => (plain(StatusCode::SERVICE_UNAVAILABLE), Some(problem)),
@@ -168,12 +177,13 @@ pub fn encode(
             None,
         ),
         Outcome::Forbidden | Outcome::BadTarget => (plain(StatusCode::FORBIDDEN), None),
+        Outcome::Redirect(location) => (redirect(dialect, location, settings), None),
         Outcome::Unavailable => (plain(StatusCode::SERVICE_UNAVAILABLE), None),
     }
 }
 
 fn allow_response(
-    headers: &[(&'static str, String)],
+    headers: &[(&str, String)],
     budget: usize,
 ) -> Result<HttpResponse, EncodeProblem> {
     let mut response = HttpResponse::Ok();
@@ -182,13 +192,32 @@ fn allow_response(
         // obs-text (raw UTF-8) is allowed, control characters are not
         let header_value =
             HeaderValue::from_bytes(value.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
         used += name.len() + value.len() + 4;
-        response.insert_header((HeaderName::from_static(name), header_value));
+        response.insert_header((header_name, header_value));
     }
     if used > budget {
         return Err(EncodeProblem::TooLarge);
     }
     Ok(response.finish())
+}
+
+/// A backend-chosen redirect. nginx cannot pass a 3xx from an auth subrequest, so the
+/// auth-request dialect gets 401 + `Location` (the shipped config turns it into a 302).
+fn redirect(dialect: Dialect, location: &str, settings: &AnswerSettings) -> HttpResponse {
+    match dialect {
+        Dialect::AuthRequest => HttpResponse::Unauthorized()
+            .insert_header((
+                "www-authenticate",
+                format!("Bearer realm=\"{}\"", settings.realm),
+            ))
+            .insert_header(("location", location))
+            .finish(),
+        Dialect::ForwardAuth | Dialect::ExtAuthz => HttpResponse::Found()
+            .insert_header(("location", location))
+            .finish(),
+    }
 }
 
 fn plain(status: StatusCode) -> HttpResponse {
