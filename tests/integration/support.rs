@@ -425,3 +425,143 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// One scripted answer of the fake auth backend.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            ..Reply::default()
+        }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Reply {
+        self.body = body.into();
+        self
+    }
+    pub fn delay(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+/// What the fake backend received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An auth backend on port 0 that answers from a script (then a default) and records
+/// every request.
+#[derive(Clone)]
+pub struct FakeBackend {
+    pub addr: SocketAddr,
+    script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
+    default: Arc<Mutex<Reply>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    handle: ServerHandle,
+}
+
+impl FakeBackend {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+    pub fn set_default(&self, reply: Reply) {
+        *self.default.lock().expect("lock") = reply;
+    }
+    pub fn push(&self, reply: Reply) {
+        self.script.lock().expect("lock").push_back(reply);
+    }
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+    pub fn hits(&self) -> usize {
+        self.received.lock().expect("lock").len()
+    }
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+pub async fn fake_backend(default: Reply) -> FakeBackend {
+    let script = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let default = Arc::new(Mutex::new(default));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let state = (script.clone(), default.clone(), received.clone());
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let (script, default, received) = state.clone();
+            async move {
+                received.lock().expect("lock").push(Received {
+                    method: req.method().to_string(),
+                    uri: req.uri().to_string(),
+                    headers: req
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| {
+                            (
+                                n.as_str().to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: body.to_vec(),
+                });
+                let reply = script
+                    .lock()
+                    .expect("lock")
+                    .pop_front()
+                    .unwrap_or_else(|| default.lock().expect("lock").clone());
+                if !reply.delay.is_zero() {
+                    actix_web::rt::time::sleep(reply.delay).await;
+                }
+                let mut response = HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(reply.status).expect("status"),
+                );
+                for (n, v) in &reply.headers {
+                    response.insert_header((n.as_str(), v.as_str()));
+                }
+                response.body(reply.body)
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .expect("bind backend");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    FakeBackend {
+        addr,
+        script,
+        default,
+        received,
+        handle,
+    }
+}
