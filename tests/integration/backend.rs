@@ -594,3 +594,141 @@ fn http_config_errors() {
     assert!(err("ca_file = \"/nonexistent.pem\"", "\"https://a/\"").contains("ca_file"));
     let _ = Ordering::SeqCst;
 }
+
+/// A shipped example backend, run with python3; stopped by its PID when dropped.
+struct Example {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_example(script: &str) -> Option<Example> {
+    let Some(python) = require_binary("python3", &[]) else {
+        return None;
+    };
+    let port = free_port();
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/backends")
+        .join(script);
+    let child = std::process::Command::new(python)
+        .arg(path)
+        .arg("--port")
+        .arg(port.to_string())
+        .env("PROMO", "http://promo.example.com/play/promo")
+        .spawn()
+        .expect("start example backend");
+    let example = Example { child, port };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(example)
+}
+
+#[actix_web::test]
+async fn shipped_example_backends_work() {
+    let Some(status) = run_example("status_backend.py") else {
+        return;
+    };
+    let v = start(
+        "",
+        &authorizer(
+            &[format!("http://127.0.0.1:{}/check", status.port)],
+            "status",
+            "forward_query = true",
+        ),
+    )
+    .await;
+    let r = ask(&v, "/play/a001/index.m3u8?token=123")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-session-name").unwrap(), "alice");
+    let r = ask(&v, "/play/a001/index.m3u8?token=999")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers().get("location").unwrap(),
+        "http://promo.example.com/play/promo"
+    );
+    v.stop().await;
+
+    let Some(json) = run_example("json_backend.py") else {
+        return;
+    };
+    let body = "method = \"POST\"\n[authorizers.backend.body]\nusername = \"${header.x-user}\"\ntopic = \"${query.topic}\"";
+    let v = start(
+        "",
+        &authorizer(
+            &[format!("http://127.0.0.1:{}/emqx", json.port)],
+            "json",
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(
+        ask(&v, "/mqtt?topic=users%2Falice%2Ftemp")
+            .insert_header(("X-User", "alice"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        ask(&v, "/mqtt?topic=admin%2F%23")
+            .insert_header(("X-User", "alice"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        403
+    );
+    v.stop().await;
+
+    let Some(authgear) = run_example("authgear_backend.py") else {
+        return;
+    };
+    let v = start(
+        "",
+        &authorizer(
+            &[format!(
+                "http://127.0.0.1:{}/_resolver/resolve",
+                authgear.port
+            )],
+            "authgear",
+            "[authorizers.backend.headers]\nAuthorization = \"${header.authorization}\"",
+        ),
+    )
+    .await;
+    let r = ask(&v, "/doc")
+        .insert_header(("Authorization", "Bearer session-alice"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-authgear-user-id").unwrap(), "u-alice");
+    assert_eq!(
+        ask(&v, "/doc")
+            .insert_header(("Authorization", "Bearer nope"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    v.stop().await;
+}

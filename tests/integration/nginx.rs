@@ -204,3 +204,67 @@ async fn nginx_redirects_browsers_to_login() {
     v.stop().await;
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn nginx_with_a_cesbo_style_backend() {
+    let Some(binary) = require_binary("nginx", &["/usr/sbin/nginx"]) else {
+        return;
+    };
+    let backend = fake_backend(Reply::status(200).header("X-Session-Name", "viewer-7")).await;
+    let body = format!(
+        "[authorizers.astra]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nforward_query = true\n",
+        backend.url("/check")
+    );
+    let v = start("", &body).await;
+    let app = echo_upstream().await;
+    let nginx = start_nginx(&binary, v.addr, app.addr);
+
+    let mut allowed = client()
+        .get(nginx.url("/play/a001/index.m3u8?token=123"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(allowed.status(), 200);
+    let seen = body_json(&mut allowed).await;
+    assert_eq!(
+        echoed(&seen, "x-session-name"),
+        vec!["viewer-7"],
+        "X-Session-Name reaches the app"
+    );
+    let asked = backend.received().pop().expect("backend asked");
+    assert_eq!(asked.uri, "/check?token=123");
+    assert_eq!(asked.header("x-channel-id"), Some("a001"));
+    assert_eq!(asked.header("x-real-path"), Some("/play/a001/index.m3u8"));
+
+    backend.set_default(Reply::status(403).header(
+        "X-Location",
+        "http://promo.example.com/play/promo/index.m3u8",
+    ));
+    let promo = client()
+        .get(nginx.url("/play/a002/index.m3u8?token=bad"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        promo.status(),
+        302,
+        "X-Location becomes the viewer's redirect"
+    );
+    assert_eq!(
+        promo.headers().get("location").expect("location"),
+        "http://promo.example.com/play/promo/index.m3u8"
+    );
+
+    backend.set_default(Reply::status(403));
+    let refused = client()
+        .get(nginx.url("/play/a003/index.m3u8?token=bad"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 403);
+
+    drop(nginx);
+    v.stop().await;
+    app.stop().await;
+    backend.stop().await;
+}
