@@ -609,9 +609,7 @@ impl Drop for Example {
 }
 
 fn run_example(script: &str) -> Option<Example> {
-    let Some(python) = require_binary("python3", &[]) else {
-        return None;
-    };
+    let python = require_binary("python3", &[])?;
     let port = free_port();
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("examples/backends")
