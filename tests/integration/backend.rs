@@ -730,3 +730,66 @@ async fn shipped_example_backends_work() {
     );
     v.stop().await;
 }
+
+/// An https backend with a certificate from the test CA in `tests/fixtures`.
+async fn tls_backend() -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    verdict::init_crypto();
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(fixtures.join("backend.cert.pem"))
+            .expect("cert")
+            .collect::<Result<_, _>>()
+            .expect("cert");
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("backend.key.pem")).expect("key");
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("tls config");
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(|| async {
+            actix_web::HttpResponse::Ok()
+                .insert_header(("X-Session-Name", "over-tls"))
+                .finish()
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind_rustls_0_23("127.0.0.1:0", tls)
+    .expect("bind tls");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (addr, handle)
+}
+
+#[actix_web::test]
+async fn https_backends_use_the_configured_ca() {
+    let (addr, handle) = tls_backend().await;
+    let url = format!("https://localhost:{}/check", addr.port());
+    let ca =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-ca.pem");
+    let v = start(
+        "",
+        &authorizer(
+            std::slice::from_ref(&url),
+            "status",
+            &format!("ca_file = {:?}", ca.display().to_string()),
+        ),
+    )
+    .await;
+    let r = ask(&v, "/tls").send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-session-name").unwrap(), "over-tls");
+    v.stop().await;
+    let untrusting = start("", &authorizer(&[url], "status", "")).await;
+    assert_eq!(
+        status_of(&untrusting, "/tls").await,
+        503,
+        "the test CA is not among the default roots"
+    );
+    untrusting.stop().await;
+    handle.stop(false).await;
+}
