@@ -439,11 +439,9 @@ impl HttpAuthorizer {
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, template) in &self.headers {
             let value = template.render(&ctx);
-            // Header injection guard: a CR/LF/NUL from any placeholder refuses the request.
-            if !header_safe(&value)
-                || HeaderValue::from_str(&value).is_err()
-                    && HeaderValue::from_bytes(value.as_bytes()).is_err()
-            {
+            // Header injection guard: a CR/LF/NUL (or any other control byte) from a
+            // placeholder refuses the whole request.
+            if !header_safe(&value) || HeaderValue::from_bytes(value.as_bytes()).is_err() {
                 unsafe_value = true;
             }
             headers.push((name.clone(), value));
@@ -595,7 +593,14 @@ impl HttpAuthorizer {
                 client.get(url)
             };
             for (name, value) in &prepared.headers {
-                request = request.insert_header((name.as_str(), value.as_str()));
+                // from_bytes keeps raw UTF-8 (a User-Agent may hold it); render() has
+                // already refused control bytes, so both conversions succeed here.
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_bytes(value.as_bytes()),
+                ) {
+                    request = request.insert_header((name, value));
+                }
             }
             if self.protocol == Protocol::Json {
                 request = request.insert_header(("accept", "application/json"));

@@ -793,3 +793,32 @@ async fn https_backends_use_the_configured_ca() {
     untrusting.stop().await;
     handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn raw_utf8_client_headers_reach_the_backend() {
+    let backend = fake_backend(Reply::status(200)).await;
+    let v = start("", &authorizer(&[backend.url("/check")], "status", "")).await;
+    let r = client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", "/play/a001/x"))
+        .insert_header(("X-Original-Method", "GET"))
+        .insert_header((
+            "User-Agent",
+            awc::http::header::HeaderValue::from_bytes("Player caf\u{e9}/1".as_bytes())
+                .expect("value"),
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        backend
+            .received()
+            .pop()
+            .expect("request")
+            .header("x-real-ua"),
+        Some("Player caf\u{e9}/1")
+    );
+    v.stop().await;
+    backend.stop().await;
+}
