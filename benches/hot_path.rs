@@ -101,7 +101,7 @@ fn benches(c: &mut Criterion) {
     });
 
     let runtime = actix_web::rt::Runtime::new().expect("runtime");
-    let resolver = Resolver::new(config.clone());
+    let resolver = Resolver::new(config.clone()).expect("resolver");
     let fetcher = runtime.block_on(async { Fetcher::new(Duration::from_secs(1)) });
     let cached = request("bench-token-123");
     runtime.block_on(resolver.decide(&cached, &fetcher));

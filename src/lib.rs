@@ -22,6 +22,7 @@ pub mod authorizer;
 pub mod cache;
 pub mod config;
 pub mod dialect;
+pub mod metrics;
 pub mod policy;
 pub mod request;
 pub mod server;

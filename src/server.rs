@@ -19,6 +19,7 @@ use crate::cache::{CacheStatus, DecisionCache};
 use crate::config::Config;
 use crate::dialect::encode::{AnswerSettings, Original};
 use crate::dialect::{self, Dialect, NormalizeError};
+use crate::metrics::Metrics;
 use crate::policy::{self, Access, ChainResult, OnError, Outcome, RouteChoice};
 use crate::request::ForwardedRequest;
 
@@ -38,15 +39,17 @@ pub struct Decided {
     pub reason: Option<&'static str>,
 }
 
-/// Shared by every worker: the configuration and the decision cache.
+/// Shared by every worker: the configuration, the decision cache and the metrics.
 pub struct Resolver {
     pub config: Arc<Config>,
     pub cache: DecisionCache,
     pub answer: AnswerSettings,
+    pub metrics: Metrics,
 }
 
 impl Resolver {
-    pub fn new(config: Arc<Config>) -> Resolver {
+    pub fn new(config: Arc<Config>) -> std::io::Result<Resolver> {
+        let metrics = Metrics::new().map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
         let answer = AnswerSettings {
             realm: config.server.realm.clone(),
             login_url: config.server.login_url.clone(),
@@ -54,11 +57,12 @@ impl Resolver {
             headers: config.headers,
             max_header_bytes: config.server.max_response_header_bytes,
         };
-        Resolver {
+        Ok(Resolver {
             cache: DecisionCache::new(config.cache),
             config,
             answer,
-        }
+            metrics,
+        })
     }
 
     /// Routes the request, runs the route's authorizer chain through the cache, and
@@ -114,6 +118,7 @@ impl Resolver {
                 .cache
                 .get_or_decide(key, authorizer.decide(&question, fetcher))
                 .await;
+            self.metrics.cache(status == CacheStatus::Hit);
             decided.cache = Some(status);
             decided.authorizer = Some(authorizer.name.clone());
             match answer {
@@ -190,7 +195,8 @@ impl Resolver {
 
     /// Fetches every JWKS once, so the first requests do not wait (or fail) for keys.
     pub async fn prefetch_keys(&self) {
-        let fetcher = Fetcher::new(FETCH_TIMEOUT);
+        let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
+        fetcher.metrics = Some(self.metrics.clone());
         for authorizer in &self.config.authorizers {
             if let AuthorizerKind::Jwt(jwt) = &authorizer.kind
                 && let Err(e) = jwt.prefetch(&fetcher).await
@@ -261,6 +267,11 @@ async fn handle(
         );
     }
     let target = &forwarded.target;
+    resolver.metrics.decision(
+        &decided.route,
+        decided.authorizer.as_deref().unwrap_or("-"),
+        outcome_name(&decided.outcome),
+    );
     log::info!(
         "decision dialect={} route={} authorizer={} outcome={} status={} cache={} latency_us={} method={} host={} path={:?}{}",
         dialect.name(),
@@ -329,6 +340,53 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
+/// Ready when every JWKS has been fetched at least once and every `http` authorizer has
+/// at least one backend URL that accepts a TCP connection.
+async fn readyz(resolver: web::Data<Resolver>) -> HttpResponse {
+    let mut problems = Vec::new();
+    for authorizer in &resolver.config.authorizers {
+        match &authorizer.kind {
+            AuthorizerKind::Jwt(jwt) if !jwt.jwks_ready() => {
+                problems.push(format!("{}: JWKS not fetched yet", authorizer.name));
+            }
+            AuthorizerKind::Http(http) => {
+                let mut reachable = false;
+                for address in http.backend_addresses() {
+                    let connect = actix_web::rt::net::TcpStream::connect(address.clone());
+                    if let Ok(Ok(_)) =
+                        actix_web::rt::time::timeout(READY_PROBE_TIMEOUT, connect).await
+                    {
+                        reachable = true;
+                        break;
+                    }
+                }
+                if !reachable {
+                    problems.push(format!("{}: no backend URL reachable", authorizer.name));
+                }
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(format!("not ready:\n{}\n", problems.join("\n")))
+    }
+}
+
+async fn metrics(resolver: web::Data<Resolver>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(resolver.metrics.render(resolver.cache.entry_count()))
+}
+
+/// How long /readyz waits for one backend's TCP connect.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A bound (not yet running) pair of servers.
 pub struct Running {
     pub decision_addr: SocketAddr,
@@ -354,7 +412,7 @@ impl Running {
 /// false (tests), the servers stop only through their handles.
 pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Running> {
     let config = Arc::new(config);
-    let resolver = web::Data::new(Resolver::new(config.clone()));
+    let resolver = web::Data::new(Resolver::new(config.clone())?);
     resolver.prefetch_keys().await;
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -369,6 +427,7 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
             .app_data(web::Data::new(Fetcher::for_authorizers(
                 FETCH_TIMEOUT,
                 &decision_resolver.config.authorizers,
+                Some(decision_resolver.metrics.clone()),
             )))
             .configure(decision_routes(resolve_dialect))
             .default_service(web::to(HttpResponse::NotFound))
@@ -383,9 +442,13 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
         .copied()
         .ok_or_else(|| std::io::Error::other("no decision address"))?;
 
+    let admin_resolver = resolver.clone();
     let admin = HttpServer::new(move || {
         App::new()
+            .app_data(admin_resolver.clone())
             .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)

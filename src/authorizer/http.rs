@@ -377,6 +377,31 @@ impl HttpAuthorizer {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// `host:port` of every backend URL (they are literal up to the path), for /readyz.
+    pub fn backend_addresses(&self) -> Vec<String> {
+        self.url_texts
+            .iter()
+            .filter_map(|url| {
+                let (scheme, rest) = url.split_once("://")?;
+                let authority = rest.split(['/', '?']).next()?;
+                let authority = authority
+                    .rsplit_once('@')
+                    .map_or(authority, |(_, host)| host);
+                let has_port = authority
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                    && !authority.ends_with(']');
+                Some(if has_port {
+                    authority.to_string()
+                } else if scheme.eq_ignore_ascii_case("https") {
+                    format!("{authority}:443")
+                } else {
+                    format!("{authority}:80")
+                })
+            })
+            .collect()
+    }
+
     pub fn url_count(&self) -> usize {
         self.urls.len()
     }
@@ -519,8 +544,10 @@ impl HttpAuthorizer {
     pub async fn decide(
         &self,
         prepared: &BackendRequest,
-        clients: &[awc::Client],
+        name: &str,
+        fetcher: &super::Fetcher,
     ) -> Result<Decision, AuthError> {
+        let clients = fetcher.backend_clients(name);
         if prepared.unsafe_value {
             // Never sent: a placeholder tried to smuggle a line break into a header.
             return Ok(Decision::deny(Denial::Forbidden(
@@ -535,8 +562,20 @@ impl HttpAuthorizer {
             let url = &prepared.urls[index];
             let mut attempt = 0;
             loop {
-                match self.once(client, url, prepared).await {
-                    Ok(answer) => match self.interpret(&answer) {
+                let started = Instant::now();
+                let outcome = self.once(client, url, prepared).await;
+                let interpreted = outcome.as_ref().ok().map(|answer| self.interpret(answer));
+                if let Some(metrics) = &fetcher.metrics {
+                    let failed = !matches!(interpreted, Some(Ok(_)));
+                    metrics.backend(
+                        name,
+                        &self.url_texts[index],
+                        started.elapsed().as_secs_f64(),
+                        failed,
+                    );
+                }
+                match outcome {
+                    Ok(_) => match interpreted.unwrap_or_else(|| Err("no answer".into())) {
                         Ok(decision) => {
                             self.recover(index);
                             return Ok(decision);

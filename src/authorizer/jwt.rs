@@ -139,6 +139,8 @@ struct JwksState {
 /// A JWKS endpoint with its last good key set.
 #[derive(Debug)]
 struct JwksSource {
+    /// The authorizer's name, for metrics.
+    authorizer: String,
     url: String,
     algorithms: Vec<Algorithm>,
     refresh: Duration,
@@ -331,6 +333,7 @@ impl JwtAuthorizer {
                     ));
                 }
                 Some(JwksSource {
+                    authorizer: name.to_string(),
                     url: url.clone(),
                     algorithms,
                     refresh,
@@ -673,6 +676,9 @@ impl JwksSource {
             .try_get_with((), async {
                 self.fetches.fetch_add(1, Ordering::Relaxed);
                 let outcome = self.fetch(fetcher).await;
+                if let Some(metrics) = &fetcher.metrics {
+                    metrics.jwks_refresh(&self.authorizer, outcome.is_ok());
+                }
                 if let Ok(mut state) = self.state.write() {
                     match &outcome {
                         Ok(keys) => {

@@ -194,6 +194,8 @@ pub fn find_token<'r>(
 pub struct Fetcher {
     pub client: awc::Client,
     backends: HashMap<String, Vec<awc::Client>>,
+    /// Where backend latency and JWKS refreshes are counted, when metrics are on.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Fetcher {
@@ -207,12 +209,18 @@ impl Fetcher {
                 .disable_redirects()
                 .finish(),
             backends: HashMap::new(),
+            metrics: None,
         }
     }
 
     /// Key-fetch client plus the backend clients of every `http` authorizer.
-    pub fn for_authorizers(timeout: Duration, authorizers: &[Authorizer]) -> Fetcher {
+    pub fn for_authorizers(
+        timeout: Duration,
+        authorizers: &[Authorizer],
+        metrics: Option<crate::metrics::Metrics>,
+    ) -> Fetcher {
         let mut fetcher = Fetcher::new(timeout);
+        fetcher.metrics = metrics;
         for authorizer in authorizers {
             if let AuthorizerKind::Http(http) = &authorizer.kind {
                 fetcher
@@ -223,7 +231,7 @@ impl Fetcher {
         fetcher
     }
 
-    fn backend_clients(&self, name: &str) -> &[awc::Client] {
+    pub fn backend_clients(&self, name: &str) -> &[awc::Client] {
         self.backends.get(name).map_or(&[], Vec::as_slice)
     }
 }
@@ -288,7 +296,7 @@ impl Authorizer {
             (AuthorizerKind::Jwt(a), Question::Token(token)) => a.decide(token, fetcher).await,
             (AuthorizerKind::Static(a), Question::Token(token)) => Ok(a.decide(token)),
             (AuthorizerKind::Http(a), Question::Backend(request)) => {
-                a.decide(request, fetcher.backend_clients(&self.name)).await
+                a.decide(request, &self.name, fetcher).await
             }
             _ => Err(AuthError::Internal(format!(
                 "authorizer {} got a question of the wrong kind",

@@ -1,6 +1,7 @@
 //! The integration test binary: verdict in-process on port 0, fake backends on port 0,
 //! and end-to-end runs through real proxies started by the tests.
 
+mod admin;
 mod backend;
 mod cache;
 mod cli;

@@ -1,0 +1,160 @@
+//! Counters and histograms, exposed in the Prometheus text format on the admin listener.
+//!
+//! Takes: observations from the decision path (decisions, cache results), the `http`
+//! authorizer (backend latency and errors) and the `jwt` authorizer (JWKS refreshes).
+//! Returns: the text exposition at `/metrics`. Must never: use a credential, a client
+//! address or a request path as a label (labels are configured names only, so the series
+//! count stays bounded), or fail a decision because a metric could not be recorded.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Every metric verdict exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    decisions: IntCounterVec,
+    cache_requests: IntCounterVec,
+    cache_entries: IntGauge,
+    backend_duration: HistogramVec,
+    backend_errors: IntCounterVec,
+    jwks_refreshes: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "verdict_decisions_total",
+                "Decisions by route, deciding authorizer and outcome",
+            ),
+            &["route", "authorizer", "outcome"],
+        )?;
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "verdict_cache_requests_total",
+                "Decision-cache look-ups by result (hit or miss)",
+            ),
+            &["result"],
+        )?;
+        let cache_entries =
+            IntGauge::new("verdict_cache_entries", "Entries in the decision cache")?;
+        let backend_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_backend_request_duration_seconds",
+                "Auth backend request latency",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["authorizer", "backend"],
+        )?;
+        let backend_errors = IntCounterVec::new(
+            Opts::new(
+                "verdict_backend_errors_total",
+                "Auth backend requests that failed (transport, 5xx, timeout, bad answer)",
+            ),
+            &["authorizer", "backend"],
+        )?;
+        let jwks_refreshes = IntCounterVec::new(
+            Opts::new(
+                "verdict_jwks_refreshes_total",
+                "JWKS fetches by authorizer and result",
+            ),
+            &["authorizer", "result"],
+        )?;
+        for collector in [
+            Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cache_requests.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(backend_duration.clone()),
+            Box::new(backend_errors.clone()),
+            Box::new(jwks_refreshes.clone()),
+        ] {
+            registry.register(collector)?;
+        }
+        Ok(Metrics {
+            registry,
+            decisions,
+            cache_requests,
+            cache_entries,
+            backend_duration,
+            backend_errors,
+            jwks_refreshes,
+        })
+    }
+
+    pub fn decision(&self, route: &str, authorizer: &str, outcome: &str) {
+        self.decisions
+            .with_label_values(&[route, authorizer, outcome])
+            .inc();
+    }
+
+    pub fn cache(&self, hit: bool) {
+        self.cache_requests
+            .with_label_values(&[if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+
+    pub fn backend(&self, authorizer: &str, backend: &str, seconds: f64, failed: bool) {
+        self.backend_duration
+            .with_label_values(&[authorizer, backend])
+            .observe(seconds);
+        if failed {
+            self.backend_errors
+                .with_label_values(&[authorizer, backend])
+                .inc();
+        }
+    }
+
+    pub fn jwks_refresh(&self, authorizer: &str, ok: bool) {
+        self.jwks_refreshes
+            .with_label_values(&[authorizer, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// The text exposition, with the cache size read now.
+    pub fn render(&self, cache_entries: u64) -> String {
+        self.cache_entries
+            .set(i64::try_from(cache_entries).unwrap_or(i64::MAX));
+        let mut buffer = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            log::error!("metrics encoding failed: {e}");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family() {
+        let m = Metrics::new().unwrap();
+        m.decision("api", "jwt", "allow");
+        m.cache(true);
+        m.cache(false);
+        m.backend("astra", "http://b/check", 0.02, true);
+        m.jwks_refresh("idp", true);
+        let text = m.render(7);
+        for needle in [
+            "verdict_decisions_total{authorizer=\"jwt\",outcome=\"allow\",route=\"api\"} 1",
+            "verdict_cache_requests_total{result=\"hit\"} 1",
+            "verdict_cache_entries 7",
+            "verdict_backend_request_duration_seconds_bucket{authorizer=\"astra\",backend=\"http://b/check\",le=\"0.025\"} 1",
+            "verdict_backend_errors_total{authorizer=\"astra\",backend=\"http://b/check\"} 1",
+            "verdict_jwks_refreshes_total{authorizer=\"idp\",result=\"ok\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}
