@@ -282,6 +282,9 @@ fn unauthenticated(
             settings.max_header_bytes,
         )
     });
+    // Only browser navigations are sent to the login page; an API client gets a plain 401
+    // it can act on, in every dialect.
+    let location = location.filter(|_| is_browser_navigation(original));
     match (dialect, location) {
         // nginx cannot pass a 3xx from an auth subrequest: 401 + Location, and the
         // shipped config's `error_page 401 = @login` turns it into the redirect.
@@ -289,7 +292,7 @@ fn unauthenticated(
             .insert_header(("www-authenticate", challenge))
             .insert_header(("location", location))
             .finish(),
-        (_, Some(location)) if is_browser_navigation(original) => HttpResponse::Found()
+        (_, Some(location)) => HttpResponse::Found()
             .insert_header(("location", location))
             .finish(),
         _ => HttpResponse::Unauthorized()

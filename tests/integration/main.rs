@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod dialects;
 mod nginx;
+mod proxies;
 mod status;
 mod support;
 mod transport;

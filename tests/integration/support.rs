@@ -513,9 +513,15 @@ pub async fn fake_backend(default: Reply) -> FakeBackend {
     let state = (script.clone(), default.clone(), received.clone());
     let server = HttpServer::new(move || {
         let state = state.clone();
-        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+        App::new().default_service(web::to(move |req: HttpRequest, payload: web::Payload| {
             let (script, default, received) = state.clone();
             async move {
+                // An upgrade request's "body" is the rest of the connection: never wait for it.
+                let body = if req.headers().contains_key("upgrade") {
+                    web::Bytes::new()
+                } else {
+                    payload.to_bytes().await.unwrap_or_default()
+                };
                 received.lock().expect("lock").push(Received {
                     method: req.method().to_string(),
                     uri: req.uri().to_string(),

@@ -1,0 +1,469 @@
+//! Every proxy, for real: nginx, Traefik, Caddy and Envoy run the shipped configs in
+//! front of a recording app, with verdict deciding. Each gets the same client-side suite.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Nginx,
+    Traefik,
+    Caddy,
+    Envoy,
+}
+
+/// A proxy we started; stopped by its PID when dropped.
+pub struct Proxy {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn shipped(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Replaces `from` with `to`, insisting that the shipped file still has `from`.
+fn swap(text: String, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the shipped config no longer contains {from:?}"
+    );
+    text.replace(from, to)
+}
+
+fn proxy_binary(kind: Kind) -> Option<String> {
+    let (name, candidates): (&str, Vec<PathBuf>) = match kind {
+        Kind::Nginx => ("nginx", vec![PathBuf::from("/usr/sbin/nginx")]),
+        Kind::Traefik | Kind::Caddy | Kind::Envoy => {
+            let name = match kind {
+                Kind::Traefik => "traefik",
+                Kind::Caddy => "caddy",
+                _ => "envoy",
+            };
+            let mut candidates = vec![repo("build/proxies/bin").join(name)];
+            if let Ok(dir) = std::env::var("VERDICT_PROXY_BIN") {
+                candidates.insert(0, Path::new(&dir).join(name));
+            }
+            (name, candidates)
+        }
+    };
+    let candidates: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    require_binary(name, &refs)
+}
+
+/// Starts a proxy of `kind` with its shipped configuration in front of `app`, asking
+/// `verdict`. `None` when the binary is missing outside CI.
+pub fn start_proxy(kind: Kind, verdict: SocketAddr, app: SocketAddr) -> Option<Proxy> {
+    start_proxy_with(kind, verdict, app, |text| text)
+}
+
+pub fn start_proxy_with(
+    kind: Kind,
+    verdict: SocketAddr,
+    app: SocketAddr,
+    tweak: impl Fn(String) -> String,
+) -> Option<Proxy> {
+    let binary = proxy_binary(kind)?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let port = free_port();
+    let log = std::fs::File::create(root.join("proxy.log")).expect("log file");
+    let mut command = Command::new(&binary);
+    match kind {
+        Kind::Nginx => {
+            let site = shipped("nginx/verdict.conf");
+            let site = swap(site, "127.0.0.1:8080", &verdict.to_string());
+            let site = swap(site, "127.0.0.1:9000", &app.to_string());
+            let site = swap(site, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+            let site = site.replace(
+                "/var/cache/nginx/verdict",
+                &root.join("cache").display().to_string(),
+            );
+            std::fs::write(root.join("verdict.conf"), tweak(site)).expect("write");
+            let r = root.display();
+            std::fs::write(
+                root.join("nginx.conf"),
+                format!(
+                    "daemon off;\nmaster_process off;\nworker_processes 1;\npid {r}/nginx.pid;\nerror_log {r}/error.log info;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {r}/access.log;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n  fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n  include {r}/verdict.conf;\n}}\n"
+                ),
+            )
+            .expect("write");
+            command
+                .arg("-c")
+                .arg(root.join("nginx.conf"))
+                .arg("-p")
+                .arg(&root)
+                .arg("-e")
+                .arg(root.join("error.log"));
+        }
+        Kind::Traefik => {
+            let dynamic = shipped("traefik/dynamic.yml");
+            let dynamic = swap(dynamic, "127.0.0.1:8080", &verdict.to_string());
+            let dynamic = swap(dynamic, "127.0.0.1:9000", &app.to_string());
+            std::fs::write(root.join("dynamic.yml"), tweak(dynamic)).expect("write");
+            let static_config = shipped("traefik/traefik.yml");
+            let static_config = swap(
+                static_config,
+                "address: \":80\"",
+                &format!("address: \"127.0.0.1:{port}\""),
+            );
+            let static_config = swap(
+                static_config,
+                "/etc/traefik/dynamic.yml",
+                &root.join("dynamic.yml").display().to_string(),
+            );
+            std::fs::write(root.join("traefik.yml"), static_config).expect("write");
+            command.arg(format!(
+                "--configFile={}",
+                root.join("traefik.yml").display()
+            ));
+        }
+        Kind::Caddy => {
+            let caddyfile = shipped("caddy/Caddyfile");
+            let caddyfile = swap(caddyfile, "127.0.0.1:8080", &verdict.to_string());
+            let caddyfile = swap(caddyfile, "127.0.0.1:9000", &app.to_string());
+            let caddyfile = swap(caddyfile, ":80 {", &format!(":{port} {{\n\tbind 127.0.0.1"));
+            std::fs::write(root.join("Caddyfile"), tweak(caddyfile)).expect("write");
+            command
+                .arg("run")
+                .arg("--config")
+                .arg(root.join("Caddyfile"))
+                .arg("--adapter")
+                .arg("caddyfile")
+                .env("HOME", &root)
+                .env("XDG_DATA_HOME", root.join("data"))
+                .env("XDG_CONFIG_HOME", root.join("config"));
+        }
+        Kind::Envoy => {
+            let yaml = shipped("envoy/envoy.yaml");
+            let yaml = swap(yaml, "port_value: 10000", &format!("port_value: {port}"));
+            let yaml = swap(yaml, "address: 0.0.0.0", "address: 127.0.0.1");
+            let yaml = swap(
+                yaml,
+                "port_value: 9901",
+                &format!("port_value: {}", free_port()),
+            );
+            let yaml = swap(
+                yaml,
+                "port_value: 8080",
+                &format!("port_value: {}", verdict.port()),
+            );
+            let yaml = swap(
+                yaml,
+                "port_value: 9000",
+                &format!("port_value: {}", app.port()),
+            );
+            std::fs::write(root.join("envoy.yaml"), tweak(yaml)).expect("write");
+            command
+                .arg("-c")
+                .arg(root.join("envoy.yaml"))
+                .arg("--disable-hot-restart")
+                .arg("--log-level")
+                .arg("warn");
+        }
+    }
+    let child = command
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    let proxy = Proxy { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{kind:?} did not start listening:\n{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Traefik listens before its file provider has loaded the routers: wait until a
+    // request is routed (anything but 404) before the suite starts.
+    if kind == Kind::Traefik {
+        loop {
+            let (bytes, _) = raw(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                b"GET /public/probe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(2),
+            );
+            if !bytes.starts_with(b"HTTP/1.1 404") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Traefik never loaded its routers:\n{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Some(proxy)
+}
+
+pub const SUITE_ROUTES: &str = r#"
+[[route]]
+name = "items-write"
+path = "/api/items"
+methods = ["POST"]
+access = "authenticated"
+roles = ["admin"]
+[[route]]
+name = "admin"
+path = "/admin"
+access = "authenticated"
+roles = ["admin"]
+[[route]]
+name = "public"
+path = "/public"
+access = "public"
+"#;
+
+fn identity_seen(app: &FakeBackend, path_prefix: &str, header: &str) -> Vec<String> {
+    app.received()
+        .iter()
+        .filter(|r| r.uri.starts_with(path_prefix))
+        .flat_map(|r| {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(header))
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The client-side suite every proxy must pass.
+async fn suite(kind: Kind) {
+    let v = start(
+        "login_url = \"https://auth.example.com/login\"",
+        &format!("{DEMO_KEYS}{SUITE_ROUTES}"),
+    )
+    .await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let Some(proxy) = start_proxy(kind, v.addr, app.addr) else {
+        return;
+    };
+
+    // allowed: reaches the app with verdict's identity; client copies never count
+    let r = client()
+        .get(proxy.url("/app/page?x=1"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .insert_header(("x-authgear-user-id", "admin"))
+        .insert_header(("X-Session-Name", "root"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "{kind:?}: allowed\n{}", proxy.log());
+    assert_eq!(
+        identity_seen(&app, "/app/page", "x-authgear-user-id"),
+        vec!["u-123"],
+        "{kind:?}"
+    );
+    assert_eq!(
+        identity_seen(&app, "/app/page", "x-session-name"),
+        vec!["alice"],
+        "{kind:?}"
+    );
+    assert_eq!(
+        identity_seen(&app, "/app/page", "x-authgear-user-roles"),
+        vec!["reader"],
+        "{kind:?}"
+    );
+
+    // a public page: the client's identity headers never reach the app as identity
+    let r = client()
+        .get(proxy.url("/public/x"))
+        .insert_header(("x-authgear-user-id", "admin"))
+        .insert_header(("X-Session-Name", "root"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "{kind:?}: public");
+    for header in ["x-authgear-user-id", "x-session-name"] {
+        let seen = identity_seen(&app, "/public/x", header);
+        assert!(
+            seen.iter().all(|v| v.is_empty()),
+            "{kind:?}: {header} reached the app as {seen:?}"
+        );
+    }
+
+    // no token: 401 for an API client, a 302 to the login page for a browser
+    let r = client()
+        .get(proxy.url("/app/page"))
+        .insert_header(("Accept", "application/json"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401, "{kind:?}: no token");
+    let r = client()
+        .get(proxy.url("/app/page?x=1"))
+        .insert_header(("Accept", "text/html,application/xhtml+xml"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 302, "{kind:?}: browser without a token");
+    let expected = format!(
+        "https://auth.example.com/login?rd=http%3A%2F%2F127.0.0.1%3A{}%2Fapp%2Fpage%3Fx%3D1",
+        proxy.port
+    );
+    assert_eq!(
+        r.headers()
+            .get("location")
+            .map(|l| l.to_str().expect("ascii")),
+        Some(expected.as_str()),
+        "{kind:?}"
+    );
+    assert!(
+        r.headers().get("x-authgear-user-id").is_none(),
+        "{kind:?}: a deny carries no identity"
+    );
+
+    // forbidden route
+    let r = client()
+        .get(proxy.url("/admin/panel"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403, "{kind:?}: forbidden");
+
+    // the original method, path and query reach verdict
+    let r = client()
+        .post(proxy.url("/api/items?id=7"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        403,
+        "{kind:?}: POST /api/items is the POST rule"
+    );
+    let r = client()
+        .post(proxy.url("/api/items?id=7"))
+        .insert_header(("Authorization", "Bearer admin-token"))
+        .send_body("{}")
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "{kind:?}: admin may POST");
+    let r = client()
+        .get(proxy.url("/api/items?id=7"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "{kind:?}: GET is not the POST rule");
+    assert!(
+        app.received()
+            .iter()
+            .any(|r| r.method == "POST" && r.uri == "/api/items?id=7"),
+        "{kind:?}"
+    );
+
+    // a WebSocket upgrade is authorised like any other request
+    let before = app.hits();
+    let r = client()
+        .get(proxy.url("/ws/no-token"))
+        .insert_header(("Connection", "Upgrade"))
+        .insert_header(("Upgrade", "websocket"))
+        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .insert_header(("Sec-WebSocket-Version", "13"))
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 401, "{kind:?}: WebSocket without a token");
+    }
+    assert_eq!(
+        app.hits(),
+        before,
+        "{kind:?}: an unauthorised upgrade never reaches the app"
+    );
+    let upgraded = client()
+        .get(proxy.url("/ws/token"))
+        .insert_header(("Connection", "Upgrade"))
+        .insert_header(("Upgrade", "websocket"))
+        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .insert_header(("Sec-WebSocket-Version", "13"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(
+        identity_seen(&app, "/ws/token", "x-authgear-user-id"),
+        vec!["u-123"],
+        "{kind:?}: the upgrade reached the app with the identity (client got {upgraded:?})\n{}",
+        std::fs::read_to_string(proxy.dir.path().join("error.log")).unwrap_or_default()
+    );
+
+    // verdict down: the client gets a failure, never the app's page
+    v.stop().await;
+    let before = app.hits();
+    let r = client()
+        .get(proxy.url("/app/after"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .send()
+        .await;
+    if let Ok(mut r) = r {
+        assert_ne!(r.status(), 200, "{kind:?}: verdict down");
+        let body = r.body().await.unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&body).contains("from the app"),
+            "{kind:?}"
+        );
+    }
+    assert_eq!(
+        app.hits(),
+        before,
+        "{kind:?}: nothing reached the app while verdict was down"
+    );
+    drop(proxy);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn nginx_runs_the_suite() {
+    suite(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn traefik_runs_the_suite() {
+    suite(Kind::Traefik).await;
+}
+
+#[actix_web::test]
+async fn caddy_runs_the_suite() {
+    suite(Kind::Caddy).await;
+}
+
+#[actix_web::test]
+async fn envoy_runs_the_suite() {
+    suite(Kind::Envoy).await;
+}
