@@ -1,80 +1,9 @@
 //! End to end through a real nginx running the shipped `nginx/verdict.conf`.
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
+use crate::proxies::{Kind, start_proxy};
 use crate::support::*;
-
-/// An nginx we started; stopped by its PID when dropped.
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Nginx {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-}
-
-fn shipped_config() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nginx/verdict.conf");
-    std::fs::read_to_string(&path).expect("nginx/verdict.conf")
-}
-
-fn start_nginx(binary: &str, verdict: SocketAddr, app: SocketAddr) -> Nginx {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let site = shipped_config()
-        .replace("127.0.0.1:8080", &verdict.to_string())
-        .replace("127.0.0.1:9000", &app.to_string())
-        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-    assert!(
-        site.contains(&format!("listen 127.0.0.1:{port};")),
-        "the shipped config's listen line changed"
-    );
-    let root = dir.path().display().to_string();
-    std::fs::write(dir.path().join("verdict.conf"), site).expect("write site");
-    let main = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {root}/nginx.pid;\nerror_log {root}/error.log info;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {root}/access.log;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n  fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n  include {root}/verdict.conf;\n}}\n"
-    );
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, main).expect("write nginx.conf");
-    let child = Command::new(binary)
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nginx");
-    let nginx = Nginx {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    nginx
-}
 
 const ROUTES: &str = "[[route]]\npath = \"/admin\"\naccess = \"authenticated\"\nroles = [\"admin\"]\n[[route]]\npath = \"/public\"\naccess = \"public\"\n";
 
@@ -91,12 +20,11 @@ async fn body_json(
 
 #[actix_web::test]
 async fn nginx_auth_request_end_to_end() {
-    let Some(binary) = require_binary("nginx", &["/usr/sbin/nginx"]) else {
-        return;
-    };
     let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
     let app = echo_upstream().await;
-    let nginx = start_nginx(&binary, v.addr, app.addr);
+    let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app.addr) else {
+        return;
+    };
 
     // allowed: reaches the application with the identity; the client's copy is replaced
     let mut allowed = client()
@@ -168,16 +96,15 @@ async fn nginx_auth_request_end_to_end() {
 
 #[actix_web::test]
 async fn nginx_redirects_browsers_to_login() {
-    let Some(binary) = require_binary("nginx", &["/usr/sbin/nginx"]) else {
-        return;
-    };
     let v = start(
         "login_url = \"https://auth.example.com/login\"",
         &format!("{DEMO_KEYS}{ROUTES}"),
     )
     .await;
     let app = echo_upstream().await;
-    let nginx = start_nginx(&binary, v.addr, app.addr);
+    let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app.addr) else {
+        return;
+    };
     let browser = client()
         .get(nginx.url("/app/page?x=1"))
         .insert_header(("Accept", "text/html"))
@@ -207,9 +134,6 @@ async fn nginx_redirects_browsers_to_login() {
 
 #[actix_web::test]
 async fn nginx_with_a_cesbo_style_backend() {
-    let Some(binary) = require_binary("nginx", &["/usr/sbin/nginx"]) else {
-        return;
-    };
     let backend = fake_backend(Reply::status(200).header("X-Session-Name", "viewer-7")).await;
     let body = format!(
         "[authorizers.astra]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nforward_query = true\n",
@@ -217,7 +141,9 @@ async fn nginx_with_a_cesbo_style_backend() {
     );
     let v = start("", &body).await;
     let app = echo_upstream().await;
-    let nginx = start_nginx(&binary, v.addr, app.addr);
+    let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app.addr) else {
+        return;
+    };
 
     let mut allowed = client()
         .get(nginx.url("/play/a001/index.m3u8?token=123"))

@@ -467,3 +467,92 @@ async fn caddy_runs_the_suite() {
 async fn envoy_runs_the_suite() {
     suite(Kind::Envoy).await;
 }
+
+/// Decisions verdict has made so far, from its metrics.
+fn decisions_made(v: &Verdict) -> u64 {
+    v.resolver
+        .metrics
+        .render(0)
+        .lines()
+        .filter(|l| l.starts_with("verdict_decisions_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[actix_web::test]
+async fn nginx_decision_cache_option() {
+    let v = start("", &format!("{DEMO_KEYS}{SUITE_ROUTES}")).await;
+    let app = fake_backend(Reply::status(200)).await;
+    let enable_cache = |text: String| {
+        assert!(
+            text.contains("#cache: "),
+            "the shipped config lost its cache option"
+        );
+        text.replace("#cache: ", "")
+    };
+    let Some(proxy) = start_proxy_with(Kind::Nginx, v.addr, app.addr, enable_cache) else {
+        return;
+    };
+    let send = |token: &'static str, path: &'static str| {
+        client()
+            .get(proxy.url(path))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send()
+    };
+    assert_eq!(
+        send("valid-token", "/app/one")
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    let after_first = decisions_made(&v);
+    assert_eq!(
+        send("valid-token", "/app/one")
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        decisions_made(&v),
+        after_first,
+        "the second check came from nginx's cache"
+    );
+    assert_eq!(
+        send("admin-token", "/app/one")
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        decisions_made(&v),
+        after_first + 1,
+        "another credential is another key"
+    );
+    assert_eq!(
+        send("valid-token", "/admin/x")
+            .await
+            .expect("send")
+            .status(),
+        403,
+        "another URI is another key"
+    );
+    assert_eq!(
+        send("wrong-token", "/app/one")
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    let seen = identity_seen(&app, "/app/one", "x-authgear-user-id");
+    assert_eq!(
+        seen,
+        vec!["u-123", "u-123", "u-admin"],
+        "cached answers still carry the identity"
+    );
+    drop(proxy);
+    v.stop().await;
+    app.stop().await;
+}
