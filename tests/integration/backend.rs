@@ -595,47 +595,9 @@ fn http_config_errors() {
     let _ = Ordering::SeqCst;
 }
 
-/// A shipped example backend, run with python3; stopped by its PID when dropped.
-struct Example {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run_example(script: &str) -> Option<Example> {
-    let python = require_binary("python3", &[])?;
-    let port = free_port();
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/backends")
-        .join(script);
-    let child = std::process::Command::new(python)
-        .arg(path)
-        .arg("--port")
-        .arg(port.to_string())
-        .env("PROMO", "http://promo.example.com/play/promo")
-        .spawn()
-        .expect("start example backend");
-    let example = Example { child, port };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{script} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(example)
-}
-
 #[actix_web::test]
 async fn shipped_example_backends_work() {
-    let Some(status) = run_example("status_backend.py") else {
+    let Some(status) = run_python("examples/backends/status_backend.py") else {
         return;
     };
     let v = start(
@@ -664,7 +626,7 @@ async fn shipped_example_backends_work() {
     );
     v.stop().await;
 
-    let Some(json) = run_example("json_backend.py") else {
+    let Some(json) = run_python("examples/backends/json_backend.py") else {
         return;
     };
     let body = "method = \"POST\"\n[authorizers.backend.body]\nusername = \"${header.x-user}\"\ntopic = \"${query.topic}\"";
@@ -697,7 +659,7 @@ async fn shipped_example_backends_work() {
     );
     v.stop().await;
 
-    let Some(authgear) = run_example("authgear_backend.py") else {
+    let Some(authgear) = run_python("examples/backends/authgear_backend.py") else {
         return;
     };
     let v = start(

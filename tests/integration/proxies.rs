@@ -556,3 +556,92 @@ async fn nginx_decision_cache_option() {
     v.stop().await;
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn the_compose_stack_configs_work_end_to_end() {
+    // docker-compose.yml mounts exactly these files; no engine runs here, so the same
+    // files run under real nginx and verdict instead.
+    let compose = shipped("docker-compose.yml");
+    for mount in [
+        "./nginx/verdict.conf:",
+        "./deploy/verdict.toml:",
+        "./examples/backends/status_backend.py:",
+        "./deploy/echo_app.py:",
+    ] {
+        assert!(
+            compose.contains(mount),
+            "docker-compose.yml no longer mounts {mount}"
+        );
+    }
+    let Some(backend) = run_python("examples/backends/status_backend.py") else {
+        return;
+    };
+    let Some(app) = run_python("deploy/echo_app.py") else {
+        return;
+    };
+    let v = start_file(
+        "deploy/verdict.toml",
+        &[(
+            "VERDICT__AUTHORIZERS__TV__URLS",
+            format!("http://127.0.0.1:{}/check", backend.port),
+        )],
+    )
+    .await;
+    let app_addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
+    let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app_addr) else {
+        return;
+    };
+
+    assert_eq!(
+        client()
+            .get(nginx.url("/"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    let mut r = client()
+        .get(nginx.url("/"))
+        .insert_header(("Authorization", "Bearer demo-token-123"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+    let headers = body["headers"].as_object().expect("headers");
+    let user = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-authgear-user-id"))
+        .map(|(_, v)| v.clone());
+    assert_eq!(user, Some(serde_json::json!("demo")));
+
+    let mut r = client()
+        .get(nginx.url("/play/a001/index.m3u8?token=123"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+    let name = body["headers"]
+        .as_object()
+        .expect("headers")
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-session-name"))
+        .map(|(_, v)| v.clone());
+    assert_eq!(name, Some(serde_json::json!("alice")));
+    let r = client()
+        .get(nginx.url("/play/a001/index.m3u8?token=999"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        302,
+        "the demo backend sends unknown tokens to its promo stream"
+    );
+    drop(nginx);
+    v.stop().await;
+}

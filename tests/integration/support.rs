@@ -93,6 +93,10 @@ pub async fn start(server_extra: &str, body: &str) -> Verdict {
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{workers}\n{server_extra}\n{body}"
     );
     let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    run(config).await
+}
+
+async fn run(config: Config) -> Verdict {
     let running: Running = verdict::server::bind(config, false).await.expect("bind");
     let addr = running.decision_addr;
     let admin = running.admin_addr;
@@ -570,4 +574,63 @@ pub async fn fake_backend(default: Reply) -> FakeBackend {
         received,
         handle,
     }
+}
+
+/// A shipped Python script serving on a free loopback port; stopped by its PID when dropped.
+pub struct PythonServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `script` (relative to the repository) with `--port N`. `None` when python3 is
+/// missing outside CI.
+pub fn run_python(script: &str) -> Option<PythonServer> {
+    let python = require_binary("python3", &[])?;
+    let port = free_port();
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
+    let child = std::process::Command::new(python)
+        .arg(path)
+        .arg("--port")
+        .arg(port.to_string())
+        .env("PROMO", "http://promo.example.com/play/promo")
+        .spawn()
+        .expect("start python server");
+    let server = PythonServer { child, port };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(server)
+}
+
+/// Starts verdict from a configuration file, with environment overrides (as a deployment
+/// would set them).
+pub async fn start_file(path: &str, env: &[(&str, String)]) -> Verdict {
+    verdict::init_crypto();
+    capture_logs();
+    let mut overrides: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    overrides.insert("VERDICT__SERVER__LISTEN".into(), "127.0.0.1:0".into());
+    overrides.insert("VERDICT__SERVER__ADMIN_LISTEN".into(), "127.0.0.1:0".into());
+    overrides.insert("VERDICT__SERVER__WORKERS".into(), "1".into());
+    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    let config = Config::load(&verdict::config::Source {
+        file: Some(file),
+        env: Some(overrides),
+    })
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    run(config).await
 }
