@@ -28,6 +28,8 @@ pub enum TargetError {
     BadClientIp,
     #[error("two headers name different original URLs")]
     Conflicting,
+    #[error("a header is an alias of an identity header (CGI-style backends would read it as one)")]
+    IdentityHeaderAlias,
 }
 
 /// The original request's target, canonical where it is known. A field is `None` when

@@ -95,6 +95,12 @@ pub fn normalize(
             value: value.as_bytes().to_vec(),
         })
         .collect();
+    // Trust decision: a client header like `x_authgear_user_id` or `x.session.name` is an
+    // alias that CGI/PHP/WSGI apps read as the identity header the proxy sets. No honest
+    // client sends one; refuse rather than let it ride past the proxy's header rules.
+    if headers.iter().any(|h| is_identity_alias(&h.name)) {
+        return Err(NormalizeError::BadTarget(TargetError::IdentityHeaderAlias));
+    }
     let view = HeaderView { headers: &headers };
     let (target, client_ip) = match dialect {
         Dialect::AuthRequest => auth_request::read(&view, peer, trusted),
@@ -114,6 +120,39 @@ pub fn normalize(
         target,
         client_ip,
         headers,
+    })
+}
+
+/// Header name prefixes and names verdict answers with (every identity family).
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-authgear-",
+    "x-session-name",
+    "remote-",
+    "x-auth-request-",
+];
+
+/// Whether `name` is not itself an identity header but reads as one once every
+/// character other than a letter or digit becomes `_`, as CGI-style backends do.
+pub fn is_identity_alias(name: &str) -> bool {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return false;
+    }
+    let folded: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    IDENTITY_HEADERS.iter().any(|identity| {
+        if identity.ends_with('-') {
+            folded.starts_with(identity)
+        } else {
+            folded == *identity
+        }
     })
 }
 
@@ -327,6 +366,31 @@ mod tests {
             parse_hop("[2001:db8::1]").unwrap(),
             "2001:db8::1".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn identity_header_aliases_are_recognised() {
+        for alias in [
+            "x_authgear_user_id",
+            "x.session.name",
+            "x-authgear_user-id",
+            "remote_user",
+            "x~auth~request~user",
+            "x_session_name",
+        ] {
+            assert!(is_identity_alias(alias), "{alias}");
+        }
+        for plain in [
+            "x-authgear-user-id",
+            "x-session-name",
+            "remote-user",
+            "x_custom",
+            "user_agent",
+            "x.forwarded.for",
+            "authorization",
+        ] {
+            assert!(!is_identity_alias(plain), "{plain}");
+        }
     }
 
     #[test]

@@ -315,6 +315,39 @@ async fn suite(kind: Kind) {
         );
     }
 
+    // aliases of identity headers (CGI-style apps read X_Authgear_User_Id as the real one)
+    for (alias, value) in [("X_Authgear_User_Id", "admin"), ("X.Session.Name", "root")] {
+        let r = client()
+            .get(proxy.url("/app/alias"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .insert_header((alias, value))
+            .send()
+            .await
+            .expect("send");
+        let cgi = |name: &str| {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+        };
+        let leaked = app
+            .received()
+            .iter()
+            .filter(|req| req.uri.starts_with("/app/alias"))
+            .flat_map(|req| req.headers.clone())
+            .any(|(name, v)| cgi(&name) == cgi(alias) && v == value);
+        assert!(
+            !leaked,
+            "{kind:?}: {alias} reached the app (status {})",
+            r.status()
+        );
+    }
+
     // no token: 401 for an API client, a 302 to the login page for a browser
     let r = client()
         .get(proxy.url("/app/page"))

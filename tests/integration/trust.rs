@@ -267,3 +267,28 @@ async fn credentials_never_reach_the_log() {
     }
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn identity_header_aliases_are_refused() {
+    let v = start("", DEMO_KEYS).await;
+    for alias in ["x_authgear_user_id", "X.Session.Name", "remote_user"] {
+        let r = nginx(&v, "/app")
+            .insert_header((alias, "admin"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 403, "{alias}");
+        assert!(r.headers().get("x-authgear-user-id").is_none());
+    }
+    assert_eq!(
+        nginx(&v, "/app")
+            .insert_header(("x_custom_header", "1"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200,
+        "other underscores are fine"
+    );
+    v.stop().await;
+}
