@@ -678,3 +678,66 @@ async fn the_compose_stack_configs_work_end_to_end() {
     drop(nginx);
     v.stop().await;
 }
+
+/// No Docker engine runs here, so the Traefik Docker labels cannot be run; instead they
+/// must say exactly what the dynamic file the suite runs says.
+#[test]
+fn traefik_docker_labels_match_the_tested_dynamic_file() {
+    let labels = shipped("traefik/docker-labels.yml");
+    let label = |key: &str| -> String {
+        let prefix = format!("traefik.http.middlewares.verdict.forwardauth.{key}=");
+        labels
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .trim_start_matches("- ")
+                    .trim_matches('"')
+                    .strip_prefix(&prefix)
+                    .map(str::to_owned)
+            })
+            .next()
+            .unwrap_or_else(|| panic!("label {key} missing"))
+    };
+    let dynamic = shipped("traefik/dynamic.yml");
+    let field = |key: &str| -> String {
+        dynamic
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("{key}:"))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| panic!("{key} missing in dynamic.yml"))
+    };
+    let path_of = |url: &str| {
+        url.split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(_, p)| p.to_string())
+    };
+    assert_eq!(path_of(&label("address")), path_of(&field("address")));
+    assert_eq!(label("trustForwardHeader"), field("trustForwardHeader"));
+    assert_eq!(
+        label("preserveLocationHeader"),
+        field("preserveLocationHeader")
+    );
+    let mut from_labels: Vec<String> = label("authResponseHeaders")
+        .split(',')
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let mut from_file: Vec<String> = dynamic
+        .lines()
+        .skip_while(|l| !l.contains("authResponseHeaders:"))
+        .skip(1)
+        .take_while(|l| l.trim().starts_with("- "))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("- ")
+                .trim_matches('"')
+                .to_ascii_lowercase()
+        })
+        .collect();
+    from_labels.sort();
+    from_file.sort();
+    assert_eq!(from_labels, from_file);
+    assert!(labels.contains("traefik.http.routers.app.middlewares=verdict"));
+}
