@@ -575,7 +575,11 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
     }
 }
 
-fn claim<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+/// A claim by name, or by a dotted path into nested objects (`realm_access.roles`).
+pub(crate) fn claim<'a>(
+    claims: &'a serde_json::Map<String, Value>,
+    path: &str,
+) -> Option<&'a Value> {
     if path.is_empty() {
         return None;
     }

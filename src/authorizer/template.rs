@@ -181,7 +181,7 @@ fn value_of(var: &Var, ctx: &RenderContext<'_>) -> String {
         Var::SessionId => ctx.session_id.to_string(),
         Var::Claim(path) => ctx
             .claims
-            .and_then(|claims| claim(claims, path))
+            .and_then(|claims| super::jwt::claim(claims, path))
             .map(|v| match v {
                 Value::String(s) => s.clone(),
                 Value::Null => String::new(),
@@ -189,18 +189,6 @@ fn value_of(var: &Var, ctx: &RenderContext<'_>) -> String {
             })
             .unwrap_or_default(),
     }
-}
-
-fn claim<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(v) = claims.get(path) {
-        return Some(v);
-    }
-    let mut parts = path.split('.');
-    let mut current = claims.get(parts.next()?)?;
-    for part in parts {
-        current = current.get(part)?;
-    }
-    Some(current)
 }
 
 #[cfg(test)]

@@ -17,10 +17,7 @@ fn authorizer(urls: &[String], protocol: &str, extra: &str) -> String {
 }
 
 fn ask(v: &Verdict, uri: &str) -> awc::ClientRequest {
-    client()
-        .get(v.url("/_resolver/auth-request"))
-        .insert_header(("X-Original-URI", uri.to_string()))
-        .insert_header(("X-Original-Method", "GET"))
+    auth_request(v, uri)
         .insert_header(("X-Forwarded-Proto", "https"))
         .insert_header(("X-Forwarded-Host", "live.example.com"))
         .insert_header(("X-Real-IP", "203.0.113.7"))

@@ -6,11 +6,7 @@ use std::time::Duration;
 use crate::support::*;
 
 fn request(v: &Verdict, uri: &str, token: &str) -> awc::ClientRequest {
-    client()
-        .get(v.url("/_resolver/auth-request"))
-        .insert_header(("X-Original-URI", uri.to_string()))
-        .insert_header(("X-Original-Method", "GET"))
-        .insert_header(("Authorization", format!("Bearer {token}")))
+    auth_request(v, uri).insert_header(("Authorization", format!("Bearer {token}")))
 }
 
 #[actix_web::test]

@@ -5,10 +5,7 @@ use crate::support::*;
 const LOGIN: &str = "login_url = \"https://auth.example.com/login\"";
 
 fn nginx_request(v: &Verdict, uri: &str) -> awc::ClientRequest {
-    client()
-        .get(v.url("/_resolver/auth-request"))
-        .insert_header(("X-Original-URI", uri.to_string()))
-        .insert_header(("X-Original-Method", "GET"))
+    auth_request(v, uri)
         .insert_header(("X-Forwarded-Proto", "https"))
         .insert_header(("X-Forwarded-Host", "app.example.com"))
 }

@@ -150,6 +150,14 @@ pub fn log_lines() -> Vec<String> {
     LOG_LINES.lock().expect("log lock").clone()
 }
 
+/// A check in the auth-request dialect, as the shipped nginx config sends it (GET).
+pub fn auth_request(v: &Verdict, uri: &str) -> awc::ClientRequest {
+    client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", uri.to_string()))
+        .insert_header(("X-Original-Method", "GET"))
+}
+
 /// A plain awc client (plays the proxy).
 pub fn client() -> awc::Client {
     awc::Client::builder()

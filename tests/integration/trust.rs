@@ -19,10 +19,7 @@ access = "public"
 "#;
 
 fn nginx(v: &Verdict, uri: &str) -> awc::ClientRequest {
-    client()
-        .get(v.url("/_resolver/auth-request"))
-        .insert_header(("X-Original-URI", uri.to_string()))
-        .insert_header(("X-Original-Method", "GET"))
+    auth_request(v, uri)
         .insert_header(("X-Forwarded-Host", "app.example.com"))
         .insert_header(("Authorization", "Bearer valid-token"))
 }
