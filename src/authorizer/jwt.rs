@@ -460,27 +460,28 @@ impl JwtAuthorizer {
             let keys = jwks.keys_for(fetcher, kid).await?;
             candidates.extend(self.candidates(kid, header.alg, &keys.keys));
         }
-        let Some(key) = candidates.first() else {
+        if candidates.is_empty() {
             return Ok(Decision::deny(Denial::InvalidCredential(
                 "unknown key or algorithm",
             )));
-        };
+        }
         let Some(validation) = self.validations.get(&header.alg) else {
             return Ok(Decision::deny(Denial::InvalidCredential(
                 "algorithm not allowed",
             )));
         };
-        let claims = match jsonwebtoken::decode::<serde_json::Map<String, Value>>(
-            token, &key.key, validation,
-        ) {
-            Ok(data) => data.claims,
-            Err(e) => {
-                return Ok(Decision::deny(Denial::InvalidCredential(describe(
-                    e.kind(),
-                ))));
+        // Several keys can share a kid (or have none): the token is valid if one of them
+        // verifies it; the answer otherwise is the last key's reason.
+        let mut failure = "bad signature";
+        for key in &candidates {
+            match jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+                token, &key.key, validation,
+            ) {
+                Ok(data) => return Ok(self.identity_from(&data.claims)),
+                Err(e) => failure = describe(e.kind()),
             }
-        };
-        Ok(self.identity_from(&claims))
+        }
+        Ok(Decision::deny(Denial::InvalidCredential(failure)))
     }
 
     /// Keys that match the token's `kid` (or, without one, keys without one) and are
@@ -984,6 +985,32 @@ pub(crate) mod tests {
         assert!(
             matches!(verdict(&a, &token).verdict, Verdict::Allow(id) if id.user_id == "ec-user")
         );
+    }
+
+    #[actix_web::test]
+    async fn every_matching_key_is_tried() {
+        let second = "a-second-hmac-secret-of-32-bytes!";
+        let a = from_toml(&format!(
+            "[[a.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"{SECRET}\"\n[[a.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"{second}\"\n"
+        ))
+        .unwrap();
+        let claims = json!({"sub": "rotated", "exp": now() + 60});
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(second.as_bytes()),
+        )
+        .unwrap();
+        assert!(
+            matches!(verdict(&a, &token).verdict, Verdict::Allow(id) if id.user_id == "rotated")
+        );
+        let other = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"a-third-secret-nobody-configured!"),
+        )
+        .unwrap();
+        assert_eq!(denial(&a, &other), "bad signature");
     }
 
     #[actix_web::test]
