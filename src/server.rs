@@ -384,6 +384,39 @@ async fn metrics(resolver: web::Data<Resolver>) -> HttpResponse {
         .body(resolver.metrics.render(resolver.cache.entry_count()))
 }
 
+/// Refreshes every JWKS in the background on its `jwks_refresh` interval, so keys stay
+/// current without a request paying for the fetch. Each loop ends once the resolver is
+/// gone (the servers stopped).
+fn spawn_jwks_refreshers(resolver: &web::Data<Resolver>) {
+    for (index, authorizer) in resolver.config.authorizers.iter().enumerate() {
+        let AuthorizerKind::Jwt(jwt) = &authorizer.kind else {
+            continue;
+        };
+        let Some(interval) = jwt.jwks_refresh_interval() else {
+            continue;
+        };
+        let weak = Arc::downgrade(&resolver.clone().into_inner());
+        actix_web::rt::spawn(async move {
+            let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
+            loop {
+                actix_web::rt::time::sleep(interval).await;
+                let Some(resolver) = weak.upgrade() else {
+                    break;
+                };
+                fetcher.metrics = Some(resolver.metrics.clone());
+                if let AuthorizerKind::Jwt(jwt) = &resolver.config.authorizers[index].kind
+                    && let Err(e) = jwt.prefetch(&fetcher).await
+                {
+                    log::warn!(
+                        "authorizer {}: JWKS refresh failed, keeping the last keys: {e}",
+                        resolver.config.authorizers[index].name
+                    );
+                }
+            }
+        });
+    }
+}
+
 /// How long /readyz waits for one backend's TCP connect.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -458,6 +491,8 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
         .first()
         .copied()
         .ok_or_else(|| std::io::Error::other("no admin address"))?;
+
+    spawn_jwks_refreshers(&resolver);
 
     let (decision, admin) = if handle_signals {
         (decision.run(), admin.run())

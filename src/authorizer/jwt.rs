@@ -423,6 +423,11 @@ impl JwtAuthorizer {
             .map_or(0, |j| j.fetches.load(Ordering::Relaxed))
     }
 
+    /// How often the JWKS (if any) should be fetched again.
+    pub fn jwks_refresh_interval(&self) -> Option<Duration> {
+        self.jwks.as_ref().map(|j| j.refresh)
+    }
+
     /// Whether the JWKS (if any) has been fetched successfully at least once.
     pub fn jwks_ready(&self) -> bool {
         self.jwks.as_ref().is_none_or(|j| {

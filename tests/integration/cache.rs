@@ -205,3 +205,33 @@ async fn jwks_errors_are_not_cached() {
     v.stop().await;
     jwks.stop().await;
 }
+
+#[actix_web::test]
+async fn jwks_is_refreshed_in_the_background() {
+    let jwks = fake_jwks(jwks_with(&["k1"])).await;
+    let body = format!(
+        "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"{}\"\njwks_algorithms = [\"RS256\"]\njwks_refresh = \"300ms\"\njwks_min_refetch = \"100ms\"\n",
+        jwks.url()
+    );
+    let v = start("", &body).await;
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 1);
+    // The issuer rotates to k2 and retires k1; no request arrives meanwhile.
+    *jwks.document.lock().expect("lock") = jwks_with(&["k2"]);
+    actix_web::rt::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        jwks.hits.load(Ordering::SeqCst) >= 3,
+        "hits: {}",
+        jwks.hits.load(Ordering::SeqCst)
+    );
+    let token = rs_token("k2", serde_json::json!({"sub": "u", "exp": now() + 600}));
+    assert_eq!(
+        request(&v, "/", &token)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    v.stop().await;
+    jwks.stop().await;
+}
