@@ -123,12 +123,18 @@ pub fn normalize(
     })
 }
 
-/// Header name prefixes and names verdict answers with (every identity family).
+/// The identity headers verdict answers with: the `x-authgear-` family (a prefix) and
+/// the exact names of the other families.
 const IDENTITY_HEADERS: &[&str] = &[
     "x-authgear-",
     "x-session-name",
-    "remote-",
-    "x-auth-request-",
+    "remote-user",
+    "remote-groups",
+    "remote-email",
+    "remote-name",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
 ];
 
 /// Whether `name` is not itself an identity header but reads as one once every
@@ -384,6 +390,8 @@ mod tests {
             "x-authgear-user-id",
             "x-session-name",
             "remote-user",
+            "remote_addr",
+            "x_auth_request_id",
             "x_custom",
             "user_agent",
             "x.forwarded.for",
