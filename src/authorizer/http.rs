@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -133,7 +132,6 @@ pub struct HttpAuthorizer {
     cache_key: Option<Vec<Template>>,
     honor_cache_control: bool,
     cooling_until: Mutex<Vec<Option<Instant>>>,
-    calls: AtomicU64,
 }
 
 /// What will be sent to the backend; also the cache key's material.
@@ -147,10 +145,6 @@ pub struct BackendRequest {
     /// Set when a value would have put CR, LF or NUL into a header: never sent.
     pub unsafe_value: bool,
     pub cache_material: String,
-}
-
-fn header_safe(value: &str) -> bool {
-    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 fn parse_template(key: &str, text: &str) -> Result<Template, ConfigError> {
@@ -368,13 +362,7 @@ impl HttpAuthorizer {
             cache_key,
             honor_cache_control: settings.honor_cache_control,
             cooling_until: Mutex::new(vec![None; url_count]),
-            calls: AtomicU64::new(0),
         })
-    }
-
-    /// Backend calls made (each attempt counts); for tests and metrics.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
     }
 
     /// `host:port` of every backend URL (they are literal up to the path), for /readyz.
@@ -466,7 +454,8 @@ impl HttpAuthorizer {
             let value = template.render(&ctx);
             // Header injection guard: a CR/LF/NUL (or any other control byte) from a
             // placeholder refuses the whole request.
-            if !header_safe(&value) || HeaderValue::from_bytes(value.as_bytes()).is_err() {
+            // (HeaderValue refuses every control byte but tab, CR, LF and NUL among them.)
+            if HeaderValue::from_bytes(value.as_bytes()).is_err() {
                 unsafe_value = true;
             }
             headers.push((name.clone(), value));
@@ -623,7 +612,6 @@ impl HttpAuthorizer {
         url: &str,
         prepared: &BackendRequest,
     ) -> Result<Answer, Failure> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         let deadline = self.transport.request_timeout;
         let exchange = async {
             let mut request = if self.post {

@@ -156,7 +156,6 @@ struct JwksSource {
 /// A ready JWT authorizer.
 #[derive(Debug)]
 pub struct JwtAuthorizer {
-    name: String,
     sources: Vec<TokenSource>,
     static_keys: Vec<PinnedKey>,
     jwks: Option<JwksSource>,
@@ -403,7 +402,6 @@ impl JwtAuthorizer {
             validations.insert(alg, v);
         }
         Ok(JwtAuthorizer {
-            name: name.to_string(),
             sources,
             static_keys,
             jwks,
@@ -542,10 +540,6 @@ impl JwtAuthorizer {
             Duration::from_secs(exp.saturating_sub(now))
         });
         Decision::allow(identity, valid_for)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 

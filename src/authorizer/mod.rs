@@ -312,14 +312,6 @@ impl Authorizer {
             _ => None,
         }
     }
-
-    pub fn kind_name(&self) -> &'static str {
-        match &self.kind {
-            AuthorizerKind::Jwt(_) => "jwt",
-            AuthorizerKind::Static(_) => "static",
-            AuthorizerKind::Http(_) => "http",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -80,11 +80,6 @@ impl Template {
         Ok(Template { parts })
     }
 
-    /// Whether the template has any placeholder.
-    pub fn is_literal(&self) -> bool {
-        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
-    }
-
     /// Whether a claim placeholder appears (the authorizer then needs `claims_from`).
     pub fn uses_claims(&self) -> bool {
         self.parts
@@ -270,7 +265,6 @@ mod tests {
         assert!(Template::parse("${path.0}").is_err());
         assert!(Template::parse("${cookie.}").is_err());
         assert!(Template::parse("${query.token").is_err());
-        assert!(Template::parse("plain").unwrap().is_literal());
         assert!(Template::parse("${claim.sub}").unwrap().uses_claims());
     }
 }
