@@ -331,20 +331,29 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 AuthorizerKind::Http(Box::new(HttpAuthorizer::build(&name, *s, base_dir)?))
             }
         };
-        authorizers.push(Authorizer { name, kind });
+        authorizers.push(Authorizer {
+            name,
+            kind,
+            claims_source: None,
+        });
     }
-    for authorizer in &authorizers {
-        if let Some(source) = authorizer.claims_from() {
-            let is_jwt = authorizers
-                .iter()
-                .any(|a| a.name == source && matches!(a.kind, AuthorizerKind::Jwt(_)));
-            if !is_jwt {
-                return Err(ConfigError::invalid(
-                    format!("authorizers.{}.claims_from", authorizer.name),
-                    format!("{source:?} is not a jwt authorizer"),
-                ));
-            }
-        }
+    for index in 0..authorizers.len() {
+        let AuthorizerKind::Http(http) = &authorizers[index].kind else {
+            continue;
+        };
+        let Some(source) = http.claims_from.as_deref() else {
+            continue;
+        };
+        let found = authorizers
+            .iter()
+            .position(|a| a.name == source && matches!(a.kind, AuthorizerKind::Jwt(_)));
+        let Some(found) = found else {
+            return Err(ConfigError::invalid(
+                format!("authorizers.{}.claims_from", authorizers[index].name),
+                format!("{source:?} is not a jwt authorizer"),
+            ));
+        };
+        authorizers[index].claims_source = Some(found);
     }
 
     let default_chain = match &raw.default_route.authorizers {

@@ -116,6 +116,11 @@ pub struct Route {
     pub on_error: OnError,
 }
 
+/// Why a route's rule could not be evaluated (also the log line's reason).
+pub const NO_METHOD: &str = "proxy sent no original method";
+pub const NO_HOST: &str = "proxy sent no original host";
+pub const NO_PATH: &str = "proxy sent no original path";
+
 /// Which route applies.
 #[derive(Debug, Clone, Copy)]
 pub enum RouteChoice<'a> {
@@ -299,13 +304,13 @@ impl Route {
     /// needs a fact the proxy did not send.
     fn matches(&self, target: &Target) -> Result<bool, &'static str> {
         if let Some(methods) = &self.methods {
-            let method = target.method.as_deref().ok_or("method")?;
+            let method = target.method.as_deref().ok_or(NO_METHOD)?;
             if !methods.iter().any(|m| m == method) {
                 return Ok(false);
             }
         }
         if let Some(rule) = &self.host {
-            let host = target.host.as_deref().ok_or("host")?;
+            let host = target.host.as_deref().ok_or(NO_HOST)?;
             let ok = match rule {
                 HostRule::Exact(h) => h == host,
                 HostRule::Suffix(suffix) => {
@@ -318,7 +323,7 @@ impl Route {
             }
         }
         if let Some(rule) = &self.path {
-            let path = target.path.as_deref().ok_or("path")?;
+            let path = target.path.as_deref().ok_or(NO_PATH)?;
             let ok = match rule {
                 PathRule::Prefix(prefix) => {
                     if prefix.ends_with('/') {
@@ -555,12 +560,12 @@ mod tests {
             method: None,
             ..target("GET", "h", "/api")
         };
-        assert_eq!(r.matches(&unknown), Err("method"));
+        assert_eq!(r.matches(&unknown), Err(NO_METHOD));
         let no_path = Target {
             path: None,
             ..target("POST", "h", "/")
         };
-        assert_eq!(r.matches(&no_path), Err("path"));
+        assert_eq!(r.matches(&no_path), Err(NO_PATH));
     }
 
     #[test]
@@ -591,7 +596,7 @@ mod tests {
         assert!(matches!(
             policy.route(&unknown),
             RouteChoice::Undecidable {
-                missing: "path",
+                missing: NO_PATH,
                 ..
             }
         ));

@@ -77,11 +77,7 @@ impl Resolver {
                     route: route.to_string(),
                     authorizer: None,
                     cache: None,
-                    reason: Some(match missing {
-                        "method" => "proxy sent no original method",
-                        "host" => "proxy sent no original host",
-                        _ => "proxy sent no original path",
-                    }),
+                    reason: Some(missing),
                 };
             }
         };
@@ -105,8 +101,11 @@ impl Resolver {
         let mut result = None;
         for &index in &route.chain {
             let authorizer = &self.config.authorizers[index];
-            let claims = match authorizer.claims_from() {
-                Some(source) => self.claims_of(source, request, fetcher).await,
+            let claims = match authorizer.claims_source {
+                Some(source) => {
+                    self.claims_of(&self.config.authorizers[source], request, fetcher)
+                        .await
+                }
                 None => None,
             };
             let Some(question) = authorizer.prepare(request, claims.as_deref()) else {
@@ -172,15 +171,14 @@ impl Resolver {
         decided
     }
 
-    /// The claims of the token that `jwt` authorizer `source` allows for this request,
-    /// through the cache like any other decision. `None` when it does not allow.
+    /// The claims of the token that `jwt` authorizer `authorizer` allows for this
+    /// request, through the cache like any other decision. `None` when it does not allow.
     async fn claims_of(
         &self,
-        source: &str,
+        authorizer: &crate::authorizer::Authorizer,
         request: &ForwardedRequest,
         fetcher: &Fetcher,
     ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
-        let authorizer = self.config.authorizers.iter().find(|a| a.name == source)?;
         let question = authorizer.prepare(request, None)?;
         let key = DecisionCache::key(&authorizer.name, question.cache_material());
         let (answer, _) = self

@@ -258,6 +258,9 @@ impl Question<'_> {
 pub struct Authorizer {
     pub name: String,
     pub kind: AuthorizerKind,
+    /// Index of the `jwt` authorizer whose claims this one's templates read (`http`
+    /// `claims_from`), resolved once at start.
+    pub claims_source: Option<usize>,
 }
 
 /// The kinds of authorizer.
@@ -302,14 +305,6 @@ impl Authorizer {
                 "authorizer {} got a question of the wrong kind",
                 self.name
             ))),
-        }
-    }
-
-    /// The `jwt` authorizer whose claims this one's templates read, if any.
-    pub fn claims_from(&self) -> Option<&str> {
-        match &self.kind {
-            AuthorizerKind::Http(a) => a.claims_from.as_deref(),
-            _ => None,
         }
     }
 }
