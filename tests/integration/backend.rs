@@ -1,7 +1,6 @@
 //! The `http` authorizer against a fake backend that answers each protocol and
 //! misbehaves on demand.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -589,7 +588,15 @@ fn http_config_errors() {
         .contains("claims_from")
     );
     assert!(err("ca_file = \"/nonexistent.pem\"", "\"https://a/\"").contains("ca_file"));
-    let _ = Ordering::SeqCst;
+    let wrong_kind = Config::from_toml(&format!(
+        "{DEMO_KEYS}[authorizers.b]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"http://a/\"]\nclaims_from = \"keys\"\n"
+    ))
+    .expect_err("a static authorizer has no claims")
+    .to_string();
+    assert!(
+        wrong_kind.contains("is not a jwt authorizer"),
+        "{wrong_kind}"
+    );
 }
 
 #[actix_web::test]

@@ -90,7 +90,10 @@ async fn a2_naive_nginx_content_length_without_body_is_answered_at_once() {
     // The answer came without waiting for the 7 body bytes that never arrive (a stall
     // would hit the 3 s read timeout instead).
     assert!(started.elapsed() < Duration::from_secs(3));
-    let _ = closed;
+    assert!(
+        closed,
+        "HTTP/1.0 without keep-alive: the connection is closed after the answer"
+    );
     v.stop().await;
 }
 
