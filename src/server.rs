@@ -240,9 +240,11 @@ async fn handle(
                 "refused {}: peer {peer} is not in server.trusted_proxies",
                 dialect.name()
             );
+            resolver.metrics.decision("-", "-", "untrusted-peer");
             return HttpResponse::Forbidden().finish();
         }
         Err(NormalizeError::BadTarget(error)) => {
+            resolver.metrics.decision("-", "-", "bad-target");
             log::info!(
                 "decision dialect={} route=- authorizer=- outcome=bad-target status=403 cache=- latency_us={} reason=\"{error}\"",
                 dialect.name(),

@@ -43,6 +43,13 @@ async fn metrics_count_decisions_cache_backends_and_jwks() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+    let bad = client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("X-Original-URI", "relative"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 403);
     let (status, text) = get_text(format!("http://{}/metrics", v.admin)).await;
     assert_eq!(status, 200);
     for needle in [
@@ -53,6 +60,7 @@ async fn metrics_count_decisions_cache_backends_and_jwks() {
         "verdict_jwks_refreshes_total{authorizer=\"idp\",result=\"ok\"} 1",
         "verdict_backend_request_duration_seconds_count{authorizer=\"astra\"",
         "verdict_cache_entries",
+        "verdict_decisions_total{authorizer=\"-\",outcome=\"bad-target\",route=\"-\"} 1",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
