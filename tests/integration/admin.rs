@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use crate::support::*;
 
 async fn get_text(url: String) -> (u16, String) {
-    let mut r = client().get(url).send().await.expect("send");
+    let mut r = client().get(url).sent().await;
     let body = r.body().await.expect("body");
     (
         r.status().as_u16(),
@@ -30,25 +30,22 @@ async fn metrics_count_decisions_cache_backends_and_jwks() {
             .insert_header(("X-Original-URI", "/app"))
             .insert_header(("X-Original-Method", "GET"))
             .insert_header(("Authorization", format!("Bearer {token}")))
-            .send()
-            .await
-            .expect("send");
+            .sent()
+            .await;
         assert_eq!(r.status(), 200);
     }
     let r = client()
         .get(v.url("/_resolver/auth-request"))
         .insert_header(("X-Original-URI", "/play/a1"))
         .insert_header(("X-Original-Method", "GET"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     let bad = client()
         .get(v.url("/_resolver/auth-request"))
         .insert_header(("X-Original-URI", "relative"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(bad.status(), 403);
     let (status, text) = get_text(format!("http://{}/metrics", v.admin)).await;
     assert_eq!(status, 200);

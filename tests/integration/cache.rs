@@ -16,32 +16,11 @@ async fn hit_miss_and_ttl_expiry() {
         &format!("[cache]\nallow_ttl = \"400ms\"\ndeny_ttl = \"100ms\"\n{DEMO_KEYS}"),
     )
     .await;
-    assert_eq!(
-        request(&v, "/a", "valid-token")
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
-    assert_eq!(
-        request(&v, "/b", "valid-token")
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    assert_eq!(request(&v, "/a", "valid-token").status().await, 200);
+    assert_eq!(request(&v, "/b", "valid-token").status().await, 200);
     assert_eq!(v.static_lookups("keys"), 1, "second request was a hit");
     actix_web::rt::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        request(&v, "/c", "valid-token")
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    assert_eq!(request(&v, "/c", "valid-token").status().await, 200);
     assert_eq!(v.static_lookups("keys"), 2, "the allow expired");
     v.stop().await;
 }
@@ -50,31 +29,13 @@ async fn hit_miss_and_ttl_expiry() {
 async fn route_checks_run_on_every_hit() {
     let routes = "[[route]]\npath = \"/admin\"\naccess = \"authenticated\"\nroles = [\"admin\"]\n";
     let v = start("", &format!("{DEMO_KEYS}{routes}")).await;
+    assert_eq!(request(&v, "/page", "valid-token").status().await, 200);
     assert_eq!(
-        request(&v, "/page", "valid-token")
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
-    assert_eq!(
-        request(&v, "/admin", "valid-token")
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        request(&v, "/admin", "valid-token").status().await,
         403,
         "cached allow, still no role"
     );
-    assert_eq!(
-        request(&v, "/page", "valid-token")
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    assert_eq!(request(&v, "/page", "valid-token").status().await, 200);
     assert_eq!(v.static_lookups("keys"), 1);
     v.stop().await;
 }
@@ -83,21 +44,10 @@ async fn route_checks_run_on_every_hit() {
 async fn allow_never_outlives_the_token() {
     let v = start("", &jwt_hs("leeway = \"0s\"")).await;
     let token = hs_token(user_claims("short", &[], 2));
-    assert_eq!(
-        request(&v, "/a", &token)
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    assert_eq!(request(&v, "/a", &token).status().await, 200);
     actix_web::rt::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(
-        request(&v, "/a", &token)
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        request(&v, "/a", &token).status().await,
         401,
         "allow_ttl is 60s, exp was 2s"
     );
@@ -116,10 +66,7 @@ async fn hundred_concurrent_misses_make_one_jwks_refetch() {
     let v = start("workers = 2", &jwks_config(&jwks.url(), "5m")).await;
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "fetched once at start");
     let old = rs_token("k1", user_claims("u-old", &[], 600));
-    assert_eq!(
-        request(&v, "/", &old).send().await.expect("send").status(),
-        200
-    );
+    assert_eq!(request(&v, "/", &old).status().await, 200);
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "known kid: no fetch");
 
     // Past jwks_min_refetch since the start-up fetch, the issuer rotates in k2; 100 clients arrive at once with k2 tokens (same token:
@@ -135,7 +82,7 @@ async fn hundred_concurrent_misses_make_one_jwks_refetch() {
             rs_token("k2", user_claims(&format!("u-{i}"), &[], 600))
         };
         let req = request(&v, "/", &token);
-        async move { req.send().await.expect("send").status().as_u16() }
+        async move { req.status().await }
     });
     let statuses = futures_util::future::join_all(futures).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
@@ -149,9 +96,8 @@ async fn hundred_concurrent_misses_make_one_jwks_refetch() {
     jwks.delay_ms.store(0, Ordering::SeqCst);
     for _ in 0..20 {
         let r = request(&v, "/", &rs_token("k-random", user_claims("x", &[], 600)))
-            .send()
-            .await
-            .expect("send");
+            .sent()
+            .await;
         assert_eq!(r.status(), 401);
     }
     assert!(
@@ -169,23 +115,11 @@ async fn jwks_errors_are_not_cached() {
     jwks.status.store(500, Ordering::SeqCst);
     let v = start("", &jwks_config(&jwks.url(), "300ms")).await;
     let token = rs_token("k1", user_claims("u", &[], 600));
-    assert_eq!(
-        request(&v, "/", &token)
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        503,
-        "no keys yet"
-    );
+    assert_eq!(request(&v, "/", &token).status().await, 503, "no keys yet");
     jwks.status.store(200, Ordering::SeqCst);
     actix_web::rt::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        request(&v, "/", &token)
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        request(&v, "/", &token).status().await,
         200,
         "the error was not cached"
     );
@@ -194,14 +128,7 @@ async fn jwks_errors_are_not_cached() {
     *jwks.document.lock().expect("lock") = "not json".into();
     actix_web::rt::time::sleep(Duration::from_millis(400)).await;
     let other = rs_token("k1", user_claims("u2", &[], 600));
-    assert_eq!(
-        request(&v, "/", &other)
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    assert_eq!(request(&v, "/", &other).status().await, 200);
     v.stop().await;
     jwks.stop().await;
 }
@@ -224,14 +151,7 @@ async fn jwks_is_refreshed_in_the_background() {
         jwks.hits.load(Ordering::SeqCst)
     );
     let token = rs_token("k2", serde_json::json!({"sub": "u", "exp": now() + 600}));
-    assert_eq!(
-        request(&v, "/", &token)
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    assert_eq!(request(&v, "/", &token).status().await, 200);
     v.stop().await;
     jwks.stop().await;
 }

@@ -65,9 +65,8 @@ async fn a1_nginx_auth_request_with_original_uri() {
         .insert_header(("X-Original-Method", "GET"))
         .insert_header(("X-Real-IP", "203.0.113.7"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     assert_identity(&r, "u-123", "alice");
     v.stop().await;
@@ -138,9 +137,8 @@ async fn a4_caddy_query_on_our_target_is_ignored() {
         .insert_header(("X-Forwarded-Host", "app.example.com"))
         .insert_header(("X-Original-Uri", "/public"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         403,
@@ -199,18 +197,16 @@ async fn a7_a8_a9_envoy_original_method_and_path() {
         .insert_header(("Host", "app.example.com"))
         .insert_header(("content-length", "0"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(get.status(), 200, "exactly 200, never 204");
     assert_identity(&get, "u-123", "alice");
     let post = client()
         .post(v.url("/_resolver/ext-authz/api/items"))
         .insert_header(("Host", "app.example.com"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         post.status(),
         403,
@@ -220,18 +216,16 @@ async fn a7_a8_a9_envoy_original_method_and_path() {
         .put(v.url("/_resolver/ext-authz/api/items"))
         .insert_header(("Host", "app.example.com"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(put.status(), 200, "any method is accepted");
     for method in [awc::http::Method::HEAD, awc::http::Method::OPTIONS] {
         let mut r = client()
             .request(method.clone(), v.url("/_resolver/ext-authz/app/page"))
             .insert_header(("Host", "app.example.com"))
             .insert_header(("Authorization", "Bearer valid-token"))
-            .send()
-            .await
-            .expect("send");
+            .sent()
+            .await;
         assert_eq!(r.status(), 200, "{method}");
         assert_identity(&r, "u-123", "alice");
         assert!(r.body().await.expect("body").is_empty());
@@ -246,17 +240,15 @@ async fn a10_envoy_root_paths() {
         let r = client()
             .get(v.url(path))
             .insert_header(("Host", "app.example.com"))
-            .send()
-            .await
-            .expect("send");
+            .sent()
+            .await;
         assert_eq!(r.status(), 200, "{path}: '/' is the public root-only route");
     }
     let r = client()
         .get(v.url("/_resolver/ext-authz/other"))
         .insert_header(("Host", "app.example.com"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         401,
@@ -292,9 +284,8 @@ async fn resolve_path_follows_the_configured_dialect() {
         .post(v.url("/_resolver/resolve/api/items"))
         .insert_header(("Host", "app.example.com"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         403,
@@ -304,16 +295,14 @@ async fn resolve_path_follows_the_configured_dialect() {
         .get(v.url("/_resolver/resolve/app"))
         .insert_header(("Host", "app.example.com"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     let other = start("", DEMO_KEYS).await;
     let r = client()
         .get(other.url("/_resolver/resolve/app"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         404,
@@ -331,9 +320,8 @@ async fn api_key_from_a_named_header() {
         .insert_header(("X-Original-URI", "/app"))
         .insert_header(("X-Original-Method", "GET"))
         .insert_header(("X-Api-Key", "admin-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers().get("x-authgear-user-id").unwrap(), "u-admin");
     assert_eq!(

@@ -32,9 +32,8 @@ async fn nginx_auth_request_end_to_end() {
         .insert_header(("Authorization", "Bearer valid-token"))
         .insert_header(("x-authgear-user-id", "admin"))
         .insert_header(("X-Session-Name", "root"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(allowed.status(), 200);
     let seen = body_json(&mut allowed).await;
     assert_eq!(echoed(&seen, "x-authgear-user-id"), vec!["u-123"]);
@@ -47,28 +46,22 @@ async fn nginx_auth_request_end_to_end() {
     let mut public = client()
         .get(nginx.url("/public/x"))
         .insert_header(("x-authgear-user-id", "admin"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(public.status(), 200);
     let seen = body_json(&mut public).await;
     assert!(echoed(&seen, "x-authgear-user-id").is_empty(), "{seen}");
 
     // no token: 401
-    let missing = client()
-        .get(nginx.url("/app/page"))
-        .send()
-        .await
-        .expect("send");
+    let missing = client().get(nginx.url("/app/page")).sent().await;
     assert_eq!(missing.status(), 401);
 
     // forbidden route: 403
     let forbidden = client()
         .get(nginx.url("/admin/panel"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(forbidden.status(), 403);
 
     // a POST with a body gets its answer without nginx waiting on verdict
@@ -84,9 +77,8 @@ async fn nginx_auth_request_end_to_end() {
     let sneaky = client()
         .get(nginx.url("/public/%2e%2e/admin/panel"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(sneaky.status(), 403);
 
     drop(nginx);
@@ -108,9 +100,8 @@ async fn nginx_redirects_browsers_to_login() {
     let browser = client()
         .get(nginx.url("/app/page?x=1"))
         .insert_header(("Accept", "text/html"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(browser.status(), 302);
     let expected = format!(
         "https://auth.example.com/login?rd=http%3A%2F%2F127.0.0.1%3A{}%2Fapp%2Fpage%3Fx%3D1",
@@ -123,9 +114,8 @@ async fn nginx_redirects_browsers_to_login() {
     let allowed = client()
         .get(nginx.url("/app/page"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(allowed.status(), 200);
     drop(nginx);
     v.stop().await;
@@ -147,9 +137,8 @@ async fn nginx_with_a_cesbo_style_backend() {
 
     let mut allowed = client()
         .get(nginx.url("/play/a001/index.m3u8?token=123"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(allowed.status(), 200);
     let seen = body_json(&mut allowed).await;
     assert_eq!(
@@ -168,9 +157,8 @@ async fn nginx_with_a_cesbo_style_backend() {
     ));
     let promo = client()
         .get(nginx.url("/play/a002/index.m3u8?token=bad"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         promo.status(),
         302,
@@ -184,9 +172,8 @@ async fn nginx_with_a_cesbo_style_backend() {
     backend.set_default(Reply::status(403));
     let refused = client()
         .get(nginx.url("/play/a003/index.m3u8?token=bad"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(refused.status(), 403);
 
     drop(nginx);

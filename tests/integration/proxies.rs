@@ -278,9 +278,8 @@ async fn suite(kind: Kind) {
         .insert_header(("Authorization", "Bearer valid-token"))
         .insert_header(("x-authgear-user-id", "admin"))
         .insert_header(("X-Session-Name", "root"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200, "{kind:?}: allowed\n{}", proxy.log());
     assert_eq!(
         identity_seen(&app, "/app/page", "x-authgear-user-id"),
@@ -303,9 +302,8 @@ async fn suite(kind: Kind) {
         .get(proxy.url("/public/x"))
         .insert_header(("x-authgear-user-id", "admin"))
         .insert_header(("X-Session-Name", "root"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200, "{kind:?}: public");
     for header in ["x-authgear-user-id", "x-session-name"] {
         let seen = identity_seen(&app, "/public/x", header);
@@ -321,9 +319,8 @@ async fn suite(kind: Kind) {
             .get(proxy.url("/app/alias"))
             .insert_header(("Authorization", "Bearer valid-token"))
             .insert_header((alias, value))
-            .send()
-            .await
-            .expect("send");
+            .sent()
+            .await;
         let cgi = |name: &str| {
             name.chars()
                 .map(|c| {
@@ -352,16 +349,14 @@ async fn suite(kind: Kind) {
     let r = client()
         .get(proxy.url("/app/page"))
         .insert_header(("Accept", "application/json"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 401, "{kind:?}: no token");
     let r = client()
         .get(proxy.url("/app/page?x=1"))
         .insert_header(("Accept", "text/html,application/xhtml+xml"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 302, "{kind:?}: browser without a token");
     let expected = format!(
         "https://auth.example.com/login?rd=http%3A%2F%2F127.0.0.1%3A{}%2Fapp%2Fpage%3Fx%3D1",
@@ -383,18 +378,16 @@ async fn suite(kind: Kind) {
     let r = client()
         .get(proxy.url("/admin/panel"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 403, "{kind:?}: forbidden");
 
     // the original method, path and query reach verdict
     let r = client()
         .post(proxy.url("/api/items?id=7"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         403,
@@ -410,9 +403,8 @@ async fn suite(kind: Kind) {
     let r = client()
         .get(proxy.url("/api/items?id=7"))
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200, "{kind:?}: GET is not the POST rule");
     assert!(
         app.received()
@@ -625,21 +617,12 @@ async fn the_compose_stack_configs_work_end_to_end() {
         return;
     };
 
-    assert_eq!(
-        client()
-            .get(nginx.url("/"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        401
-    );
+    assert_eq!(client().get(nginx.url("/")).status().await, 401);
     let mut r = client()
         .get(nginx.url("/"))
         .insert_header(("Authorization", "Bearer demo-token-123"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     let body: serde_json::Value =
         serde_json::from_slice(&r.body().await.expect("body")).expect("json");
@@ -652,9 +635,8 @@ async fn the_compose_stack_configs_work_end_to_end() {
 
     let mut r = client()
         .get(nginx.url("/play/a001/index.m3u8?token=123"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     let body: serde_json::Value =
         serde_json::from_slice(&r.body().await.expect("body")).expect("json");
@@ -667,9 +649,8 @@ async fn the_compose_stack_configs_work_end_to_end() {
     assert_eq!(name, Some(serde_json::json!("alice")));
     let r = client()
         .get(nginx.url("/play/a001/index.m3u8?token=999"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         302,

@@ -26,9 +26,8 @@ async fn b2_b3_identify_mode_is_authgear_compatible() {
     let v = start("", &format!("{}{routes}", jwt_hs("leeway = \"0s\""))).await;
     let anonymous = nginx_request(&v, "/page")
         .insert_header(("x-authgear-user-id", "admin"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(anonymous.status(), 200);
     assert_eq!(
         anonymous.headers().get("x-authgear-user-id").unwrap(),
@@ -42,9 +41,8 @@ async fn b2_b3_identify_mode_is_authgear_compatible() {
     let expired = hs_token(user_claims("u-1", &[], -60));
     let invalid = nginx_request(&v, "/page")
         .insert_header(("Cookie", format!("sess={expired}")))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(invalid.status(), 200);
     assert_eq!(
         invalid.headers().get("x-authgear-session-valid").unwrap(),
@@ -54,9 +52,8 @@ async fn b2_b3_identify_mode_is_authgear_compatible() {
     let good = hs_token(user_claims("u-1", &["a", "b"], 600));
     let valid = nginx_request(&v, "/page")
         .insert_header(("Authorization", format!("Bearer {good}")))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(valid.status(), 200);
     assert_eq!(
         valid.headers().get("x-authgear-session-valid").unwrap(),
@@ -75,9 +72,8 @@ async fn b4_b5_auth_request_login_is_401_with_location_never_3xx() {
     let v = start(LOGIN, DEMO_KEYS).await;
     let mut r = nginx_request(&v, "/page?x=1")
         .insert_header(("Accept", "text/html"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers().get("location").unwrap(),
@@ -127,9 +123,8 @@ async fn b8_b10_denials_carry_no_identity_and_roles_give_403() {
     let v = start("", &format!("{DEMO_KEYS}{routes}")).await;
     let mut forbidden = nginx_request(&v, "/admin/users")
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         forbidden.status(),
         403,
@@ -139,22 +134,19 @@ async fn b8_b10_denials_carry_no_identity_and_roles_give_403() {
     assert!(forbidden.body().await.expect("body").is_empty());
     let admin = nginx_request(&v, "/admin/users")
         .insert_header(("Authorization", "Bearer admin-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(admin.status(), 200);
     let closed = nginx_request(&v, "/closed")
         .insert_header(("Authorization", "Bearer admin-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(closed.status(), 403);
     assert_no_identity(&closed);
     let wrong = nginx_request(&v, "/page")
         .insert_header(("Authorization", "Bearer wrong-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(
         wrong.headers().get("www-authenticate").unwrap(),
@@ -178,9 +170,8 @@ async fn b9_backend_down_is_503_by_default() {
     let token = rs_token("k1", user_claims("u", &[], 600));
     let r = nginx_request(&v, "/page")
         .insert_header(("Authorization", format!("Bearer {token}")))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 503);
     assert_no_identity(&r);
     v.stop().await;
@@ -192,9 +183,8 @@ async fn on_error_allow_lets_through_anonymously() {
     let token = rs_token("k1", user_claims("u", &[], 600));
     let r = nginx_request(&v, "/page")
         .insert_header(("Authorization", format!("Bearer {token}")))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers().get("x-authgear-user-id").unwrap(),
@@ -210,9 +200,8 @@ async fn on_error_abstain_moves_to_the_next_authorizer() {
     let token = rs_token("k1", user_claims("u", &[], 600));
     let r = nginx_request(&v, "/page")
         .insert_header(("Authorization", format!("Bearer {token}")))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         401,
@@ -220,9 +209,8 @@ async fn on_error_abstain_moves_to_the_next_authorizer() {
     );
     let r = nginx_request(&v, "/page")
         .insert_header(("Authorization", "Bearer valid-token"))
-        .send()
-        .await
-        .expect("send");
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         200,
@@ -251,9 +239,8 @@ async fn jwt_failure_modes_end_in_401() {
     for (name, token) in cases {
         let r = nginx_request(&v, "/page")
             .insert_header(("Authorization", format!("Bearer {token}")))
-            .send()
-            .await
-            .expect("send");
+            .sent()
+            .await;
         assert_eq!(r.status(), 401, "{name}");
         assert_no_identity(&r);
     }

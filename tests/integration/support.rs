@@ -158,6 +158,22 @@ pub fn auth_request(v: &Verdict, uri: &str) -> awc::ClientRequest {
         .insert_header(("X-Original-Method", "GET"))
 }
 
+/// Sending without the `.send().await.expect(..)` ceremony: a request that cannot be
+/// sent fails the test.
+pub trait Sent {
+    async fn sent(self) -> awc::ClientResponse;
+    async fn status(self) -> u16;
+}
+
+impl Sent for awc::ClientRequest {
+    async fn sent(self) -> awc::ClientResponse {
+        self.send().await.expect("send")
+    }
+    async fn status(self) -> u16 {
+        self.sent().await.status().as_u16()
+    }
+}
+
 /// A plain awc client (plays the proxy).
 pub fn client() -> awc::Client {
     awc::Client::builder()
