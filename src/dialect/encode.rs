@@ -45,6 +45,19 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// Authgear's eight identity headers, in the order they are sent; the values of all but
+/// the first follow the same order in `identity_headers`.
+pub const AUTHGEAR_HEADERS: [&str; 8] = [
+    "x-authgear-session-valid",
+    "x-authgear-user-id",
+    "x-authgear-user-anonymous",
+    "x-authgear-user-verified",
+    "x-authgear-user-can-reauthenticate",
+    "x-authgear-user-roles",
+    "x-authgear-session-amr",
+    "x-authgear-session-authenticated-at",
+];
+
 /// The identity headers of an allow, in a fixed order. Every enabled one is present,
 /// empty when it does not apply, so a proxy always overwrites a client-sent copy.
 pub fn identity_headers(
@@ -60,40 +73,23 @@ pub fn identity_headers(
             SessionState::Valid => "true".into(),
             SessionState::Invalid => "false".into(),
         };
-        out.push(("x-authgear-session-valid", session_valid));
-        match identity {
-            Some(id) => {
-                out.push(("x-authgear-user-id", id.user_id.clone()));
-                out.push(("x-authgear-user-anonymous", bool_text(id.anonymous)));
-                out.push(("x-authgear-user-verified", bool_text(id.verified)));
-                out.push((
-                    "x-authgear-user-can-reauthenticate",
-                    bool_text(id.can_reauthenticate),
-                ));
-                out.push(("x-authgear-user-roles", id.roles.join(",")));
-                out.push(("x-authgear-session-amr", id.amr.join(" ")));
-                out.push((
-                    "x-authgear-session-authenticated-at",
-                    id.authenticated_at
-                        .filter(|t| *t > 0)
-                        .map(|t| t.to_string())
-                        .unwrap_or_default(),
-                ));
-            }
-            None => {
-                for name in [
-                    "x-authgear-user-id",
-                    "x-authgear-user-anonymous",
-                    "x-authgear-user-verified",
-                    "x-authgear-user-can-reauthenticate",
-                    "x-authgear-user-roles",
-                    "x-authgear-session-amr",
-                    "x-authgear-session-authenticated-at",
-                ] {
-                    out.push((name, String::new()));
-                }
-            }
-        }
+        let values: [String; 7] = match identity {
+            Some(id) => [
+                id.user_id.clone(),
+                bool_text(id.anonymous),
+                bool_text(id.verified),
+                bool_text(id.can_reauthenticate),
+                id.roles.join(","),
+                id.amr.join(" "),
+                id.authenticated_at
+                    .filter(|t| *t > 0)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            ],
+            None => Default::default(),
+        };
+        out.push((AUTHGEAR_HEADERS[0], session_valid));
+        out.extend(AUTHGEAR_HEADERS[1..].iter().copied().zip(values));
     }
     if sets.session_name {
         out.push((

@@ -29,6 +29,14 @@ async fn verdict_with_routes() -> Verdict {
     start("", &format!("{DEMO_KEYS}{ROUTES}")).await
 }
 
+/// A check as Envoy sends it: the original method, the original path after our prefix,
+/// the original authority as `Host`.
+fn envoy(v: &Verdict, method: awc::http::Method, path: &str) -> awc::ClientRequest {
+    client()
+        .request(method, v.url(path))
+        .insert_header(("Host", "app.example.com"))
+}
+
 fn assert_identity(response: &awc::ClientResponse<impl Sized>, user: &str, session: &str) {
     let h = |n: &str| {
         response
@@ -39,14 +47,7 @@ fn assert_identity(response: &awc::ClientResponse<impl Sized>, user: &str, sessi
     assert_eq!(h("x-authgear-user-id").as_deref(), Some(user));
     assert_eq!(h("x-authgear-session-valid").as_deref(), Some("true"));
     assert_eq!(h("x-session-name").as_deref(), Some(session));
-    for name in [
-        "x-authgear-user-anonymous",
-        "x-authgear-user-verified",
-        "x-authgear-user-can-reauthenticate",
-        "x-authgear-user-roles",
-        "x-authgear-session-amr",
-        "x-authgear-session-authenticated-at",
-    ] {
+    for name in verdict::dialect::encode::AUTHGEAR_HEADERS {
         assert_eq!(
             response.headers().get_all(name).count(),
             1,
@@ -192,37 +193,37 @@ async fn a5_a6_apisix_with_and_without_cookie() {
 #[actix_web::test]
 async fn a7_a8_a9_envoy_original_method_and_path() {
     let v = verdict_with_routes().await;
-    let get = client()
-        .get(v.url("/_resolver/ext-authz/app/page?x=1"))
-        .insert_header(("Host", "app.example.com"))
-        .insert_header(("content-length", "0"))
-        .insert_header(("Authorization", "Bearer valid-token"))
-        .sent()
-        .await;
+    let get = envoy(
+        &v,
+        awc::http::Method::GET,
+        "/_resolver/ext-authz/app/page?x=1",
+    )
+    .insert_header(("content-length", "0"))
+    .insert_header(("Authorization", "Bearer valid-token"))
+    .sent()
+    .await;
     assert_eq!(get.status(), 200, "exactly 200, never 204");
     assert_identity(&get, "u-123", "alice");
-    let post = client()
-        .post(v.url("/_resolver/ext-authz/api/items"))
-        .insert_header(("Host", "app.example.com"))
-        .insert_header(("Authorization", "Bearer valid-token"))
-        .sent()
-        .await;
+    let post = envoy(
+        &v,
+        awc::http::Method::POST,
+        "/_resolver/ext-authz/api/items",
+    )
+    .insert_header(("Authorization", "Bearer valid-token"))
+    .sent()
+    .await;
     assert_eq!(
         post.status(),
         403,
         "the original POST reaches the POST rule"
     );
-    let put = client()
-        .put(v.url("/_resolver/ext-authz/api/items"))
-        .insert_header(("Host", "app.example.com"))
+    let put = envoy(&v, awc::http::Method::PUT, "/_resolver/ext-authz/api/items")
         .insert_header(("Authorization", "Bearer valid-token"))
         .sent()
         .await;
     assert_eq!(put.status(), 200, "any method is accepted");
     for method in [awc::http::Method::HEAD, awc::http::Method::OPTIONS] {
-        let mut r = client()
-            .request(method.clone(), v.url("/_resolver/ext-authz/app/page"))
-            .insert_header(("Host", "app.example.com"))
+        let mut r = envoy(&v, method.clone(), "/_resolver/ext-authz/app/page")
             .insert_header(("Authorization", "Bearer valid-token"))
             .sent()
             .await;
@@ -237,16 +238,10 @@ async fn a7_a8_a9_envoy_original_method_and_path() {
 async fn a10_envoy_root_paths() {
     let v = verdict_with_routes().await;
     for path in ["/_resolver/ext-authz", "/_resolver/ext-authz/"] {
-        let r = client()
-            .get(v.url(path))
-            .insert_header(("Host", "app.example.com"))
-            .sent()
-            .await;
+        let r = envoy(&v, awc::http::Method::GET, path).sent().await;
         assert_eq!(r.status(), 200, "{path}: '/' is the public root-only route");
     }
-    let r = client()
-        .get(v.url("/_resolver/ext-authz/other"))
-        .insert_header(("Host", "app.example.com"))
+    let r = envoy(&v, awc::http::Method::GET, "/_resolver/ext-authz/other")
         .sent()
         .await;
     assert_eq!(
@@ -280,9 +275,7 @@ async fn resolve_path_follows_the_configured_dialect() {
         &format!("{DEMO_KEYS}{ROUTES}"),
     )
     .await;
-    let r = client()
-        .post(v.url("/_resolver/resolve/api/items"))
-        .insert_header(("Host", "app.example.com"))
+    let r = envoy(&v, awc::http::Method::POST, "/_resolver/resolve/api/items")
         .insert_header(("Authorization", "Bearer valid-token"))
         .sent()
         .await;
@@ -291,9 +284,7 @@ async fn resolve_path_follows_the_configured_dialect() {
         403,
         "Envoy's path_prefix form works on /_resolver/resolve"
     );
-    let r = client()
-        .get(v.url("/_resolver/resolve/app"))
-        .insert_header(("Host", "app.example.com"))
+    let r = envoy(&v, awc::http::Method::GET, "/_resolver/resolve/app")
         .insert_header(("Authorization", "Bearer valid-token"))
         .sent()
         .await;

@@ -34,6 +34,23 @@ session_name = "root"
 roles = ["reader", "admin"]
 "#;
 
+/// Runs an actix app factory on a free loopback port with one worker; gives its address
+/// and handle.
+macro_rules! serve_on_port_0 {
+    ($factory:expr) => {{
+        let server = HttpServer::new($factory)
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .expect("bind a test server");
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        (addr, handle)
+    }};
+}
+
 /// A running verdict with its addresses.
 pub struct Verdict {
     pub addr: SocketAddr,
@@ -315,7 +332,7 @@ pub async fn fake_jwks(document: String) -> FakeJwks {
         delay_ms.clone(),
         status.clone(),
     );
-    let server = HttpServer::new(move || {
+    let (addr, handle) = serve_on_port_0!(move || {
         let state = state.clone();
         App::new().route(
             "/jwks.json",
@@ -337,15 +354,7 @@ pub async fn fake_jwks(document: String) -> FakeJwks {
                 }
             }),
         )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .expect("bind jwks");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
     FakeJwks {
         addr,
         document,
@@ -369,7 +378,7 @@ impl Echo {
 }
 
 pub async fn echo_upstream() -> Echo {
-    let server = HttpServer::new(|| {
+    let (addr, handle) = serve_on_port_0!(|| {
         App::new().default_service(web::to(|req: HttpRequest| async move {
             let headers: Vec<(String, String)> = req
                 .headers()
@@ -387,15 +396,7 @@ pub async fn echo_upstream() -> Echo {
                 "headers": headers,
             }))
         }))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .expect("bind echo");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
     Echo { addr, handle }
 }
 
@@ -539,7 +540,7 @@ pub async fn fake_backend(default: Reply) -> FakeBackend {
     let default = Arc::new(Mutex::new(default));
     let received = Arc::new(Mutex::new(Vec::new()));
     let state = (script.clone(), default.clone(), received.clone());
-    let server = HttpServer::new(move || {
+    let (addr, handle) = serve_on_port_0!(move || {
         let state = state.clone();
         App::new().default_service(web::to(move |req: HttpRequest, payload: web::Payload| {
             let (script, default, received) = state.clone();
@@ -582,15 +583,7 @@ pub async fn fake_backend(default: Reply) -> FakeBackend {
                 response.body(reply.body)
             }
         }))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .expect("bind backend");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
     FakeBackend {
         addr,
         script,
