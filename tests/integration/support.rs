@@ -64,31 +64,30 @@ impl Verdict {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Look-ups made by the static authorizer `name` (cache misses).
-    pub fn static_lookups(&self, name: &str) -> u64 {
-        self.resolver
+    fn authorizer(&self, name: &str) -> &AuthorizerKind {
+        let found = self
+            .resolver
             .config
             .authorizers
             .iter()
-            .find(|a| a.name == name)
-            .and_then(|a| match &a.kind {
-                AuthorizerKind::Static(s) => Some(s.lookups()),
-                _ => None,
-            })
-            .expect("static authorizer")
+            .find(|a| a.name == name);
+        &found.unwrap_or_else(|| panic!("no authorizer {name}")).kind
     }
 
+    /// Look-ups made by the static authorizer `name` (cache misses).
+    pub fn static_lookups(&self, name: &str) -> u64 {
+        match self.authorizer(name) {
+            AuthorizerKind::Static(s) => s.lookups(),
+            _ => panic!("{name} is not a static authorizer"),
+        }
+    }
+
+    /// JWKS fetches made by the jwt authorizer `name`.
     pub fn jwks_fetches(&self, name: &str) -> u64 {
-        self.resolver
-            .config
-            .authorizers
-            .iter()
-            .find(|a| a.name == name)
-            .and_then(|a| match &a.kind {
-                AuthorizerKind::Jwt(j) => Some(j.jwks_fetches()),
-                _ => None,
-            })
-            .expect("jwt authorizer")
+        match self.authorizer(name) {
+            AuthorizerKind::Jwt(j) => j.jwks_fetches(),
+            _ => panic!("{name} is not a jwt authorizer"),
+        }
     }
 
     pub async fn stop(self) {
