@@ -446,16 +446,20 @@ impl JwtAuthorizer {
 
     /// Verifies a token.
     pub async fn decide(&self, token: &str, fetcher: &Fetcher) -> Result<Decision, AuthError> {
-        let Some(alg_name) = jwt_alg(token) else {
-            // Not a JWT at all (an API key, an opaque session id): not ours to judge.
-            return Ok(Decision::abstain());
-        };
-        if alg_name.eq_ignore_ascii_case("none") {
-            return Ok(Decision::deny(Denial::InvalidCredential("unsigned token")));
-        }
+        // The header is parsed once on the way to a verdict; only a header jsonwebtoken
+        // refuses is looked at again, to tell "not a JWT" (abstain) from a bad one.
         let header = match jsonwebtoken::decode_header(token) {
-            Ok(h) => h,
-            Err(_) => return Ok(Decision::deny(Denial::InvalidCredential("malformed token"))),
+            Ok(header) => header,
+            Err(_) => {
+                return Ok(match jwt_alg(token) {
+                    // Not a JWT at all (an API key, an opaque session id): not ours to judge.
+                    None => Decision::abstain(),
+                    Some(alg) if alg.eq_ignore_ascii_case("none") => {
+                        Decision::deny(Denial::InvalidCredential("unsigned token"))
+                    }
+                    Some(_) => Decision::deny(Denial::InvalidCredential("malformed token")),
+                });
+            }
         };
         let kid = header.kid.as_deref();
         let mut candidates = self.candidates(kid, header.alg, &self.static_keys);
