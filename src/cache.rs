@@ -1,7 +1,10 @@
 //! The decision cache: authorizer results keyed by a hash of what they depend on.
 //!
-//! Takes: a key (SHA-256 of authorizer name and credential) and the future that would
-//! decide on a miss. Returns: the decision and whether it came from the cache. Allows live
+//! Takes: a key and the future that would decide on a miss. The key is the SHA-256 of the
+//! authorizer's name and its question's cache material: for `jwt` and `static`, the
+//! presented credential; for `http`, the rendered backend request (method, first URL with
+//! its query, every header sent, the body), or the rendered `cache_key` templates when
+//! an operator chose a coarser key. Returns: the decision and whether it came from the cache. Allows live
 //! `cache.allow_ttl` but never past the credential's own expiry, denies and abstains
 //! `cache.deny_ttl`; concurrent misses for one key run the decision once.
 //! Must never: cache an error, store a raw credential, or be consulted for route policy
@@ -11,9 +14,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::authorizer::static_tokens::sha256;
-use crate::authorizer::{AuthError, Decision, Verdict};
-use crate::config::CacheSettings;
+use crate::decision::{AuthError, Decision, Verdict};
+use crate::digest::sha256;
 
 /// The identity of one authorizer question: SHA-256, so keys never collide in practice
 /// and the credential itself is never kept.
@@ -57,6 +59,14 @@ impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
     ) -> Option<Duration> {
         Some(value.ttl)
     }
+}
+
+/// Decision-cache settings, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub max_entries: u64,
+    pub allow_ttl: Duration,
+    pub deny_ttl: Duration,
 }
 
 /// The shared cache of authorizer decisions.
@@ -141,7 +151,7 @@ impl DecisionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::{Denial, Identity};
+    use crate::decision::{Denial, Identity};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cache(allow_ms: u64, deny_ms: u64) -> DecisionCache {

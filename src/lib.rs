@@ -1,19 +1,35 @@
 //! verdict: a forward-auth decision service.
 //!
-//! A reverse proxy asks verdict about every client request; verdict answers `200` with
-//! identity headers, or `401`/`403`. The flow, one module per stage:
+//! A reverse proxy (or a server with an HTTP auth hook) asks verdict about every client
+//! request; verdict answers in the caller's terms: `200` with identity headers, or
+//! `401`/`403`. The flow, one module per stage:
 //!
 //! ```text
-//! proxy subrequest
-//!   └─► dialect::normalize      which headers are trusted, from whom; canonical target
-//!         └─► ForwardedRequest   method, scheme, host, path, query, client ip, credentials
-//!               └─► policy::route       first matching route: access + authorizer chain
-//!                     └─► cache::get_or_decide   per-authorizer results, TTL, coalesced misses
-//!                           └─► authorizer::decide   jwt | static tokens
-//!                                 └─► Verdict  Allow(Identity) | Deny(Denial) | Abstain
-//!               ◄── policy::apply re-checks access and roles on every request (never cached)
-//!   ◄── dialect::encode         status + identity headers in the caller's dialect
+//! caller request
+//!   └─► server::handle            the actix edge, one endpoint per dialect
+//!         └─► dialect::read       trusted peers; the dialect's own header family
+//!               └─► ForwardedRequest   (request) method, scheme, host, path, query,
+//!                                      client ip, headers; credentials (credential)
+//!                     └─► resolver::decide    no actix: routing, the chain, access
+//!                           ├─► policy::route        first matching route
+//!                           ├─► cache::get_or_decide per-authorizer results, TTL, coalesced
+//!                           │     └─► authorizer     jwt/ | static_tokens | http/
+//!                           │           └─► Verdict  Allow(Identity) | Deny | Abstain
+//!                           └─► policy::apply        access and roles, every request
+//!                                 └─► Decided        Outcome + route + the rule's reason
+//!   ◄── Dialect::answer           the outcome in the caller's terms (dialect/encode)
+//!   ◄── record::record            one decision log line, the decision metrics
 //! ```
+//!
+//! The `http` authorizer asks the operator's backend: `authorizer/http/request` renders
+//! the backend request (and its cache material), `transport` sends it with retries and
+//! failover, `protocol` reads the answer (`status`, `json`, `authgear`).
+//!
+//! Modules are declared below in flow order, and each imports only modules declared
+//! after it (downward). `config` builds everything once at start-up from the file; the
+//! shared nouns sit at the bottom: `decision` (identities, verdicts, outcomes, the
+//! identity-header table), `request`, `config::value` (the config vocabulary), `digest`
+//! and `metrics`.
 //!
 //! Takes: a validated [`config::Config`]. Returns: running listeners ([`server::bind`]).
 //! Must never: let an error, an unknown fact or an unparsable input end in an allow.
@@ -21,10 +37,15 @@
 pub mod authorizer;
 pub mod cache;
 pub mod config;
+pub mod credential;
+pub mod decision;
 pub mod dialect;
+pub mod digest;
 pub mod metrics;
 pub mod policy;
+pub mod record;
 pub mod request;
+pub mod resolver;
 pub mod server;
 
 /// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first

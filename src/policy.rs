@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::authorizer::{Identity, Verdict};
-use crate::config::{ConfigError, StringList};
-use crate::request::Target;
+use crate::config::value::{ConfigError, StringList};
+use crate::decision::{Denial, Identity, Outcome, SessionState, Verdict};
+use crate::request::{Target, canonical_host, canonical_method, canonical_path};
 
 /// What a route demands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -187,7 +187,7 @@ fn compile_route(
         Some(h) => {
             let lower = h.trim().to_ascii_lowercase();
             if let Some(suffix) = lower.strip_prefix("*.") {
-                crate::request::canonical_host(suffix.as_bytes(), "http").map_err(|_| {
+                canonical_host(suffix.as_bytes(), "http").map_err(|_| {
                     ConfigError::invalid(
                         format!("{key}.host"),
                         format!("{h:?} is not a host pattern"),
@@ -196,10 +196,9 @@ fn compile_route(
                 Some(HostRule::Suffix(format!(".{suffix}")))
             } else {
                 // Store the canonical form so it compares equal to canonical targets.
-                let canonical =
-                    crate::request::canonical_host(lower.as_bytes(), "http").map_err(|_| {
-                        ConfigError::invalid(format!("{key}.host"), format!("{h:?} is not a host"))
-                    })?;
+                let canonical = canonical_host(lower.as_bytes(), "http").map_err(|_| {
+                    ConfigError::invalid(format!("{key}.host"), format!("{h:?} is not a host"))
+                })?;
                 Some(HostRule::Exact(canonical))
             }
         }
@@ -212,7 +211,7 @@ fn compile_route(
             ));
         }
         (Some(prefix), None) => {
-            let canonical = crate::request::canonical_path(prefix.as_bytes())
+            let canonical = canonical_path(prefix.as_bytes())
                 .map_err(|_| ConfigError::invalid(format!("{key}.path"), "must start with '/'"))?;
             // A prefix is compared with canonical paths, so it must be canonical itself,
             // or it could never match (or match less than its author thinks).
@@ -242,7 +241,7 @@ fn compile_route(
         Some(list) => {
             let mut out = Vec::new();
             for m in &list.0 {
-                let canonical = crate::request::canonical_method(m.as_bytes()).map_err(|_| {
+                let canonical = canonical_method(m.as_bytes()).map_err(|_| {
                     ConfigError::invalid(format!("{key}.methods"), format!("{m:?} is not a method"))
                 })?;
                 out.push(canonical);
@@ -360,42 +359,11 @@ impl Route {
     }
 }
 
-/// What the request gets, before a dialect puts it into HTTP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Let it through. `identity` is `None` for public routes and anonymous identify
-    /// answers; `session` is what `x-authgear-session-valid` says.
-    Allow {
-        identity: Option<Arc<Identity>>,
-        session: SessionState,
-    },
-    /// No credential, or one that is not valid: 401 (or the login redirect).
-    Unauthenticated { credential_presented: bool },
-    /// Authenticated but not allowed here, or a deny route: 403.
-    Forbidden,
-    /// The backend sent the client to this absolute URL (Cesbo `X-Location`): 401 +
-    /// `Location` for auth-request, 302 elsewhere.
-    Redirect(Arc<str>),
-    /// The target could not be understood or a rule could not be evaluated: 403.
-    BadTarget,
-    /// Could not decide and the route says deny: 503.
-    Unavailable,
-}
-
-/// The value of `x-authgear-session-valid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionState {
-    /// No credential was presented: the header is sent empty.
-    Absent,
-    Valid,
-    Invalid,
-}
-
 /// How a chain ended, before the route's access level is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainResult {
     Allowed(Arc<Identity>),
-    Denied(crate::authorizer::Denial),
+    Denied(Denial),
     /// Every authorizer abstained; `credential_presented` says whether any saw a credential.
     NoneApplied {
         credential_presented: bool,
@@ -406,72 +374,99 @@ pub enum ChainResult {
     FailedOpen,
 }
 
+/// Reasons the log line gives, each written once, by the rule that decides.
+pub const MISSING_ROLE: &str = "missing required role";
+pub const UNRECOGNISED: &str = "no authorizer recognised the credential";
+pub const COULD_NOT_DECIDE: &str = "authorizer could not decide";
+pub const FAILED_OPEN: &str = "authorizer could not decide; on_error = allow";
+
+/// What the route makes of the chain: the outcome and, for the log line only, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruling {
+    pub outcome: Outcome,
+    /// Operators need to see why; clients never do.
+    pub reason: Option<&'static str>,
+}
+
 /// Applies the route's access level and roles to the chain's result. Runs on every
 /// request, cached or not.
-pub fn apply(route: &Route, chain: ChainResult) -> Outcome {
+pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
+    let ruling = |outcome: Outcome, reason: Option<&'static str>| Ruling { outcome, reason };
+    let anonymous = Outcome::Allow {
+        identity: None,
+        session: SessionState::Absent,
+    };
     match (route.access, chain) {
-        (Access::Public, _) => Outcome::Allow {
-            identity: None,
-            session: SessionState::Absent,
-        },
-        (Access::Deny, _) => Outcome::Forbidden,
-        (_, ChainResult::Failed) => Outcome::Unavailable,
-        (_, ChainResult::FailedOpen) => Outcome::Allow {
-            identity: None,
-            session: SessionState::Absent,
-        },
-        (Access::Identify, ChainResult::Allowed(identity)) => Outcome::Allow {
-            identity: Some(identity),
-            session: SessionState::Valid,
-        },
-        (Access::Identify, ChainResult::Denied(_)) => Outcome::Allow {
-            identity: None,
-            session: SessionState::Invalid,
-        },
+        (Access::Public, _) => ruling(anonymous, None),
+        (Access::Deny, _) => ruling(Outcome::Forbidden, None),
+        (_, ChainResult::Failed) => ruling(Outcome::Unavailable, Some(COULD_NOT_DECIDE)),
+        // The operator chose availability over safety for this route (logged at warn).
+        (_, ChainResult::FailedOpen) => ruling(anonymous, Some(FAILED_OPEN)),
+        (Access::Identify, ChainResult::Allowed(identity)) => ruling(
+            Outcome::Allow {
+                identity: Some(identity),
+                session: SessionState::Valid,
+            },
+            None,
+        ),
+        (Access::Identify, ChainResult::Denied(denial)) => ruling(
+            Outcome::Allow {
+                identity: None,
+                session: SessionState::Invalid,
+            },
+            Some(denial.reason()),
+        ),
         (
             Access::Identify,
             ChainResult::NoneApplied {
                 credential_presented,
             },
-        ) => Outcome::Allow {
-            identity: None,
-            session: if credential_presented {
-                SessionState::Invalid
-            } else {
-                SessionState::Absent
+        ) => ruling(
+            Outcome::Allow {
+                identity: None,
+                session: if credential_presented {
+                    SessionState::Invalid
+                } else {
+                    SessionState::Absent
+                },
             },
-        },
+            credential_presented.then_some(UNRECOGNISED),
+        ),
         (Access::Authenticated, ChainResult::Allowed(identity)) => {
             if route.missing_role(&identity).is_some() {
-                Outcome::Forbidden
+                ruling(Outcome::Forbidden, Some(MISSING_ROLE))
             } else {
-                Outcome::Allow {
-                    identity: Some(identity),
-                    session: SessionState::Valid,
-                }
+                ruling(
+                    Outcome::Allow {
+                        identity: Some(identity),
+                        session: SessionState::Valid,
+                    },
+                    None,
+                )
             }
         }
-        (
-            Access::Authenticated,
-            ChainResult::Denied(crate::authorizer::Denial::Redirect(location)),
-        ) => Outcome::Redirect(location),
-        (Access::Authenticated, ChainResult::Denied(crate::authorizer::Denial::Forbidden(_))) => {
-            Outcome::Forbidden
+        (Access::Authenticated, ChainResult::Denied(denial)) => {
+            let reason = Some(denial.reason());
+            let outcome = match denial {
+                Denial::Redirect(location) => Outcome::Redirect(location),
+                Denial::Forbidden(_) => Outcome::Forbidden,
+                Denial::InvalidCredential(_) => Outcome::Unauthenticated {
+                    credential_presented: true,
+                },
+            };
+            ruling(outcome, reason)
         }
-        (
-            Access::Authenticated,
-            ChainResult::Denied(crate::authorizer::Denial::InvalidCredential(_)),
-        ) => Outcome::Unauthenticated {
-            credential_presented: true,
-        },
         (
             Access::Authenticated,
             ChainResult::NoneApplied {
                 credential_presented,
             },
-        ) => Outcome::Unauthenticated {
-            credential_presented,
-        },
+        ) => ruling(
+            Outcome::Unauthenticated {
+                credential_presented,
+            },
+            credential_presented.then_some(UNRECOGNISED),
+        ),
     }
 }
 
@@ -487,7 +482,6 @@ pub fn chain_step(verdict: &Verdict) -> Option<ChainResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::Denial;
 
     fn route(toml_fields: &str) -> Result<Route, ConfigError> {
         #[derive(Deserialize)]
@@ -646,18 +640,22 @@ mod tests {
             ..Identity::default()
         });
         assert!(matches!(
-            apply(&authenticated, ChainResult::Allowed(admin.clone())),
+            apply(&authenticated, ChainResult::Allowed(admin.clone())).outcome,
             Outcome::Allow { .. }
         ));
         assert_eq!(
             apply(&authenticated, ChainResult::Allowed(plain.clone())),
-            Outcome::Forbidden
+            Ruling {
+                outcome: Outcome::Forbidden,
+                reason: Some(MISSING_ROLE)
+            }
         );
         assert_eq!(
             apply(
                 &authenticated,
                 ChainResult::Denied(Denial::InvalidCredential("x"))
-            ),
+            )
+            .outcome,
             Outcome::Unauthenticated {
                 credential_presented: true
             }
@@ -668,13 +666,14 @@ mod tests {
                 ChainResult::NoneApplied {
                     credential_presented: false
                 }
-            ),
+            )
+            .outcome,
             Outcome::Unauthenticated {
                 credential_presented: false
             }
         );
         assert_eq!(
-            apply(&authenticated, ChainResult::Failed),
+            apply(&authenticated, ChainResult::Failed).outcome,
             Outcome::Unavailable
         );
 
@@ -683,7 +682,8 @@ mod tests {
             apply(
                 &identify,
                 ChainResult::Denied(Denial::InvalidCredential("x"))
-            ),
+            )
+            .outcome,
             Outcome::Allow {
                 identity: None,
                 session: SessionState::Invalid
@@ -695,17 +695,21 @@ mod tests {
                 ChainResult::NoneApplied {
                     credential_presented: false
                 }
-            ),
+            )
+            .outcome,
             Outcome::Allow {
                 identity: None,
                 session: SessionState::Absent
             }
         );
-        assert_eq!(apply(&identify, ChainResult::Failed), Outcome::Unavailable);
+        assert_eq!(
+            apply(&identify, ChainResult::Failed).outcome,
+            Outcome::Unavailable
+        );
 
         let deny = route("access = \"deny\"").unwrap();
         assert_eq!(
-            apply(&deny, ChainResult::Allowed(admin)),
+            apply(&deny, ChainResult::Allowed(admin)).outcome,
             Outcome::Forbidden
         );
     }

@@ -9,7 +9,16 @@
 
 use std::net::IpAddr;
 
-use percent_encoding::percent_decode;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
+
+/// Characters left as they are when a value is put into a URL: RFC 3986 unreserved.
+/// Everything else, `+ / & = ? # %` and spaces included, is percent-encoded (a space as
+/// `%20`, never `+`), and non-ASCII as its UTF-8 bytes.
+pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Why the original target could not be understood. Any of these ends in a deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

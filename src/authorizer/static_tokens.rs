@@ -7,13 +7,14 @@
 //! or log a token.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::{Decision, Identity, TokenSource};
-use crate::config::{ConfigError, StringList};
+use crate::config::value::{ConfigError, StringList};
+use crate::credential::{TokenSource, parse_sources};
+use crate::decision::{Decision, Identity};
+use crate::digest::sha256;
 
 /// `[authorizers.NAME]` with `type = "static"`.
 #[derive(Debug, Deserialize)]
@@ -66,39 +67,6 @@ struct TokensFile {
 pub struct StaticTokens {
     sources: Vec<TokenSource>,
     entries: Vec<([u8; 32], Identity)>,
-    lookups: AtomicU64,
-}
-
-/// SHA-256 of a byte string.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
-/// Parses token sources from the configuration, defaulting to `bearer`.
-pub fn parse_sources(
-    key: &str,
-    sources: Option<&StringList>,
-) -> Result<Vec<TokenSource>, ConfigError> {
-    let Some(list) = sources else {
-        return Ok(vec![TokenSource::Bearer]);
-    };
-    if list.0.is_empty() {
-        return Err(ConfigError::invalid(key, "needs at least one token source"));
-    }
-    list.0
-        .iter()
-        .map(|text| {
-            TokenSource::parse(text).ok_or_else(|| {
-                ConfigError::invalid(
-                    key,
-                    format!("{text:?} is not bearer, cookie:NAME, query:NAME or header:NAME"),
-                )
-            })
-        })
-        .collect()
 }
 
 impl StaticTokens {
@@ -191,25 +159,15 @@ impl StaticTokens {
             };
             entries.push((digest, identity));
         }
-        Ok(StaticTokens {
-            sources,
-            entries,
-            lookups: AtomicU64::new(0),
-        })
+        Ok(StaticTokens { sources, entries })
     }
 
     pub fn token_sources(&self) -> &[TokenSource] {
         &self.sources
     }
 
-    /// How many look-ups ran (cache misses); for tests and metrics.
-    pub fn lookups(&self) -> u64 {
-        self.lookups.load(Ordering::Relaxed)
-    }
-
     /// Judges a presented token.
     pub fn decide(&self, token: &str) -> Decision {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
         let presented = sha256(token.as_bytes());
         let mut found: Option<&Identity> = None;
         // Compare against every entry with a constant-time equality, without stopping at
@@ -229,7 +187,7 @@ impl StaticTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::Verdict;
+    use crate::decision::Verdict;
 
     fn build(toml: &str) -> Result<StaticTokens, ConfigError> {
         #[derive(Deserialize)]
@@ -264,7 +222,6 @@ mod tests {
         );
         assert_eq!(tokens.decide("first-tokeN").verdict, Verdict::Abstain);
         assert_eq!(tokens.decide("").verdict, Verdict::Abstain);
-        assert_eq!(tokens.lookups(), 4);
     }
 
     #[test]

@@ -5,19 +5,11 @@
 //! Returns: the rendered text; a missing value renders empty. Must never: evaluate
 //! anything but the fixed placeholder set, or leave a placeholder un-encoded in a URL.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use serde_json::Value;
 
-use crate::request::ForwardedRequest;
-
-/// Characters left as they are when a value is put into a URL: RFC 3986 unreserved.
-/// Everything else, `+ / & = ? # %` and spaces included, is percent-encoded (a space as
-/// `%20`, never `+`), and non-ASCII as its UTF-8 bytes.
-pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+use crate::decision::{Claims, claim};
+use crate::request::{ForwardedRequest, URL_COMPONENT};
 
 /// One placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +47,7 @@ pub struct Template {
 pub struct RenderContext<'a> {
     pub request: &'a ForwardedRequest,
     pub session_id: &'a str,
-    pub claims: Option<&'a serde_json::Map<String, Value>>,
+    pub claims: Option<&'a Claims>,
 }
 
 impl Template {
@@ -176,7 +168,7 @@ fn value_of(var: &Var, ctx: &RenderContext<'_>) -> String {
         Var::SessionId => ctx.session_id.to_string(),
         Var::Claim(path) => ctx
             .claims
-            .and_then(|claims| super::jwt::claim(claims, path))
+            .and_then(|claims| claim(claims, path))
             .map(|v| match v {
                 Value::String(s) => s.clone(),
                 Value::Null => String::new(),

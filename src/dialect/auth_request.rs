@@ -1,25 +1,52 @@
-//! The auth-request dialect (nginx `auth_request`, HAProxy `auth-request`).
+//! The auth-request dialect (nginx `auth_request`, HAProxy `auth-request`), both
+//! directions.
 //!
 //! Takes: the headers the proxy config sets: `X-Original-URI` (raw `$request_uri`) or
 //! `X-Original-URL` (absolute), `X-Original-Method`, `X-Forwarded-Proto`,
 //! `X-Forwarded-Host`, and `X-Real-IP` for the client. Returns: the original target and
-//! client IP. Must never: read `X-Forwarded-Uri`/`-Method` (another family, which nginx
-//! passes through from the client untouched), or use `Host`, which is the resolver's own
-//! address here.
+//! client IP; answers as the shared proxy map with redirects as `401` + `Location`.
+//! Must never: read `X-Forwarded-Uri`/`-Method` (another family, which nginx passes
+//! through from the client untouched), use `Host`, which is the resolver's own address
+//! here, or answer a 3xx (nginx turns it into a 500).
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
-use super::{HeaderView, build_target, parse_hop};
+use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
+use super::{Dialect, HeaderView, Incoming, build_target, parse_hop};
+use crate::decision::Outcome;
 use crate::request::{Target, TargetError};
 
+/// nginx `auth_request`, HAProxy.
+#[derive(Debug)]
+pub struct AuthRequest;
+
+impl Dialect for AuthRequest {
+    fn name(&self) -> &'static str {
+        "auth-request"
+    }
+    fn path(&self) -> &'static str {
+        "/_resolver/auth-request"
+    }
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+        read(&incoming.headers, incoming.peer)
+    }
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        original: Original<'_>,
+        settings: &AnswerSettings,
+    ) -> Answer {
+        encode::proxy(
+            outcome,
+            original,
+            settings,
+            Redirects::UnauthorizedWithLocation,
+        )
+    }
+}
+
 /// Reads the original request the auth-request way.
-pub fn read(
-    view: &HeaderView<'_>,
-    peer: IpAddr,
-    _trusted: &[IpNet],
-) -> Result<(Target, IpAddr), TargetError> {
+fn read(view: &HeaderView<'_>, peer: IpAddr) -> Result<(Target, IpAddr), TargetError> {
     let method = view.single("x-original-method")?;
     let original_uri = view.single("x-original-uri")?;
     let original_url = view.single("x-original-url")?;
@@ -92,7 +119,6 @@ mod tests {
         read(
             &HeaderView { headers: &headers },
             "127.0.0.1".parse().unwrap(),
-            &[],
         )
     }
 

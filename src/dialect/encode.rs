@@ -1,26 +1,23 @@
-//! Encoding an [`Outcome`] as the HTTP answer a proxy understands.
+//! Encoding an [`Outcome`] as the HTTP answer a caller understands: the pieces every
+//! dialect builds its answer from, and [`proxy`], the map the reverse-proxy dialects share.
 //!
-//! Takes: the outcome, the dialect, what we know of the original request (for the login
-//! redirect) and the answer settings. Returns: exactly `200` with every enabled identity
-//! header on allow (empty values where they do not apply); `401` + `WWW-Authenticate`
-//! (and `Location` for auth-request, or a `302` for browser navigations in the other
-//! dialects when a login URL is set); `403`; `503`. Must never: send identity headers on a
-//! deny, send a 3xx to the auth-request dialect (nginx turns it into a 500), send a
-//! relative `Location`, exceed the response-header budget, or put a control character
-//! into a header.
+//! Takes: the outcome, what we know of the original request (for the login redirect)
+//! and the answer settings. Returns: exactly `200` with every enabled identity header on
+//! allow (empty values where they do not apply); `401` + `WWW-Authenticate` (and the
+//! login redirect for browser navigations, in the style the dialect chooses); `403`;
+//! `503`. Must never: send identity headers on a deny, send a 3xx to a caller that cannot
+//! pass one on (nginx turns it into a 500), send a relative `Location`, exceed the
+//! response-header budget, or put a control character into a header.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
-use super::Dialect;
-use crate::authorizer::Identity;
-use crate::config::HeaderSets;
-use crate::policy::{Outcome, SessionState};
-use crate::request::Target;
+use crate::decision::{HeaderSets, Identity, Outcome, SessionState, identity_headers};
+use crate::request::{Target, URL_COMPONENT};
 
-/// Everything `encode` needs from the configuration.
+/// Everything an answer needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct AnswerSettings {
     pub realm: String,
@@ -30,7 +27,7 @@ pub struct AnswerSettings {
     pub max_header_bytes: usize,
 }
 
-/// What `encode` needs to know about the original request.
+/// What an answer needs to know about the original request.
 #[derive(Debug, Clone, Copy)]
 pub struct Original<'a> {
     pub target: Option<&'a Target>,
@@ -38,98 +35,30 @@ pub struct Original<'a> {
     pub accept: Option<&'a str>,
 }
 
-/// Characters kept as they are inside the redirect parameter's value.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// An answer, and why it is not the one the outcome asked for (then it is a 503).
+#[derive(Debug)]
+pub struct Answer {
+    pub response: HttpResponse,
+    pub problem: Option<EncodeProblem>,
+}
 
-/// Authgear's eight identity headers, in the order they are sent; the values of all but
-/// the first follow the same order in `identity_headers`.
-pub const AUTHGEAR_HEADERS: [&str; 8] = [
-    "x-authgear-session-valid",
-    "x-authgear-user-id",
-    "x-authgear-user-anonymous",
-    "x-authgear-user-verified",
-    "x-authgear-user-can-reauthenticate",
-    "x-authgear-user-roles",
-    "x-authgear-session-amr",
-    "x-authgear-session-authenticated-at",
-];
+impl Answer {
+    pub fn of(response: HttpResponse) -> Answer {
+        Answer {
+            response,
+            problem: None,
+        }
+    }
+}
 
-/// The identity headers of an allow, in a fixed order. Every enabled one is present,
-/// empty when it does not apply, so a proxy always overwrites a client-sent copy.
-pub fn identity_headers(
-    identity: Option<&Identity>,
-    session: SessionState,
-    sets: HeaderSets,
-) -> Vec<(&'static str, String)> {
-    let mut out: Vec<(&'static str, String)> = Vec::with_capacity(16);
-    let bool_text = |b: bool| if b { "true" } else { "false" }.to_string();
-    if sets.authgear {
-        let session_valid = match session {
-            SessionState::Absent => String::new(),
-            SessionState::Valid => "true".into(),
-            SessionState::Invalid => "false".into(),
-        };
-        let values: [String; 7] = match identity {
-            Some(id) => [
-                id.user_id.clone(),
-                bool_text(id.anonymous),
-                bool_text(id.verified),
-                bool_text(id.can_reauthenticate),
-                id.roles.join(","),
-                id.amr.join(" "),
-                id.authenticated_at
-                    .filter(|t| *t > 0)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-            ],
-            None => Default::default(),
-        };
-        out.push((AUTHGEAR_HEADERS[0], session_valid));
-        out.extend(AUTHGEAR_HEADERS[1..].iter().copied().zip(values));
-    }
-    if sets.session_name {
-        out.push((
-            "x-session-name",
-            identity.map(|i| i.session_name.clone()).unwrap_or_default(),
-        ));
-    }
-    if sets.remote_user {
-        out.push((
-            "remote-user",
-            identity.map(|i| i.user_id.clone()).unwrap_or_default(),
-        ));
-        out.push((
-            "remote-groups",
-            identity.map(|i| i.roles.join(",")).unwrap_or_default(),
-        ));
-        out.push((
-            "remote-email",
-            identity.map(|i| i.email.clone()).unwrap_or_default(),
-        ));
-        out.push((
-            "remote-name",
-            identity.map(|i| i.session_name.clone()).unwrap_or_default(),
-        ));
-    }
-    if sets.auth_request {
-        out.push((
-            "x-auth-request-user",
-            identity.map(|i| i.user_id.clone()).unwrap_or_default(),
-        ));
-        out.push((
-            "x-auth-request-email",
-            identity.map(|i| i.email.clone()).unwrap_or_default(),
-        ));
-        out.push((
-            "x-auth-request-groups",
-            identity.map(|i| i.roles.join(",")).unwrap_or_default(),
-        ));
-    }
-    out
+/// How a caller is sent elsewhere (the login page, a backend's `X-Location`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// `401` + `Location`: nginx cannot pass a 3xx from an auth subrequest, and the
+    /// shipped config's `error_page 401` turns this into the redirect.
+    UnauthorizedWithLocation,
+    /// A plain `302`, which the proxy passes to the client.
+    Found,
 }
 
 /// Why an outcome could not be encoded as it stands.
@@ -141,40 +70,55 @@ pub enum EncodeProblem {
     TooLarge,
 }
 
-/// Encodes an outcome. On allow, an identity that cannot be sent safely turns into a 503:
-/// dropping or truncating a header would change who the upstream thinks the user is.
-pub fn encode(
+/// The reverse-proxy map: one status per outcome, the redirect in the dialect's style.
+/// On allow, an identity that cannot be sent safely turns into a 503: dropping or
+/// truncating a header would change who the upstream thinks the user is.
+pub fn proxy(
     outcome: &Outcome,
-    dialect: Dialect,
     original: Original<'_>,
     settings: &AnswerSettings,
-) -> (HttpResponse, Option<EncodeProblem>) {
+    redirects: Redirects,
+) -> Answer {
     match outcome {
-        Outcome::Allow { identity, session } => {
-            let mut headers: Vec<(&str, String)> =
-                identity_headers(identity.as_deref(), *session, settings.headers);
-            if let Some(identity) = identity {
-                headers.extend(
-                    identity
-                        .extra_headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.clone())),
-                );
-            }
-            match allow_response(&headers, settings.max_header_bytes) {
-                Ok(response) => (response, None),
-                Err(problem) => (plain(StatusCode::SERVICE_UNAVAILABLE), Some(problem)),
-            }
-        }
+        Outcome::Allow { identity, session } => allow(identity.as_deref(), *session, settings),
         Outcome::Unauthenticated {
             credential_presented,
-        } => (
-            unauthenticated(*credential_presented, dialect, original, settings),
-            None,
-        ),
-        Outcome::Forbidden | Outcome::BadTarget => (plain(StatusCode::FORBIDDEN), None),
-        Outcome::Redirect(location) => (redirect(dialect, location, settings), None),
-        Outcome::Unavailable => (plain(StatusCode::SERVICE_UNAVAILABLE), None),
+        } => Answer::of(unauthenticated(
+            *credential_presented,
+            original,
+            settings,
+            redirects,
+        )),
+        Outcome::Forbidden | Outcome::Refused(_) | Outcome::Undecidable => {
+            Answer::of(plain(StatusCode::FORBIDDEN))
+        }
+        Outcome::Redirect(location) => Answer::of(redirect(location, settings, redirects)),
+        Outcome::Unavailable => Answer::of(plain(StatusCode::SERVICE_UNAVAILABLE)),
+    }
+}
+
+/// Exactly `200` with every enabled identity header (and `copy_headers` extras), or a
+/// 503 saying why the identity cannot be sent.
+pub fn allow(
+    identity: Option<&Identity>,
+    session: SessionState,
+    settings: &AnswerSettings,
+) -> Answer {
+    let mut headers: Vec<(&str, String)> = identity_headers(identity, session, settings.headers);
+    if let Some(identity) = identity {
+        headers.extend(
+            identity
+                .extra_headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.clone())),
+        );
+    }
+    match allow_response(&headers, settings.max_header_bytes) {
+        Ok(response) => Answer::of(response),
+        Err(problem) => Answer {
+            response: plain(StatusCode::SERVICE_UNAVAILABLE),
+            problem: Some(problem),
+        },
     }
 }
 
@@ -199,28 +143,27 @@ fn allow_response(
     Ok(response.finish())
 }
 
-/// A backend-chosen redirect. nginx cannot pass a 3xx from an auth subrequest, so the
-/// auth-request dialect gets 401 + `Location` (the shipped config turns it into a 302).
-fn redirect(dialect: Dialect, location: &str, settings: &AnswerSettings) -> HttpResponse {
-    match dialect {
-        Dialect::AuthRequest => HttpResponse::Unauthorized()
+/// A backend-chosen redirect, in the dialect's style.
+fn redirect(location: &str, settings: &AnswerSettings, redirects: Redirects) -> HttpResponse {
+    match redirects {
+        Redirects::UnauthorizedWithLocation => HttpResponse::Unauthorized()
             .insert_header((
                 "www-authenticate",
                 format!("Bearer realm=\"{}\"", settings.realm),
             ))
             .insert_header(("location", location))
             .finish(),
-        Dialect::ForwardAuth | Dialect::ExtAuthz => HttpResponse::Found()
+        Redirects::Found => HttpResponse::Found()
             .insert_header(("location", location))
             .finish(),
     }
 }
 
-fn plain(status: StatusCode) -> HttpResponse {
+pub fn plain(status: StatusCode) -> HttpResponse {
     HttpResponse::build(status).finish()
 }
 
-fn is_browser_navigation(original: Original<'_>) -> bool {
+pub fn is_browser_navigation(original: Original<'_>) -> bool {
     let method_ok = original
         .target
         .and_then(|t| t.method.as_deref())
@@ -244,7 +187,7 @@ pub fn login_location(
     let separator = if login_url.contains('?') { '&' } else { '?' };
     let location = format!(
         "{login_url}{separator}{param}={}",
-        utf8_percent_encode(original, QUERY_VALUE)
+        utf8_percent_encode(original, URL_COMPONENT)
     );
     // Keep well inside the header budget (nginx: 4 KiB for the whole block); a login
     // page without the return address is better than a 500.
@@ -255,11 +198,12 @@ pub fn login_location(
     }
 }
 
-fn unauthenticated(
+/// `401` + `WWW-Authenticate`, or the login redirect for a browser navigation.
+pub fn unauthenticated(
     credential_presented: bool,
-    dialect: Dialect,
     original: Original<'_>,
     settings: &AnswerSettings,
+    redirects: Redirects,
 ) -> HttpResponse {
     let challenge = if credential_presented {
         format!(
@@ -281,10 +225,10 @@ fn unauthenticated(
     // Only browser navigations are sent to the login page; an API client gets a plain 401
     // it can act on, in every dialect.
     let location = location.filter(|_| is_browser_navigation(original));
-    match (dialect, location) {
+    match (redirects, location) {
         // nginx cannot pass a 3xx from an auth subrequest: 401 + Location, and the
         // shipped config's `error_page 401 = @login` turns it into the redirect.
-        (Dialect::AuthRequest, Some(location)) => HttpResponse::Unauthorized()
+        (Redirects::UnauthorizedWithLocation, Some(location)) => HttpResponse::Unauthorized()
             .insert_header(("www-authenticate", challenge))
             .insert_header(("location", location))
             .finish(),
@@ -300,7 +244,21 @@ fn unauthenticated(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Dialect;
+    use crate::dialect::auth_request::AuthRequest;
+    use crate::dialect::ext_authz::ExtAuthz;
+    use crate::dialect::forward_auth::ForwardAuth;
     use std::sync::Arc;
+
+    fn encode(
+        outcome: &Outcome,
+        dialect: &dyn Dialect,
+        original: Original<'_>,
+        settings: &AnswerSettings,
+    ) -> (HttpResponse, Option<EncodeProblem>) {
+        let answer = dialect.answer(outcome, original, settings);
+        (answer.response, answer.problem)
+    }
 
     fn settings(login: Option<&str>) -> AnswerSettings {
         AnswerSettings {
@@ -349,7 +307,7 @@ mod tests {
         };
         let (r, problem) = encode(
             &outcome,
-            Dialect::AuthRequest,
+            &AuthRequest,
             Original {
                 target: None,
                 accept: None,
@@ -383,7 +341,7 @@ mod tests {
         };
         let (r, _) = encode(
             &outcome,
-            Dialect::ForwardAuth,
+            &ForwardAuth,
             Original {
                 target: None,
                 accept: None,
@@ -414,7 +372,7 @@ mod tests {
         };
         let (r, problem) = encode(
             &outcome,
-            Dialect::AuthRequest,
+            &AuthRequest,
             Original {
                 target: None,
                 accept: None,
@@ -434,7 +392,7 @@ mod tests {
         };
         let (r, problem) = encode(
             &outcome,
-            Dialect::AuthRequest,
+            &AuthRequest,
             Original {
                 target: None,
                 accept: None,
@@ -453,7 +411,7 @@ mod tests {
             &Outcome::Unauthenticated {
                 credential_presented: false,
             },
-            Dialect::AuthRequest,
+            &AuthRequest,
             Original {
                 target: Some(&t),
                 accept: Some("text/html"),
@@ -480,7 +438,7 @@ mod tests {
             &Outcome::Unauthenticated {
                 credential_presented: false,
             },
-            Dialect::ForwardAuth,
+            &ForwardAuth,
             Original {
                 target: Some(&t),
                 accept: Some("text/html,application/xhtml+xml"),
@@ -497,7 +455,7 @@ mod tests {
             &Outcome::Unauthenticated {
                 credential_presented: true,
             },
-            Dialect::ForwardAuth,
+            &ForwardAuth,
             Original {
                 target: Some(&t),
                 accept: Some("application/json"),
@@ -517,7 +475,7 @@ mod tests {
             &Outcome::Unauthenticated {
                 credential_presented: false,
             },
-            Dialect::ExtAuthz,
+            &ExtAuthz,
             Original {
                 target: Some(&post),
                 accept: Some("text/html"),
@@ -536,10 +494,14 @@ mod tests {
 
     #[test]
     fn denials_carry_no_identity() {
-        for outcome in [Outcome::Forbidden, Outcome::BadTarget, Outcome::Unavailable] {
+        for outcome in [
+            Outcome::Forbidden,
+            Outcome::Undecidable,
+            Outcome::Unavailable,
+        ] {
             let (r, _) = encode(
                 &outcome,
-                Dialect::ForwardAuth,
+                &ForwardAuth,
                 Original {
                     target: None,
                     accept: None,

@@ -1,20 +1,57 @@
-//! The ext-authz dialect (Envoy `ext_authz`, HTTP service).
+//! The ext-authz dialect (Envoy `ext_authz`, HTTP service), both directions.
 //!
 //! Takes: our request line (`<prefix><original path>?<query>`), its method (Envoy sends
 //! the original one), `Host` (Envoy sends the original `:authority`), an optional
 //! `X-Forwarded-Proto` and the `X-Forwarded-For` chain. Returns: the original target and
-//! client IP. Must never: read `X-Original-*` or `X-Forwarded-Uri`/`-Method`, which Envoy
+//! client IP; answers as the shared proxy map, with redirects as a `302`. Must never: read `X-Original-*` or `X-Forwarded-Uri`/`-Method`, which Envoy
 //! would only pass along from the client.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{HeaderView, build_target, client_ip_from_xff};
+use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
+use super::{Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
+use crate::decision::Outcome;
 use crate::request::{Target, TargetError};
 
+/// Envoy `ext_authz` (HTTP service).
+#[derive(Debug)]
+pub struct ExtAuthz;
+
+impl Dialect for ExtAuthz {
+    fn name(&self) -> &'static str {
+        "ext-authz"
+    }
+    fn path(&self) -> &'static str {
+        "/_resolver/ext-authz"
+    }
+    fn takes_path_tail(&self) -> bool {
+        true
+    }
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+        read(
+            &incoming.headers,
+            incoming.method,
+            incoming.path,
+            incoming.query,
+            incoming.prefix,
+            incoming.peer,
+            incoming.trusted,
+        )
+    }
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        original: Original<'_>,
+        settings: &AnswerSettings,
+    ) -> Answer {
+        encode::proxy(outcome, original, settings, Redirects::Found)
+    }
+}
+
 /// Reads the original request the ext-authz way.
-pub fn read(
+fn read(
     view: &HeaderView<'_>,
     method: &str,
     path: &str,

@@ -1,8 +1,9 @@
 //! The forward-auth dialect (Traefik `forwardAuth`, Caddy `forward_auth`, APISIX
-//! `forward-auth`).
+//! `forward-auth`), both directions.
 //!
 //! Takes: `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri` (path and query) and the
-//! `X-Forwarded-For` chain. Returns: the original target and client IP. Must never: read
+//! `X-Forwarded-For` chain. Returns: the original target and client IP; answers as the
+//! shared proxy map, with redirects as a `302` the proxy passes on. Must never: read
 //! the query of our own request line (Caddy copies the client's query there), `X-Original-*`
 //! (which Caddy passes through from the client untouched), or `Host`.
 
@@ -10,11 +11,37 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{HeaderView, build_target, client_ip_from_xff};
+use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
+use super::{Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
+use crate::decision::Outcome;
 use crate::request::{Target, TargetError};
 
+/// Traefik, Caddy, APISIX.
+#[derive(Debug)]
+pub struct ForwardAuth;
+
+impl Dialect for ForwardAuth {
+    fn name(&self) -> &'static str {
+        "forward-auth"
+    }
+    fn path(&self) -> &'static str {
+        "/_resolver/forward-auth"
+    }
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+        read(&incoming.headers, incoming.peer, incoming.trusted)
+    }
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        original: Original<'_>,
+        settings: &AnswerSettings,
+    ) -> Answer {
+        encode::proxy(outcome, original, settings, Redirects::Found)
+    }
+}
+
 /// Reads the original request the forward-auth way.
-pub fn read(
+fn read(
     view: &HeaderView<'_>,
     peer: IpAddr,
     trusted: &[IpNet],

@@ -1,12 +1,13 @@
-//! Dialects: how each proxy family describes the original request, and how it reads our
-//! answer.
+//! Dialects: how each caller describes the original request, and how it reads our answer.
+//! One file per dialect owns both directions; [`DIALECTS`] registers them.
 //!
 //! Takes: an actix request on a decision endpoint and the dialect its path chose.
-//! Returns: a [`ForwardedRequest`] built only from the header family that dialect's proxy
-//! sets (`normalize`), and later an HTTP response in that proxy's terms (`encode`).
+//! Returns: a [`ForwardedRequest`] built only from the header family that dialect's caller
+//! sets ([`read`]), or the [`Refusal`] that stops it; later the dialect's
+//! [`Dialect::answer`] puts the outcome into its caller's terms.
 //! Must never: pick a dialect from request headers, read a forwarded header from a peer
 //! outside `server.trusted_proxies`, fall back from one header family to another, or read
-//! the request body.
+//! a body unless the dialect says its caller sends its facts in one.
 
 pub mod auth_request;
 pub mod encode;
@@ -18,39 +19,73 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use ipnet::IpNet;
 
-use crate::request::{ForwardedRequest, Header, Target, TargetError};
+use self::encode::{Answer, AnswerSettings, Original};
+use crate::decision::{Outcome, Refusal, is_identity_alias};
+use crate::request::{
+    ForwardedRequest, Header, Target, TargetError, canonical_host, canonical_method,
+    canonical_scheme, split_uri,
+};
 
-pub use encode::encode;
-
-/// A proxy family's way of describing the original request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// nginx `auth_request`, HAProxy: `X-Original-URI`/`-Method`, `X-Real-IP`.
-    AuthRequest,
-    /// Traefik, Caddy, APISIX: `X-Forwarded-Method/-Proto/-Host/-Uri/-For`.
-    ForwardAuth,
-    /// Envoy `ext_authz` (HTTP service): the original path after our prefix, the method,
-    /// the `Host` header.
-    ExtAuthz,
+/// A caller family: where it sends its checks, how it describes the original request,
+/// and how it reads the answer. Adding one is a new file and a line in [`DIALECTS`].
+pub trait Dialect: Sync + std::fmt::Debug {
+    /// The name in configuration, logs and metrics (`auth-request`).
+    fn name(&self) -> &'static str;
+    /// The endpoint path it is served on.
+    fn path(&self) -> &'static str;
+    /// Whether the caller appends the original path to the endpoint path (Envoy).
+    fn takes_path_tail(&self) -> bool {
+        false
+    }
+    /// Reads the original target and client address from what the caller sent. Runs only
+    /// for trusted peers, on headers with no identity alias among them.
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError>;
+    /// Puts an outcome into the caller's terms.
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        original: Original<'_>,
+        settings: &AnswerSettings,
+    ) -> Answer;
 }
 
-impl Dialect {
-    pub fn from_name(name: &str) -> Option<Dialect> {
-        match name {
-            "auth-request" => Some(Dialect::AuthRequest),
-            "forward-auth" => Some(Dialect::ForwardAuth),
-            "ext-authz" => Some(Dialect::ExtAuthz),
-            _ => None,
-        }
-    }
+/// Every dialect, in the order their endpoints are registered.
+pub static DIALECTS: [&dyn Dialect; 3] = [
+    &auth_request::AuthRequest,
+    &forward_auth::ForwardAuth,
+    &ext_authz::ExtAuthz,
+];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::AuthRequest => "auth-request",
-            Dialect::ForwardAuth => "forward-auth",
-            Dialect::ExtAuthz => "ext-authz",
-        }
-    }
+/// The dialect of a configured name.
+pub fn by_name(name: &str) -> Option<&'static dyn Dialect> {
+    DIALECTS.iter().copied().find(|d| d.name() == name)
+}
+
+/// The names of every dialect, for configuration errors.
+pub fn names() -> String {
+    DIALECTS
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a dialect may read: the copied headers and our own request line.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub headers: HeaderView<'a>,
+    /// The method of the request to verdict (Envoy sends the original one).
+    pub method: &'a str,
+    /// The path of the request to verdict, and the endpoint prefix it came through.
+    pub path: &'a str,
+    pub prefix: &'a str,
+    /// The query of the request to verdict (a streamer appends its viewer's query here).
+    pub query: Option<&'a str>,
+    pub peer: IpAddr,
+    pub trusted: &'a [IpNet],
+    /// The bounded body, for dialects whose callers send their facts in one; `None` for
+    /// the proxy dialects, which never read it.
+    pub body: Option<&'a [u8]>,
 }
 
 /// Whether a TCP peer may speak for a client. Everything a dialect reads depends on this.
@@ -61,31 +96,22 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// Why a request could not be turned into a [`ForwardedRequest`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NormalizeError {
-    /// The TCP peer is not a trusted proxy: its forwarded headers mean nothing.
-    UntrustedPeer(IpAddr),
-    /// The original target was sent but cannot be understood.
-    BadTarget(TargetError),
-}
-
-/// Builds the proxy-neutral request. `ext_authz_prefix` is the path prefix in front of
-/// the original path for the ext-authz dialect.
-pub fn normalize(
+/// Builds the caller-neutral request, or says why the request is refused before routing.
+/// `prefix` is the endpoint path the request came through.
+pub fn read(
     request: &HttpRequest,
-    dialect: Dialect,
-    ext_authz_prefix: &str,
+    dialect: &dyn Dialect,
+    prefix: &str,
     trusted: &[IpNet],
-) -> Result<ForwardedRequest, NormalizeError> {
+) -> Result<ForwardedRequest, Refusal> {
     let peer = request
         .peer_addr()
         .map(|a| a.ip().to_canonical())
-        .ok_or(NormalizeError::UntrustedPeer(IpAddr::from([0, 0, 0, 0])))?;
+        .ok_or(Refusal::UntrustedPeer(IpAddr::from([0, 0, 0, 0])))?;
     // Trust decision: only a configured proxy may tell us what the client asked for.
     // A direct client could otherwise claim any path, host or address.
     if !is_trusted(peer, trusted) {
-        return Err(NormalizeError::UntrustedPeer(peer));
+        return Err(Refusal::UntrustedPeer(peer));
     }
     let headers: Vec<Header> = request
         .headers()
@@ -99,23 +125,19 @@ pub fn normalize(
     // alias that CGI/PHP/WSGI apps read as the identity header the proxy sets. No honest
     // client sends one; refuse rather than let it ride past the proxy's header rules.
     if headers.iter().any(|h| is_identity_alias(&h.name)) {
-        return Err(NormalizeError::BadTarget(TargetError::IdentityHeaderAlias));
+        return Err(Refusal::BadTarget(TargetError::IdentityHeaderAlias));
     }
-    let view = HeaderView { headers: &headers };
-    let (target, client_ip) = match dialect {
-        Dialect::AuthRequest => auth_request::read(&view, peer, trusted),
-        Dialect::ForwardAuth => forward_auth::read(&view, peer, trusted),
-        Dialect::ExtAuthz => ext_authz::read(
-            &view,
-            request.method().as_str(),
-            request.uri().path(),
-            request.uri().query(),
-            ext_authz_prefix,
-            peer,
-            trusted,
-        ),
-    }
-    .map_err(NormalizeError::BadTarget)?;
+    let incoming = Incoming {
+        headers: HeaderView { headers: &headers },
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        prefix,
+        query: request.uri().query(),
+        peer,
+        trusted,
+        body: None,
+    };
+    let (target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
     Ok(ForwardedRequest {
         target,
         client_ip,
@@ -123,46 +145,8 @@ pub fn normalize(
     })
 }
 
-/// The identity headers verdict answers with: the `x-authgear-` family (a prefix) and
-/// the exact names of the other families.
-const IDENTITY_HEADERS: &[&str] = &[
-    "x-authgear-",
-    "x-session-name",
-    "remote-user",
-    "remote-groups",
-    "remote-email",
-    "remote-name",
-    "x-auth-request-user",
-    "x-auth-request-email",
-    "x-auth-request-groups",
-];
-
-/// Whether `name` is not itself an identity header but reads as one once every
-/// character other than a letter or digit becomes `_`, as CGI-style backends do.
-pub fn is_identity_alias(name: &str) -> bool {
-    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return false;
-    }
-    let folded: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    IDENTITY_HEADERS.iter().any(|identity| {
-        if identity.ends_with('-') {
-            folded.starts_with(identity)
-        } else {
-            folded == *identity
-        }
-    })
-}
-
 /// Read-only access to the copied headers, for the dialect readers.
+#[derive(Debug, Clone, Copy)]
 pub struct HeaderView<'a> {
     pub headers: &'a [Header],
 }
@@ -240,18 +224,16 @@ pub fn build_target(
     uri: Option<&[u8]>,
 ) -> Result<Target, TargetError> {
     let scheme = match scheme {
-        Some(raw) => crate::request::canonical_scheme(
-            std::str::from_utf8(raw).map_err(|_| TargetError::BadScheme)?,
-        )?,
+        Some(raw) => {
+            canonical_scheme(std::str::from_utf8(raw).map_err(|_| TargetError::BadScheme)?)?
+        }
         None => "http".to_string(),
     };
-    let method = method.map(crate::request::canonical_method).transpose()?;
-    let host = host
-        .map(|raw| crate::request::canonical_host(raw, &scheme))
-        .transpose()?;
+    let method = method.map(canonical_method).transpose()?;
+    let host = host.map(|raw| canonical_host(raw, &scheme)).transpose()?;
     let (path, query, raw_uri) = match uri {
         Some(raw) => {
-            let (path, query, raw_uri) = crate::request::split_uri(raw)?;
+            let (path, query, raw_uri) = split_uri(raw)?;
             (Some(path), query, Some(raw_uri))
         }
         None => (None, None, None),
@@ -372,33 +354,6 @@ mod tests {
             parse_hop("[2001:db8::1]").unwrap(),
             "2001:db8::1".parse::<IpAddr>().unwrap()
         );
-    }
-
-    #[test]
-    fn identity_header_aliases_are_recognised() {
-        for alias in [
-            "x_authgear_user_id",
-            "x.session.name",
-            "x-authgear_user-id",
-            "remote_user",
-            "x~auth~request~user",
-            "x_session_name",
-        ] {
-            assert!(is_identity_alias(alias), "{alias}");
-        }
-        for plain in [
-            "x-authgear-user-id",
-            "x-session-name",
-            "remote-user",
-            "remote_addr",
-            "x_auth_request_id",
-            "x_custom",
-            "user_agent",
-            "x.forwarded.for",
-            "authorization",
-        ] {
-            assert!(!is_identity_alias(plain), "{plain}");
-        }
     }
 
     #[test]

@@ -7,19 +7,25 @@
 //! Must never: accept an unknown key, silently default a security setting to "open", or
 //! leave anything config-shaped to be parsed per request.
 
+pub mod value;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
+use self::value::{ConfigError, HumanDuration, StringList};
 use crate::authorizer::http::{HttpAuthorizer, HttpSettings};
 use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
 use crate::authorizer::{Authorizer, AuthorizerKind};
-use crate::dialect::Dialect;
+use crate::cache::CacheSettings;
+use crate::decision::HeaderSets;
+use crate::dialect::encode::AnswerSettings;
+use crate::dialect::{self, Dialect};
 use crate::policy::{Access, OnError, Policy, RouteSettings};
 
 /// The demo configuration served when no file is given: loopback only, one static token.
@@ -27,76 +33,6 @@ pub const DEMO_CONFIG: &str = include_str!("demo.toml");
 
 /// Environment variables starting with this prefix followed by `__` override file keys.
 pub const ENV_PREFIX: &str = "VERDICT";
-
-/// Why a configuration could not be used. The message is one line and names the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read configuration: {0}")]
-    Load(String),
-    #[error("{key}: {problem}")]
-    Invalid { key: String, problem: String },
-}
-
-impl ConfigError {
-    pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-/// A duration written as `"30s"`, `"5m"`, `"250ms"` (humantime syntax) or whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Seconds(secs) => Ok(HumanDuration(Duration::from_secs(secs))),
-            Raw::Text(text) => {
-                let trimmed = text.trim();
-                if let Ok(secs) = trimmed.parse::<u64>() {
-                    return Ok(HumanDuration(Duration::from_secs(secs)));
-                }
-                humantime::parse_duration(trimmed)
-                    .map(HumanDuration)
-                    .map_err(|e| serde::de::Error::custom(format!("bad duration {text:?}: {e}")))
-            }
-        }
-    }
-}
-
-/// A list given either as a real list or, from an environment variable, as one
-/// comma-separated string.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StringList(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for StringList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            List(Vec<String>),
-            Text(String),
-        }
-        Ok(StringList(match Raw::deserialize(deserializer)? {
-            Raw::List(items) => items,
-            Raw::Text(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }))
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,21 +121,12 @@ struct RawDefaultRoute {
     on_error: Option<OnError>,
 }
 
-/// Which identity header families an allow carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeaderSets {
-    pub authgear: bool,
-    pub session_name: bool,
-    pub remote_user: bool,
-    pub auth_request: bool,
-}
-
 /// The decision listener's settings, validated.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub resolve_dialect: Dialect,
+    pub resolve_dialect: &'static dyn Dialect,
     pub trusted_proxies: Vec<IpNet>,
     pub workers: usize,
     pub realm: String,
@@ -208,20 +135,13 @@ pub struct ServerSettings {
     pub max_response_header_bytes: usize,
 }
 
-/// Decision-cache settings, validated.
-#[derive(Debug, Clone, Copy)]
-pub struct CacheSettings {
-    pub max_entries: u64,
-    pub allow_ttl: Duration,
-    pub deny_ttl: Duration,
-}
-
 /// The whole validated configuration: everything the request path needs, built once.
 #[derive(Debug)]
 pub struct Config {
     pub demo: bool,
     pub server: ServerSettings,
-    pub headers: HeaderSets,
+    /// How answers are written: realm, login redirect, identity header families.
+    pub answer: AnswerSettings,
     pub cache: CacheSettings,
     pub authorizers: Vec<Authorizer>,
     pub policy: Policy,
@@ -381,10 +301,17 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         ));
     }
 
+    let answer = AnswerSettings {
+        realm: server.realm.clone(),
+        login_url: server.login_url.clone(),
+        login_redirect_param: server.login_redirect_param.clone(),
+        headers,
+        max_header_bytes: server.max_response_header_bytes,
+    };
     Ok(Config {
         demo: raw.demo,
         server,
-        headers,
+        answer,
         cache,
         authorizers,
         policy,
@@ -425,12 +352,13 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             "must differ from server.listen (health and metrics stay off the decision port)",
         ));
     }
-    let resolve_dialect = Dialect::from_name(&raw.resolve_dialect).ok_or_else(|| {
+    let resolve_dialect = dialect::by_name(&raw.resolve_dialect).ok_or_else(|| {
         ConfigError::invalid(
             "server.resolve_dialect",
             format!(
-                "{:?} is not one of auth-request, forward-auth, ext-authz",
-                raw.resolve_dialect
+                "{:?} is not one of {}",
+                raw.resolve_dialect,
+                dialect::names()
             ),
         )
     })?;

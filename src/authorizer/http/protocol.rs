@@ -1,0 +1,256 @@
+//! Reading a backend's answer by protocol: `status`, `json` (EMQX) and `authgear`.
+//!
+//! Takes: an answer read within bounds (status, headers, body). Returns: a [`Decision`]
+//! with per-authorizer TTLs and `Cache-Control` applied, or a message saying why the
+//! answer is unusable (an error: the route's `on_error` decides). Must never: treat an
+//! unknown result or status as an allow, or take a relative or unclean `X-Location`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::transport::Answer;
+use super::{HttpAuthorizer, Protocol};
+use crate::decision::{
+    Decision, Denial, HeaderFamily, IDENTITY_HEADERS, Identity, IdentityField, Verdict,
+};
+
+impl HttpAuthorizer {
+    pub(super) fn interpret(&self, answer: &Answer) -> Result<Decision, String> {
+        let header = |name: &str| {
+            answer
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let session_name = header("x-session-name").unwrap_or_default().to_string();
+        let mut decision = match self.protocol {
+            Protocol::Status => match answer.status {
+                200 => Decision::allow(self.identity(answer, session_name), None),
+                401 => Decision::deny(redirect_or(
+                    header("x-location"),
+                    Denial::InvalidCredential("backend refused the credential"),
+                )),
+                400..=499 => Decision::deny(redirect_or(
+                    header("x-location"),
+                    Denial::Forbidden("backend refused access"),
+                )),
+                other => return Err(format!("status {other} is neither 200 nor 4xx")),
+            },
+            Protocol::Json => match answer.status {
+                204 => Decision::allow(self.identity(answer, session_name), None),
+                200 => match read_result(header("content-type"), &answer.body)?.as_str() {
+                    "allow" => Decision::allow(self.identity(answer, session_name), None),
+                    "deny" => Decision::deny(redirect_or(
+                        header("x-location"),
+                        Denial::Forbidden("backend denied"),
+                    )),
+                    "ignore" => Decision::abstain(),
+                    other => return Err(format!("unknown result {other:?}")),
+                },
+                _ => Decision::abstain(),
+            },
+            Protocol::Authgear => {
+                if answer.status != 200 {
+                    return Err(format!(
+                        "status {} from an authgear resolver",
+                        answer.status
+                    ));
+                }
+                let field_header = |field: IdentityField| {
+                    IDENTITY_HEADERS
+                        .iter()
+                        .find(|h| h.family == HeaderFamily::Authgear && h.field == field)
+                };
+                let session_valid =
+                    field_header(IdentityField::SessionValid).and_then(|h| header(h.name));
+                match session_valid {
+                    Some("true") => {
+                        let user_id = field_header(IdentityField::UserId)
+                            .and_then(|h| header(h.name))
+                            .unwrap_or_default();
+                        if user_id.is_empty() {
+                            return Err("valid session without x-authgear-user-id".into());
+                        }
+                        let mut identity = self.identity(answer, session_name);
+                        // Read back exactly what our own encoder writes: one table.
+                        for h in IDENTITY_HEADERS
+                            .iter()
+                            .filter(|h| h.family == HeaderFamily::Authgear)
+                        {
+                            h.read_into(&mut identity, header(h.name).unwrap_or_default());
+                        }
+                        if identity.session_name.is_empty() {
+                            identity.session_name = identity.user_id.clone();
+                        }
+                        Decision::allow(identity, None)
+                    }
+                    Some("false") => Decision::deny(Denial::InvalidCredential(
+                        "backend says the session is invalid",
+                    )),
+                    Some(other) => return Err(format!("x-authgear-session-valid is {other:?}")),
+                    None => Decision::abstain(),
+                }
+            }
+        };
+        decision.ttl = match decision.verdict {
+            Verdict::Allow(_) => self.allow_ttl,
+            _ => self.deny_ttl,
+        };
+        if self.honor_cache_control
+            && let Some(control) = header("cache-control")
+        {
+            decision.valid_for = cache_control_limit(control);
+        }
+        Ok(decision)
+    }
+
+    fn identity(&self, answer: &Answer, session_name: String) -> Identity {
+        let extra_headers = self
+            .copy_headers
+            .iter()
+            .filter_map(|name| {
+                answer
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| (name.clone(), v.clone()))
+            })
+            .collect();
+        Identity {
+            user_id: session_name.clone(),
+            session_name,
+            extra_headers,
+            ..Identity::default()
+        }
+    }
+}
+
+/// A deny that carries the backend's `X-Location`, when it is a usable absolute URL.
+fn redirect_or(location: Option<&str>, fallback: Denial) -> Denial {
+    match location {
+        Some(url)
+            if (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= 2048
+                && url.bytes().all(|b| b > 0x20 && b < 0x7f) =>
+        {
+            Denial::Redirect(Arc::from(url))
+        }
+        _ => fallback,
+    }
+}
+
+/// The `result` of an EMQX-style answer, JSON or form-encoded. A missing content type
+/// is read as JSON.
+fn read_result(content_type: Option<&str>, body: &[u8]) -> Result<String, String> {
+    let kind = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match kind.as_str() {
+        "application/json" => {
+            let value: Value =
+                serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+            value
+                .get("result")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| "JSON body has no string \"result\"".to_string())
+        }
+        "application/x-www-form-urlencoded" => {
+            let text =
+                std::str::from_utf8(body).map_err(|_| "form body is not UTF-8".to_string())?;
+            crate::request::query_param(text, "result")
+                .ok_or_else(|| "form body has no result".to_string())
+        }
+        other => Err(format!("content type {other:?} is neither JSON nor a form")),
+    }
+}
+
+/// How long `Cache-Control` lets a decision live: `no-store`/`no-cache` → zero,
+/// `max-age=N` → N seconds; anything else leaves the configured TTL.
+fn cache_control_limit(control: &str) -> Option<Duration> {
+    let mut limit = None;
+    for directive in control.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+        if directive == "no-store" || directive == "no-cache" || directive == "private" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = directive
+            .strip_prefix("max-age=")
+            .and_then(|s| s.trim_matches('"').parse::<u64>().ok())
+        {
+            limit = Some(Duration::from_secs(seconds));
+        }
+    }
+    limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_is_read() {
+        assert_eq!(cache_control_limit("no-store"), Some(Duration::ZERO));
+        assert_eq!(
+            cache_control_limit("public, max-age=30"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(cache_control_limit("public"), None);
+    }
+
+    #[test]
+    fn results_are_read_from_json_and_forms() {
+        assert_eq!(
+            read_result(None, br#"{"result":"allow"}"#).unwrap(),
+            "allow"
+        );
+        assert_eq!(
+            read_result(
+                Some("application/json; charset=utf-8"),
+                br#"{"result":"deny"}"#
+            )
+            .unwrap(),
+            "deny"
+        );
+        assert_eq!(
+            read_result(
+                Some("application/x-www-form-urlencoded"),
+                b"result=ignore&x=1"
+            )
+            .unwrap(),
+            "ignore"
+        );
+        assert!(read_result(None, b"{not json").is_err());
+        assert!(read_result(None, br#"{"other":1}"#).is_err());
+        assert!(read_result(Some("text/plain"), b"allow").is_err());
+    }
+
+    #[test]
+    fn redirects_must_be_absolute_and_clean() {
+        assert!(matches!(
+            redirect_or(
+                Some("http://promo.example.com/play"),
+                Denial::Forbidden("x")
+            ),
+            Denial::Redirect(_)
+        ));
+        assert_eq!(
+            redirect_or(Some("/relative"), Denial::Forbidden("x")),
+            Denial::Forbidden("x")
+        );
+        assert_eq!(
+            redirect_or(Some("http://a b"), Denial::Forbidden("x")),
+            Denial::Forbidden("x")
+        );
+        assert_eq!(
+            redirect_or(None, Denial::Forbidden("x")),
+            Denial::Forbidden("x")
+        );
+    }
+}

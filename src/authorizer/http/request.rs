@@ -1,0 +1,138 @@
+//! Rendering the backend request: URL, headers and body from templates, and the cache
+//! material that names everything the backend's answer depends on.
+//!
+//! Takes: a [`ForwardedRequest`] and, with `claims_from`, the claims of its token.
+//! Returns: a [`BackendRequest`] (one URL per backend), flagged unsafe when a value would
+//! put a control byte into a header. Must never: let a request choose the host we call,
+//! send a header holding CR, LF or NUL, or leave a cache key that ignores something sent.
+
+use actix_web::http::header::HeaderValue;
+use percent_encoding::utf8_percent_encode;
+use serde_json::Value;
+
+use super::HttpAuthorizer;
+use crate::authorizer::template::RenderContext;
+use crate::decision::Claims;
+use crate::digest::sha256;
+use crate::request::{ForwardedRequest, URL_COMPONENT};
+
+/// What will be sent to the backend; also the cache key's material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendRequest {
+    /// One URL per configured backend, rendered.
+    pub urls: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    /// JSON for POST; empty for GET (its body is in the URL).
+    pub body: Option<String>,
+    /// Set when a value would have put CR, LF or NUL into a header: never sent.
+    pub unsafe_value: bool,
+    pub cache_material: String,
+}
+
+impl HttpAuthorizer {
+    /// Renders what would be sent for this request.
+    pub fn render(&self, request: &ForwardedRequest, claims: Option<&Claims>) -> BackendRequest {
+        let session_id = match &self.session_id {
+            Some(template) => template.render(&RenderContext {
+                request,
+                session_id: "",
+                claims,
+            }),
+            None => default_session_id(request),
+        };
+        let ctx = RenderContext {
+            request,
+            session_id: &session_id,
+            claims,
+        };
+        let mut query_tail: Vec<String> = Vec::new();
+        if self.forward_query
+            && let Some(query) = request.target.query.as_deref().filter(|q| !q.is_empty())
+        {
+            query_tail.push(query.to_string());
+        }
+        let mut body = None;
+        if self.post {
+            let object: serde_json::Map<String, Value> = self
+                .body
+                .iter()
+                .map(|(field, template)| (field.clone(), Value::String(template.render(&ctx))))
+                .collect();
+            body = Some(Value::Object(object).to_string());
+        } else {
+            for (field, template) in &self.body {
+                query_tail.push(format!(
+                    "{}={}",
+                    utf8_percent_encode(field, URL_COMPONENT),
+                    utf8_percent_encode(&template.render(&ctx), URL_COMPONENT)
+                ));
+            }
+        }
+        let urls: Vec<String> = self
+            .urls
+            .iter()
+            .map(|template| {
+                let mut url = template.render_url(&ctx);
+                if !query_tail.is_empty() {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&query_tail.join("&"));
+                }
+                url
+            })
+            .collect();
+        let mut unsafe_value = false;
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, template) in &self.headers {
+            let value = template.render(&ctx);
+            // Header injection guard: a CR/LF/NUL (or any other control byte) from a
+            // placeholder refuses the whole request.
+            // (HeaderValue refuses every control byte but tab, CR, LF and NUL among them.)
+            if HeaderValue::from_bytes(value.as_bytes()).is_err() {
+                unsafe_value = true;
+            }
+            headers.push((name.clone(), value));
+        }
+        let cache_material = match &self.cache_key {
+            Some(templates) => templates
+                .iter()
+                .map(|t| t.render(&ctx))
+                .collect::<Vec<_>>()
+                .join("\u{0}"),
+            None => {
+                let mut material = format!(
+                    "{}\u{0}{}",
+                    if self.post { "POST" } else { "GET" },
+                    urls.first().cloned().unwrap_or_default()
+                );
+                for (name, value) in &headers {
+                    material.push('\u{0}');
+                    material.push_str(name);
+                    material.push(':');
+                    material.push_str(value);
+                }
+                material.push('\u{0}');
+                material.push_str(body.as_deref().unwrap_or(""));
+                material
+            }
+        };
+        BackendRequest {
+            urls,
+            headers,
+            body,
+            unsafe_value,
+            cache_material,
+        }
+    }
+}
+
+/// The default session id: a digest of client address and User-Agent, stable for one
+/// viewer so the cache keeps working, and revealing neither.
+fn default_session_id(request: &ForwardedRequest) -> String {
+    let material = format!(
+        "{}\u{0}{}",
+        request.client_ip,
+        request.header("user-agent").unwrap_or_default()
+    );
+    let digest = sha256(material.as_bytes());
+    hex::encode(&digest[..8])
+}

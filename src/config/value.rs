@@ -1,0 +1,81 @@
+//! The configuration vocabulary: the error every validation step returns, and the value
+//! types that settings structs across the crate deserialize.
+//!
+//! Takes: raw values from the `config` crate (file or `VERDICT__…` environment).
+//! Returns: [`ConfigError`] (one line, naming the key), [`HumanDuration`], [`StringList`].
+//! Must never: import another verdict module (everything that reads settings imports
+//! this file, so it stays a leaf).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Why a configuration could not be used. The message is one line and names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A duration written as `"30s"`, `"5m"`, `"250ms"` (humantime syntax) or whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(secs) => Ok(HumanDuration(Duration::from_secs(secs))),
+            Raw::Text(text) => {
+                let trimmed = text.trim();
+                if let Ok(secs) = trimmed.parse::<u64>() {
+                    return Ok(HumanDuration(Duration::from_secs(secs)));
+                }
+                humantime::parse_duration(trimmed)
+                    .map(HumanDuration)
+                    .map_err(|e| serde::de::Error::custom(format!("bad duration {text:?}: {e}")))
+            }
+        }
+    }
+}
+
+/// A list given either as a real list or, from an environment variable, as one
+/// comma-separated string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<String>),
+            Text(String),
+        }
+        Ok(StringList(match Raw::deserialize(deserializer)? {
+            Raw::List(items) => items,
+            Raw::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }))
+    }
+}

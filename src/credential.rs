@@ -1,0 +1,134 @@
+//! Credentials: where a token is looked for in a request ([`TokenSource`]), written
+//! `bearer`, `cookie:NAME`, `query:NAME` or `header:NAME` in the configuration.
+//!
+//! Takes: a [`ForwardedRequest`] and the configured sources. Returns: the first credential
+//! found, borrowed from the request where possible. Must never: read the `Authorization`
+//! header raw (only through `bearer`, which checks the scheme), or log what it finds.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::config::value::{ConfigError, StringList};
+use crate::request::ForwardedRequest;
+
+/// Where a token is looked for, written `bearer`, `cookie:NAME`, `query:NAME` or
+/// `header:NAME` in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    Cookie(String),
+    Query(String),
+    Header(String),
+}
+
+impl<'de> Deserialize<'de> for TokenSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        TokenSource::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "token source {text:?} is not bearer, cookie:NAME, query:NAME or header:NAME"
+            ))
+        })
+    }
+}
+
+impl TokenSource {
+    pub fn parse(text: &str) -> Option<TokenSource> {
+        if text == "bearer" {
+            return Some(TokenSource::Bearer);
+        }
+        let (kind, name) = text.split_once(':')?;
+        let name = name.trim();
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid_name {
+            return None;
+        }
+        match kind {
+            "cookie" => Some(TokenSource::Cookie(name.to_string())),
+            "query" => Some(TokenSource::Query(name.to_string())),
+            "header" => {
+                let lower = name.to_ascii_lowercase();
+                // A token read from the Authorization header must go through `bearer`,
+                // which checks the scheme; reading the raw header would take "Basic …".
+                (lower != "authorization").then_some(TokenSource::Header(lower))
+            }
+            _ => None,
+        }
+    }
+
+    /// The first credential found in this source.
+    pub fn find<'r>(&self, request: &'r ForwardedRequest) -> Option<Cow<'r, str>> {
+        match self {
+            TokenSource::Bearer => request.bearer_token().map(Cow::Borrowed),
+            TokenSource::Cookie(name) => request.cookie(name).map(Cow::Borrowed),
+            TokenSource::Query(name) => request.query_param(name).map(Cow::Owned),
+            TokenSource::Header(name) => request
+                .header(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(Cow::Borrowed),
+        }
+    }
+}
+
+/// The first credential found, trying the sources in their configured order.
+pub fn find_token<'r>(
+    sources: &[TokenSource],
+    request: &'r ForwardedRequest,
+) -> Option<Cow<'r, str>> {
+    sources.iter().find_map(|s| s.find(request))
+}
+
+/// Parses token sources from the configuration, defaulting to `bearer`.
+pub fn parse_sources(
+    key: &str,
+    sources: Option<&StringList>,
+) -> Result<Vec<TokenSource>, ConfigError> {
+    let Some(list) = sources else {
+        return Ok(vec![TokenSource::Bearer]);
+    };
+    if list.0.is_empty() {
+        return Err(ConfigError::invalid(key, "needs at least one token source"));
+    }
+    list.0
+        .iter()
+        .map(|text| {
+            TokenSource::parse(text).ok_or_else(|| {
+                ConfigError::invalid(
+                    key,
+                    format!("{text:?} is not bearer, cookie:NAME, query:NAME or header:NAME"),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_sources_parse() {
+        assert_eq!(TokenSource::parse("bearer"), Some(TokenSource::Bearer));
+        assert_eq!(
+            TokenSource::parse("cookie:session"),
+            Some(TokenSource::Cookie("session".into()))
+        );
+        assert_eq!(
+            TokenSource::parse("header:X-Api-Key"),
+            Some(TokenSource::Header("x-api-key".into()))
+        );
+        assert_eq!(
+            TokenSource::parse("query:access_token"),
+            Some(TokenSource::Query("access_token".into()))
+        );
+        assert_eq!(TokenSource::parse("header:Authorization"), None);
+        assert_eq!(TokenSource::parse("cookie:"), None);
+        assert_eq!(TokenSource::parse("cookie:a b"), None);
+        assert_eq!(TokenSource::parse("form:x"), None);
+    }
+}

@@ -1,0 +1,559 @@
+//! The decision vocabulary every stage shares: who a credential belongs to
+//! ([`Identity`]), what an authorizer said ([`Verdict`], [`Denial`], [`Decision`],
+//! [`AuthError`]), what the request gets ([`Outcome`]), and the one table of identity
+//! headers ([`IDENTITY_HEADERS`]) that the encoder, the alias refusal, `copy_headers` and
+//! the authgear reader all use.
+//!
+//! Takes: nothing from the rest of verdict but the request's [`TargetError`]. Returns:
+//! plain data. Must never: import a later stage (dialects, policy, authorizers and the
+//! cache all import this file), or carry a credential or internal detail in a reason
+//! that reaches a client.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::request::TargetError;
+
+/// A verified token's claims.
+pub type Claims = serde_json::Map<String, Value>;
+
+/// Who the credential belongs to. Field formats follow Authgear's resolver headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    /// The Cesbo session name (`X-Session-Name`).
+    pub session_name: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    /// Authentication method references, e.g. `pwd`, `mfa`.
+    pub amr: Vec<String>,
+    /// When the user authenticated, Unix seconds.
+    pub authenticated_at: Option<u64>,
+    pub verified: bool,
+    pub anonymous: bool,
+    pub can_reauthenticate: bool,
+    /// Backend headers passed on to the proxy with the allow (`http` `copy_headers`).
+    pub extra_headers: Vec<(String, String)>,
+    /// The verified token's claims (`jwt`), for `${claim.NAME}` in `http` templates.
+    pub claims: Option<Arc<Claims>>,
+}
+
+/// A claim by name, or by a dotted path into nested objects (`realm_access.roles`).
+pub fn claim<'a>(claims: &'a Claims, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return None;
+    }
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.get(part)?;
+    }
+    Some(current)
+}
+
+/// Why an authorizer said no. Carries nothing that may not reach a client log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The credential is not valid (bad signature, expired, unknown key…): 401.
+    InvalidCredential(&'static str),
+    /// The credential is valid but not good enough here: 403.
+    Forbidden(&'static str),
+    /// The backend sent the client elsewhere (Cesbo `X-Location`): an absolute URL.
+    Redirect(Arc<str>),
+}
+
+impl Denial {
+    /// A short reason for the log line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::InvalidCredential(why) | Denial::Forbidden(why) => why,
+            Denial::Redirect(_) => "backend redirected the client",
+        }
+    }
+}
+
+/// An authorizer's answer about one credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow(Arc<Identity>),
+    Deny(Denial),
+    /// Not mine: no credential this authorizer understands. The chain moves on.
+    Abstain,
+}
+
+/// A verdict plus how long it may be reused: the cacheable decision. `ttl` replaces the
+/// cache's TTL for this kind of verdict (per-authorizer TTLs); `valid_for` caps it, e.g.
+/// at a token's `exp` or a backend's `Cache-Control`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub ttl: Option<Duration>,
+    pub valid_for: Option<Duration>,
+}
+
+impl Decision {
+    pub fn allow(identity: Identity, valid_for: Option<Duration>) -> Self {
+        Decision {
+            verdict: Verdict::Allow(Arc::new(identity)),
+            ttl: None,
+            valid_for,
+        }
+    }
+    pub fn deny(denial: Denial) -> Self {
+        Decision {
+            verdict: Verdict::Deny(denial),
+            ttl: None,
+            valid_for: None,
+        }
+    }
+    pub fn abstain() -> Self {
+        Decision {
+            verdict: Verdict::Abstain,
+            ttl: None,
+            valid_for: None,
+        }
+    }
+}
+
+/// "Could not decide": where it came from and what happened, never a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A remote dependency (JWKS endpoint, auth backend) failed.
+    #[error("upstream {url}: {message}")]
+    Upstream { url: String, message: String },
+    /// A bug or an impossible state on our side.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Why a request was refused before any route was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The TCP peer is not in `server.trusted_proxies`: its forwarded headers mean nothing.
+    UntrustedPeer(IpAddr),
+    /// The original target was sent but cannot be understood (or two readings disagree).
+    BadTarget(TargetError),
+}
+
+/// What the request gets, before a dialect puts it into its caller's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Let it through. `identity` is `None` for public routes and anonymous identify
+    /// answers; `session` is what `x-authgear-session-valid` says.
+    Allow {
+        identity: Option<Arc<Identity>>,
+        session: SessionState,
+    },
+    /// No credential, or one that is not valid: 401 (or the login redirect).
+    Unauthenticated { credential_presented: bool },
+    /// Authenticated but not allowed here, or a deny route: 403.
+    Forbidden,
+    /// The backend sent the client to this absolute URL (Cesbo `X-Location`).
+    Redirect(Arc<str>),
+    /// Refused before routing (untrusted peer, bad target): 403.
+    Refused(Refusal),
+    /// A route's rule needs a fact the caller did not send: 403.
+    Undecidable,
+    /// Could not decide and the route says deny: 503.
+    Unavailable,
+}
+
+impl Outcome {
+    /// The outcome's name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Allow { .. } => "allow",
+            Outcome::Unauthenticated { .. } => "unauthenticated",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Redirect(_) => "redirect",
+            Outcome::Refused(Refusal::UntrustedPeer(_)) => "untrusted-peer",
+            Outcome::Refused(Refusal::BadTarget(_)) | Outcome::Undecidable => "bad-target",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+
+    /// Why a refusal happened, for the log line.
+    pub fn refusal_reason(&self) -> Option<Cow<'static, str>> {
+        match self {
+            Outcome::Refused(Refusal::UntrustedPeer(peer)) => Some(Cow::Owned(format!(
+                "peer {peer} is not in server.trusted_proxies"
+            ))),
+            Outcome::Refused(Refusal::BadTarget(error)) => Some(Cow::Owned(error.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// The value of `x-authgear-session-valid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// No credential was presented: the header is sent empty.
+    Absent,
+    Valid,
+    Invalid,
+}
+
+/// A family of identity headers, switched on as a whole in `[headers]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFamily {
+    /// Authgear's resolver headers.
+    Authgear,
+    /// Cesbo's `X-Session-Name`.
+    SessionName,
+    /// Authelia-style `Remote-*`.
+    RemoteUser,
+    /// oauth2-proxy-style `X-Auth-Request-*`.
+    AuthRequest,
+}
+
+impl HeaderFamily {
+    /// The prefix every name of the family shares, if any.
+    pub fn prefix(self) -> Option<&'static str> {
+        match self {
+            HeaderFamily::Authgear => Some("x-authgear-"),
+            HeaderFamily::SessionName => None,
+            HeaderFamily::RemoteUser => Some("remote-"),
+            HeaderFamily::AuthRequest => Some("x-auth-request-"),
+        }
+    }
+
+    /// Whether verdict owns every name under the prefix, not only the ones it sends.
+    /// Authgear's namespace is verdict's on the request path; `remote-addr` or
+    /// `x-auth-request-id` are other tools' and CGI's, and stay free.
+    pub fn owns_prefix(self) -> bool {
+        self == HeaderFamily::Authgear
+    }
+}
+
+/// Which identity header families an allow carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderSets {
+    pub authgear: bool,
+    pub session_name: bool,
+    pub remote_user: bool,
+    pub auth_request: bool,
+}
+
+impl HeaderSets {
+    pub fn has(self, family: HeaderFamily) -> bool {
+        match family {
+            HeaderFamily::Authgear => self.authgear,
+            HeaderFamily::SessionName => self.session_name,
+            HeaderFamily::RemoteUser => self.remote_user,
+            HeaderFamily::AuthRequest => self.auth_request,
+        }
+    }
+}
+
+/// Which part of the decision a header carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityField {
+    SessionValid,
+    UserId,
+    Anonymous,
+    Verified,
+    CanReauthenticate,
+    Roles,
+    Amr,
+    AuthenticatedAt,
+    SessionName,
+    Email,
+}
+
+/// How a header's value is written (and read back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    /// `true` / `false`.
+    Flag,
+    /// A list joined with `,`.
+    CommaList,
+    /// A list joined with a space.
+    SpaceList,
+    /// Unix seconds; empty when unknown.
+    UnixSeconds,
+}
+
+/// One identity header: its wire name, its family, what it carries and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityHeader {
+    pub name: &'static str,
+    pub family: HeaderFamily,
+    pub field: IdentityField,
+    pub format: Format,
+}
+
+const fn header(
+    name: &'static str,
+    family: HeaderFamily,
+    field: IdentityField,
+    format: Format,
+) -> IdentityHeader {
+    IdentityHeader {
+        name,
+        family,
+        field,
+        format,
+    }
+}
+
+/// Every identity header verdict can send, in the order it sends them.
+pub const IDENTITY_HEADERS: [IdentityHeader; 16] = {
+    use Format::*;
+    use HeaderFamily::*;
+    use IdentityField as F;
+    [
+        header("x-authgear-session-valid", Authgear, F::SessionValid, Flag),
+        header("x-authgear-user-id", Authgear, F::UserId, Text),
+        header("x-authgear-user-anonymous", Authgear, F::Anonymous, Flag),
+        header("x-authgear-user-verified", Authgear, F::Verified, Flag),
+        header(
+            "x-authgear-user-can-reauthenticate",
+            Authgear,
+            F::CanReauthenticate,
+            Flag,
+        ),
+        header("x-authgear-user-roles", Authgear, F::Roles, CommaList),
+        header("x-authgear-session-amr", Authgear, F::Amr, SpaceList),
+        header(
+            "x-authgear-session-authenticated-at",
+            Authgear,
+            F::AuthenticatedAt,
+            UnixSeconds,
+        ),
+        header("x-session-name", SessionName, F::SessionName, Text),
+        header("remote-user", RemoteUser, F::UserId, Text),
+        header("remote-groups", RemoteUser, F::Roles, CommaList),
+        header("remote-email", RemoteUser, F::Email, Text),
+        header("remote-name", RemoteUser, F::SessionName, Text),
+        header("x-auth-request-user", AuthRequest, F::UserId, Text),
+        header("x-auth-request-email", AuthRequest, F::Email, Text),
+        header("x-auth-request-groups", AuthRequest, F::Roles, CommaList),
+    ]
+};
+
+/// The names of one family's headers, in table order.
+pub fn family_names(family: HeaderFamily) -> impl Iterator<Item = &'static str> {
+    IDENTITY_HEADERS
+        .iter()
+        .filter(move |h| h.family == family)
+        .map(|h| h.name)
+}
+
+impl IdentityHeader {
+    /// The value sent for this header. Every enabled header is sent, empty when it does
+    /// not apply, so a proxy always overwrites a client-sent copy.
+    pub fn render(&self, identity: Option<&Identity>, session: SessionState) -> String {
+        if self.field == IdentityField::SessionValid {
+            return match session {
+                SessionState::Absent => String::new(),
+                SessionState::Valid => "true".into(),
+                SessionState::Invalid => "false".into(),
+            };
+        }
+        let Some(id) = identity else {
+            return String::new();
+        };
+        let flag = |b: bool| if b { "true" } else { "false" }.to_string();
+        let list = |items: &[String]| match self.format {
+            Format::SpaceList => items.join(" "),
+            _ => items.join(","),
+        };
+        match self.field {
+            IdentityField::SessionValid => String::new(),
+            IdentityField::UserId => id.user_id.clone(),
+            IdentityField::Anonymous => flag(id.anonymous),
+            IdentityField::Verified => flag(id.verified),
+            IdentityField::CanReauthenticate => flag(id.can_reauthenticate),
+            IdentityField::Roles => list(&id.roles),
+            IdentityField::Amr => list(&id.amr),
+            IdentityField::AuthenticatedAt => id
+                .authenticated_at
+                .filter(|t| *t > 0)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            IdentityField::SessionName => id.session_name.clone(),
+            IdentityField::Email => id.email.clone(),
+        }
+    }
+
+    /// Reads a value of this header (as another resolver sent it) into `identity`.
+    pub fn read_into(&self, identity: &mut Identity, value: &str) {
+        let flag = value == "true";
+        let list = || -> Vec<String> {
+            let separator = if self.format == Format::SpaceList {
+                ' '
+            } else {
+                ','
+            };
+            value
+                .split(separator)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        match self.field {
+            IdentityField::SessionValid => {}
+            IdentityField::UserId => identity.user_id = value.to_string(),
+            IdentityField::Anonymous => identity.anonymous = flag,
+            IdentityField::Verified => identity.verified = flag,
+            IdentityField::CanReauthenticate => identity.can_reauthenticate = flag,
+            IdentityField::Roles => identity.roles = list(),
+            IdentityField::Amr => identity.amr = list(),
+            IdentityField::AuthenticatedAt => identity.authenticated_at = value.parse().ok(),
+            IdentityField::SessionName => identity.session_name = value.to_string(),
+            IdentityField::Email => identity.email = value.to_string(),
+        }
+    }
+}
+
+/// The identity headers of an allow, in table order, for the enabled families.
+pub fn identity_headers(
+    identity: Option<&Identity>,
+    session: SessionState,
+    sets: HeaderSets,
+) -> Vec<(&'static str, String)> {
+    IDENTITY_HEADERS
+        .iter()
+        .filter(|h| sets.has(h.family))
+        .map(|h| (h.name, h.render(identity, session)))
+        .collect()
+}
+
+/// Whether a lower-case dash-form name is one verdict speaks for: a name in the table, or
+/// any name under a prefix verdict owns.
+pub fn is_identity_header(name: &str) -> bool {
+    IDENTITY_HEADERS.iter().any(|h| h.name == name)
+        || IDENTITY_HEADERS.iter().any(|h| {
+            h.family.owns_prefix() && h.family.prefix().is_some_and(|p| name.starts_with(p))
+        })
+}
+
+/// Whether `name` is not itself an identity header but reads as one once every
+/// character other than a letter or digit becomes `-` and letters are folded, as
+/// CGI-style backends (PHP, WSGI) read header names.
+pub fn is_identity_alias(name: &str) -> bool {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return false;
+    }
+    let folded: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    is_identity_header(&folded)
+}
+
+/// Whether a backend may hand this header (lower-case) to the proxy with an allow: never
+/// an identity header, an alias of one, or a name in an identity family's namespace.
+pub fn is_reserved_for_identity(name: &str) -> bool {
+    is_identity_header(name)
+        || is_identity_alias(name)
+        || IDENTITY_HEADERS
+            .iter()
+            .any(|h| h.family.prefix().is_some_and(|p| name.starts_with(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_header_aliases_are_recognised() {
+        for alias in [
+            "x_authgear_user_id",
+            "x.session.name",
+            "x-authgear_user-id",
+            "remote_user",
+            "x~auth~request~user",
+            "x_session_name",
+        ] {
+            assert!(is_identity_alias(alias), "{alias}");
+        }
+        for plain in [
+            "x-authgear-user-id",
+            "x-session-name",
+            "remote-user",
+            "remote_addr",
+            "x_auth_request_id",
+            "x_custom",
+            "user_agent",
+            "x.forwarded.for",
+            "authorization",
+        ] {
+            assert!(!is_identity_alias(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn reserved_names_cover_every_family_namespace() {
+        for name in [
+            "x-authgear-user-id",
+            "x-authgear-anything",
+            "x-session-name",
+            "x_session_name",
+            "remote-user",
+            "remote-whatever",
+            "x-auth-request-user",
+            "x-auth-request-token",
+        ] {
+            assert!(is_reserved_for_identity(name), "{name}");
+        }
+        for name in ["x-custom", "x-request-id", "cache-control"] {
+            assert!(!is_reserved_for_identity(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn rendering_and_reading_round_trip() {
+        let identity = Identity {
+            user_id: "u-1".into(),
+            roles: vec!["a".into(), "b".into()],
+            amr: vec!["pwd".into(), "mfa".into()],
+            authenticated_at: Some(1136171045),
+            verified: true,
+            ..Identity::default()
+        };
+        let mut read = Identity::default();
+        for h in IDENTITY_HEADERS
+            .iter()
+            .filter(|h| h.family == HeaderFamily::Authgear)
+        {
+            h.read_into(&mut read, &h.render(Some(&identity), SessionState::Valid));
+        }
+        assert_eq!(read, identity);
+        let names: Vec<&str> = family_names(HeaderFamily::Authgear).collect();
+        assert_eq!(names.len(), 8);
+    }
+
+    #[test]
+    fn claims_reach_into_objects() {
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "sub": "u",
+            "realm_access": {"roles": ["a"]},
+            "a.b": 1
+        }))
+        .unwrap();
+        assert_eq!(claim(&claims, "sub"), Some(&Value::from("u")));
+        assert_eq!(
+            claim(&claims, "realm_access.roles"),
+            Some(&serde_json::json!(["a"]))
+        );
+        assert_eq!(claim(&claims, "a.b"), Some(&Value::from(1)));
+        assert_eq!(claim(&claims, ""), None);
+        assert_eq!(claim(&claims, "realm_access.missing"), None);
+    }
+}

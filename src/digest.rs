@@ -1,0 +1,27 @@
+//! The one digest verdict uses: SHA-256.
+//!
+//! Takes: bytes. Returns: their 32-byte SHA-256. Used for cache keys, static-token
+//! digests and the default session id, so that none of them keeps the input.
+//! Must never: be replaced by a non-cryptographic hash (cache keys and token digests
+//! stand in for credentials).
+
+/// SHA-256 of a byte string.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_the_standard_vector() {
+        assert_eq!(
+            hex::encode(sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The resolver: one decision, from a caller-neutral request to an outcome. Routing, the
+//! authorizer chain (through the cache, with `on_error` and the `claims_from` look-up)
+//! and the route's access rules live here together; no actix type is seen.
+//!
+//! Takes: a [`ForwardedRequest`] that a dialect built from trusted facts, and the
+//! worker's [`Fetcher`]. Returns: a [`Decided`]: the outcome, the route and authorizer
+//! that decided, the cache status, and the reason of the rule that decided (for the log
+//! line only). Must never: turn an error into an allow unless the route says
+//! `on_error = "allow"`, skip the access and role check on a cache hit, or treat a fact
+//! the caller did not send as matching a rule.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::authorizer::{Authorizer, AuthorizerKind, Fetcher, Question};
+use crate::cache::{CacheStatus, DecisionCache};
+use crate::config::Config;
+use crate::decision::{AuthError, Claims, Decision, Outcome, Refusal, Verdict};
+use crate::metrics::Metrics;
+use crate::policy::{self, Access, ChainResult, OnError, Route, RouteChoice, Ruling};
+use crate::request::ForwardedRequest;
+
+/// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
+/// shorter or equal, deadline).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One decision, with everything the log line and the metrics need.
+#[derive(Debug, Clone)]
+pub struct Decided<'a> {
+    pub outcome: Outcome,
+    /// The route that decided; `None` when the request was refused before routing.
+    pub route: Option<&'a str>,
+    /// The authorizer whose verdict ended the chain (or that failed).
+    pub authorizer: Option<&'a str>,
+    pub cache: Option<CacheStatus>,
+    /// Why, from the rule that decided. Operators see it; clients never do.
+    pub reason: Option<Cow<'static, str>>,
+}
+
+impl Decided<'_> {
+    /// A request refused before any route was chosen.
+    pub fn refused(refusal: Refusal) -> Decided<'static> {
+        let outcome = Outcome::Refused(refusal);
+        Decided {
+            reason: outcome.refusal_reason(),
+            outcome,
+            route: None,
+            authorizer: None,
+            cache: None,
+        }
+    }
+}
+
+/// Shared by every worker: the configuration, the decision cache and the metrics.
+pub struct Resolver {
+    pub config: Arc<Config>,
+    pub cache: DecisionCache,
+    pub metrics: Metrics,
+}
+
+impl Resolver {
+    pub fn new(config: Arc<Config>) -> std::io::Result<Resolver> {
+        let metrics = Metrics::new().map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
+        Ok(Resolver {
+            cache: DecisionCache::new(config.cache),
+            config,
+            metrics,
+        })
+    }
+
+    /// Routes the request, runs the route's authorizer chain through the cache, and
+    /// applies the route's access rules to the result.
+    pub async fn decide(&self, request: &ForwardedRequest, fetcher: &Fetcher) -> Decided<'_> {
+        let route = match self.config.policy.route(&request.target) {
+            RouteChoice::Matched(route) => route,
+            RouteChoice::Undecidable { route, missing } => {
+                // Fail closed: a rule we cannot evaluate might have been the one that denies.
+                return Decided {
+                    outcome: Outcome::Undecidable,
+                    route: Some(route),
+                    authorizer: None,
+                    cache: None,
+                    reason: Some(Cow::Borrowed(missing)),
+                };
+            }
+        };
+        let mut decided = Decided {
+            outcome: Outcome::Forbidden,
+            route: Some(&route.name),
+            authorizer: None,
+            cache: None,
+            reason: None,
+        };
+        let chain = if matches!(route.access, Access::Public | Access::Deny) {
+            // Nothing an authorizer says changes these; do not ask.
+            ChainResult::NoneApplied {
+                credential_presented: false,
+            }
+        } else {
+            self.run_chain(route, request, fetcher, &mut decided).await
+        };
+        let Ruling { outcome, reason } = policy::apply(route, chain);
+        decided.outcome = outcome;
+        decided.reason = reason.map(Cow::Borrowed);
+        decided
+    }
+
+    /// The route's authorizers in order: the first non-abstain ends the chain; an error
+    /// ends it as the route's `on_error` says.
+    async fn run_chain<'a>(
+        &'a self,
+        route: &Route,
+        request: &ForwardedRequest,
+        fetcher: &Fetcher,
+        decided: &mut Decided<'a>,
+    ) -> ChainResult {
+        let mut credential_presented = false;
+        for &index in &route.chain {
+            let authorizer = &self.config.authorizers[index];
+            let claims = match authorizer.claims_source {
+                Some(source) => {
+                    self.claims_of(&self.config.authorizers[source], request, fetcher)
+                        .await
+                }
+                None => None,
+            };
+            let Some(question) = authorizer.prepare(request, claims.as_deref()) else {
+                continue;
+            };
+            credential_presented = true;
+            let (answer, status) = self.ask(&question, fetcher).await;
+            self.metrics.cache(status == CacheStatus::Hit);
+            decided.cache = Some(status);
+            decided.authorizer = Some(&authorizer.name);
+            match answer {
+                Ok(decision) => {
+                    if let Some(end) = policy::chain_step(&decision.verdict) {
+                        return end;
+                    }
+                }
+                Err(error) => {
+                    log::warn!("authorizer {} could not decide: {error}", authorizer.name);
+                    match route.on_error {
+                        OnError::Deny => return ChainResult::Failed,
+                        OnError::Allow => {
+                            // The operator chose availability over safety for this route.
+                            log::warn!(
+                                "route {}: on_error = \"allow\": letting the request through unauthenticated",
+                                route.name
+                            );
+                            return ChainResult::FailedOpen;
+                        }
+                        OnError::Abstain => continue,
+                    }
+                }
+            }
+        }
+        ChainResult::NoneApplied {
+            credential_presented,
+        }
+    }
+
+    /// One question, through the cache.
+    async fn ask(
+        &self,
+        question: &Question<'_, '_>,
+        fetcher: &Fetcher,
+    ) -> (Result<Decision, Arc<AuthError>>, CacheStatus) {
+        let key = DecisionCache::key(question.authorizer(), question.cache_material());
+        self.cache
+            .get_or_decide(key, question.decide(fetcher))
+            .await
+    }
+
+    /// The claims of the token that `jwt` authorizer `authorizer` allows for this
+    /// request, through the cache like any other decision. `None` when it does not allow.
+    async fn claims_of(
+        &self,
+        authorizer: &Authorizer,
+        request: &ForwardedRequest,
+        fetcher: &Fetcher,
+    ) -> Option<Arc<Claims>> {
+        let question = authorizer.prepare(request, None)?;
+        let (answer, _) = self.ask(&question, fetcher).await;
+        match answer.ok()?.verdict {
+            Verdict::Allow(identity) => identity.claims.clone(),
+            _ => None,
+        }
+    }
+
+    /// Fetches every JWKS once, so the first requests do not wait (or fail) for keys.
+    pub async fn prefetch_keys(&self) {
+        let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
+        fetcher.metrics = Some(self.metrics.clone());
+        for authorizer in &self.config.authorizers {
+            if let AuthorizerKind::Jwt(jwt) = &authorizer.kind
+                && let Err(e) = jwt.prefetch(&fetcher).await
+            {
+                log::error!(
+                    "authorizer {}: initial JWKS fetch failed: {e}",
+                    authorizer.name
+                );
+            }
+        }
+    }
+}
