@@ -1,0 +1,219 @@
+//! verdict under test: in-process on port 0 (the usual way), or as its own process
+//! ([`start_logged`]) when a test reads the log, so that it reads only the lines of the
+//! instance under test. Counts come from the admin listener's `/metrics`, as an operator
+//! would read them, never from probes inside verdict.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use verdict::config::{Config, Source};
+use verdict::server::Running;
+
+use super::http::{Sent, client};
+use super::programs::free_port;
+
+pub const DEMO_KEYS: &str = r#"
+[authorizers.keys]
+type = "static"
+token_sources = ["bearer", "header:x-api-key"]
+[[authorizers.keys.tokens]]
+token = "valid-token"
+user_id = "u-123"
+session_name = "alice"
+roles = ["reader"]
+amr = ["pwd"]
+verified = true
+[[authorizers.keys.tokens]]
+token = "admin-token"
+user_id = "u-admin"
+session_name = "root"
+roles = ["reader", "admin"]
+"#;
+
+/// A running verdict with its addresses.
+pub struct Verdict {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    instance: Instance,
+}
+
+enum Instance {
+    InProcess(ServerHandle, ServerHandle),
+    /// The real binary, its log file, and the folder holding its config (removed on drop).
+    Process {
+        child: Child,
+        log: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Verdict {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The sum of a metric's samples whose line starts with `series` (a name, or a name
+    /// with the start of its labels), read from `/metrics`.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let mut response = client()
+            .get(format!("http://{}/metrics", self.admin))
+            .sent()
+            .await;
+        let body = response.body().await.expect("metrics body");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// Decision-cache misses so far: how often an authorizer was really asked.
+    pub async fn cache_misses(&self) -> u64 {
+        self.metric("verdict_cache_requests_total{result=\"miss\"}")
+            .await
+    }
+
+    /// Decisions made so far, every outcome included.
+    pub async fn decisions(&self) -> u64 {
+        self.metric("verdict_decisions_total{").await
+    }
+
+    /// Every line this instance has logged so far. Only for [`start_logged`] instances.
+    pub fn log(&self) -> String {
+        match &self.instance {
+            Instance::Process { log, .. } => std::fs::read_to_string(log).expect("read the log"),
+            Instance::InProcess(..) => {
+                panic!("the log is read only from an instance started with start_logged")
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        match &mut self.instance {
+            Instance::InProcess(decision, admin) => {
+                decision.stop(false).await;
+                admin.stop(false).await;
+            }
+            Instance::Process { child, .. } => {
+                // Our own child, by its PID.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        if let Instance::Process { child, .. } = &mut self.instance {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn config_text(server_extra: &str, body: &str, listen: &str, admin: &str) -> String {
+    let workers = if server_extra.contains("workers") {
+        ""
+    } else {
+        "workers = 1"
+    };
+    format!(
+        "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n{workers}\n{server_extra}\n{body}"
+    )
+}
+
+/// Starts verdict with `body` appended to a loopback, one-worker, port-0 server section.
+pub async fn start(server_extra: &str, body: &str) -> Verdict {
+    verdict::init_crypto();
+    let text = config_text(server_extra, body, "127.0.0.1:0", "127.0.0.1:0");
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    run(config).await
+}
+
+/// Starts the real `verdict` binary with the same configuration as [`start`], its log
+/// (at `debug`) in a file of its own, on free loopback ports.
+pub async fn start_logged(server_extra: &str, body: &str) -> Verdict {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, admin_port) = (free_port(), free_port());
+    let text = config_text(
+        server_extra,
+        body,
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{admin_port}"),
+    );
+    let config = dir.path().join("verdict.toml");
+    std::fs::write(&config, &text).expect("write the config");
+    let log = dir.path().join("verdict.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "debug")
+        .env_remove("RUST_LOG_STYLE")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start verdict");
+    let v = Verdict {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+        instance: Instance::Process {
+            child,
+            log,
+            _dir: dir,
+        },
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(v.admin).is_err() || TcpStream::connect(v.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "verdict did not start; its log:\n{}",
+            v.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    v
+}
+
+async fn run(config: Config) -> Verdict {
+    let running: Running = verdict::server::bind(config, false).await.expect("bind");
+    let addr = running.decision_addr;
+    let admin = running.admin_addr;
+    let (decision, admin_handle) = running.handles();
+    actix_web::rt::spawn(running.run());
+    // Let both servers start before a test blocks its own thread on raw socket I/O.
+    for url in [
+        format!("http://{addr}/_ready_probe"),
+        format!("http://{admin}/healthz"),
+    ] {
+        client().get(url).send().await.expect("server starts");
+    }
+    Verdict {
+        addr,
+        admin,
+        instance: Instance::InProcess(decision, admin_handle),
+    }
+}
+
+/// Starts verdict from a configuration file, with environment overrides (as a deployment
+/// would set them).
+pub async fn start_file(path: &str, env: &[(&str, String)]) -> Verdict {
+    verdict::init_crypto();
+    let mut overrides: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    overrides.insert("VERDICT__SERVER__LISTEN".into(), "127.0.0.1:0".into());
+    overrides.insert("VERDICT__SERVER__ADMIN_LISTEN".into(), "127.0.0.1:0".into());
+    overrides.insert("VERDICT__SERVER__WORKERS".into(), "1".into());
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    let config = Config::load(&Source {
+        file: Some(file),
+        env: Some(overrides),
+    })
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    run(config).await
+}
