@@ -9,8 +9,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::config::value::{ConfigError, StringList};
 use crate::request::ForwardedRequest;
+use crate::settings::{ConfigError, StringList};
 
 /// Where a token is looked for, written `bearer`, `cookie:NAME`, `query:NAME` or
 /// `header:NAME` in the configuration.

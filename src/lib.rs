@@ -28,25 +28,26 @@
 //! Modules are declared below in flow order, and each imports only modules declared
 //! after it (downward). `config` builds everything once at start-up from the file; the
 //! shared nouns sit at the bottom: `decision` (identities, verdicts, outcomes, the
-//! identity-header table), `request`, `config::value` (the config vocabulary), `digest`
+//! identity-header table), `request`, `settings` (the config vocabulary), `digest`
 //! and `metrics`.
 //!
 //! Takes: a validated [`config::Config`]. Returns: running listeners ([`server::bind`]).
 //! Must never: let an error, an unknown fact or an unparsable input end in an allow.
 
-pub mod authorizer;
-pub mod cache;
+pub mod server;
+pub mod record;
+pub mod resolver;
 pub mod config;
+pub mod dialect;
+pub mod policy;
+pub mod cache;
+pub mod authorizer;
 pub mod credential;
 pub mod decision;
-pub mod dialect;
+pub mod request;
+pub mod settings;
 pub mod digest;
 pub mod metrics;
-pub mod policy;
-pub mod record;
-pub mod request;
-pub mod resolver;
-pub mod server;
 
 /// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first
 /// in `main` and in every test that verifies tokens or makes TLS connections: with no

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::config::value::{ConfigError, StringList};
 use crate::credential::{TokenSource, parse_sources};
 use crate::decision::{Decision, Identity};
 use crate::digest::sha256;
+use crate::settings::{ConfigError, StringList};
 
 /// `[authorizers.NAME]` with `type = "static"`.
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
-//! Section A of the proxy contracts: each dialect derives the right facts.
+//! Each dialect derives the right facts from what its proxy sends (the proxy contract
+//! cases A1–A11, named in a comment above each test).
 
 use std::time::{Duration, Instant};
 
@@ -56,8 +57,9 @@ fn assert_identity(response: &awc::ClientResponse<impl Sized>, user: &str, sessi
     }
 }
 
+// Proxy contract case A1.
 #[actix_web::test]
-async fn a1_nginx_auth_request_with_original_uri() {
+async fn nginx_original_uri_gives_path_query_method_and_host() {
     let v = verdict_with_routes().await;
     let r = client()
         .get(v.url("/_resolver/resolve"))
@@ -73,8 +75,9 @@ async fn a1_nginx_auth_request_with_original_uri() {
     v.stop().await;
 }
 
+// Proxy contract case A2.
 #[actix_web::test]
-async fn a2_naive_nginx_content_length_without_body_is_answered_at_once() {
+async fn announced_body_that_never_comes_is_answered_at_once() {
     // the naive config sends no X-Original-URI: only a route-less policy can answer it
     let v = start("", DEMO_KEYS).await;
     let started = Instant::now();
@@ -97,8 +100,9 @@ async fn a2_naive_nginx_content_length_without_body_is_answered_at_once() {
     v.stop().await;
 }
 
+// Proxy contract case A3.
 #[actix_web::test]
-async fn a3_traefik_post_is_seen_as_post() {
+async fn traefik_forwarded_method_post_meets_post_rules() {
     let v = verdict_with_routes().await;
     let send = |method: &'static str| {
         client()
@@ -125,8 +129,9 @@ async fn a3_traefik_post_is_seen_as_post() {
     v.stop().await;
 }
 
+// Proxy contract case A4.
 #[actix_web::test]
-async fn a4_caddy_query_on_our_target_is_ignored() {
+async fn query_on_the_forward_auth_request_line_is_ignored() {
     let v = verdict_with_routes().await;
     let r = client()
         .get(v.url("/_resolver/forward-auth?id=7"))
@@ -148,8 +153,9 @@ async fn a4_caddy_query_on_our_target_is_ignored() {
     v.stop().await;
 }
 
+// Proxy contract case A5, A6.
 #[actix_web::test]
-async fn a5_a6_apisix_with_and_without_cookie() {
+async fn apisix_cookie_credential_allows_and_its_absence_is_401() {
     let v = start("", &format!("{}{ROUTES}", jwt_hs(""))).await;
     let token = hs_token(user_claims("u-apisix", &[], 600));
     let send = |cookie: Option<String>| {
@@ -190,8 +196,9 @@ async fn a5_a6_apisix_with_and_without_cookie() {
     v.stop().await;
 }
 
+// Proxy contract case A7, A8, A9.
 #[actix_web::test]
-async fn a7_a8_a9_envoy_original_method_and_path() {
+async fn envoy_original_method_and_path_come_from_our_request_line() {
     let v = verdict_with_routes().await;
     let get = envoy(
         &v,
@@ -234,8 +241,9 @@ async fn a7_a8_a9_envoy_original_method_and_path() {
     v.stop().await;
 }
 
+// Proxy contract case A10.
 #[actix_web::test]
-async fn a10_envoy_root_paths() {
+async fn envoy_bare_prefix_and_trailing_slash_mean_root() {
     let v = verdict_with_routes().await;
     for path in ["/_resolver/ext-authz", "/_resolver/ext-authz/"] {
         let r = envoy(&v, awc::http::Method::GET, path).sent().await;
@@ -252,8 +260,9 @@ async fn a10_envoy_root_paths() {
     v.stop().await;
 }
 
+// Proxy contract case A11.
 #[actix_web::test]
-async fn a11_haproxy_head_with_connection_close() {
+async fn haproxy_head_with_connection_close_is_answered_and_closed() {
     let v = verdict_with_routes().await;
     let (bytes, closed) = raw(
         v.addr,

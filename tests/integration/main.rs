@@ -8,6 +8,7 @@ mod cli;
 mod dialects;
 mod nginx;
 mod proxies;
+mod regression;
 mod status;
 mod support;
 mod transport;

@@ -1,4 +1,5 @@
-//! Section B of the proxy contracts: status semantics, login redirects, failure modes.
+//! Status semantics, login redirects and failure modes (the proxy contract cases B2–B10,
+//! named in a comment above each test).
 
 use crate::support::*;
 
@@ -20,8 +21,9 @@ fn assert_no_identity(r: &awc::ClientResponse<impl Sized>) {
     }
 }
 
+// Proxy contract case B2, B3.
 #[actix_web::test]
-async fn b2_b3_identify_mode_is_authgear_compatible() {
+async fn identify_routes_always_answer_200_like_authgear() {
     let routes = "[[route]]\npath = \"/\"\naccess = \"identify\"\n";
     let v = start("", &format!("{}{routes}", jwt_hs("leeway = \"0s\""))).await;
     let anonymous = nginx_request(&v, "/page")
@@ -67,8 +69,9 @@ async fn b2_b3_identify_mode_is_authgear_compatible() {
     v.stop().await;
 }
 
+// Proxy contract case B4, B5.
 #[actix_web::test]
-async fn b4_b5_auth_request_login_is_401_with_location_never_3xx() {
+async fn auth_request_login_is_401_with_location_never_3xx() {
     let v = start(LOGIN, DEMO_KEYS).await;
     let mut r = nginx_request(&v, "/page?x=1")
         .insert_header(("Accept", "text/html"))
@@ -88,8 +91,9 @@ async fn b4_b5_auth_request_login_is_401_with_location_never_3xx() {
     v.stop().await;
 }
 
+// Proxy contract case B6.
 #[actix_web::test]
-async fn b6_forward_auth_redirects_browsers_and_401s_apis() {
+async fn forward_auth_redirects_browsers_and_gives_apis_401() {
     let v = start(LOGIN, DEMO_KEYS).await;
     let send = |accept: &'static str, method: &'static str| {
         client()
@@ -117,8 +121,9 @@ async fn b6_forward_auth_redirects_browsers_and_401s_apis() {
     v.stop().await;
 }
 
+// Proxy contract case B8, B10.
 #[actix_web::test]
-async fn b8_b10_denials_carry_no_identity_and_roles_give_403() {
+async fn denials_carry_no_identity_and_a_missing_role_is_403() {
     let routes = "[[route]]\npath = \"/admin\"\naccess = \"authenticated\"\nroles = [\"admin\"]\n[[route]]\npath = \"/closed\"\naccess = \"deny\"\n";
     let v = start("", &format!("{DEMO_KEYS}{routes}")).await;
     let mut forbidden = nginx_request(&v, "/admin/users")
@@ -164,8 +169,9 @@ fn jwks_down(on_error: &str) -> String {
     )
 }
 
+// Proxy contract case B9.
 #[actix_web::test]
-async fn b9_backend_down_is_503_by_default() {
+async fn unreachable_keys_are_503_by_default() {
     let v = start("", &jwks_down("deny")).await;
     let token = rs_token("k1", user_claims("u", &[], 600));
     let r = nginx_request(&v, "/page")

@@ -1,4 +1,5 @@
-//! Section D of the proxy contracts and lenient input: what the wire may look like.
+//! What the wire may look like: the proxy contract cases D1–D10 (named in a comment above
+//! each test) and lenient input.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,8 +19,9 @@ fn one_answer(bytes: &[u8]) -> (u16, Vec<(String, String)>) {
     all.remove(0)
 }
 
+// Proxy contract case D1.
 #[actix_web::test]
-async fn d1_expect_continue_without_body_is_answered() {
+async fn expect_continue_without_a_body_is_answered() {
     let v = start("", DEMO_KEYS).await;
     let request =
         auth_request("Expect: 100-continue\r\nContent-Length: 10\r\nConnection: close\r\n");
@@ -29,8 +31,9 @@ async fn d1_expect_continue_without_body_is_answered() {
     v.stop().await;
 }
 
+// Proxy contract case D2.
 #[actix_web::test]
-async fn d2_websocket_upgrade_headers_get_a_normal_answer() {
+async fn websocket_upgrade_headers_get_a_normal_answer() {
     let v = start("", DEMO_KEYS).await;
     let request = auth_request(
         "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
@@ -43,8 +46,9 @@ async fn d2_websocket_upgrade_headers_get_a_normal_answer() {
     v.stop().await;
 }
 
+// Proxy contract case D3.
 #[actix_web::test]
-async fn d3_thousand_checks_on_one_keep_alive_connection() {
+async fn thousand_checks_share_one_keep_alive_connection() {
     let v = start("", DEMO_KEYS).await;
     let mut stream = TcpStream::connect(v.addr).expect("connect");
     stream
@@ -65,8 +69,9 @@ async fn d3_thousand_checks_on_one_keep_alive_connection() {
     v.stop().await;
 }
 
+// Proxy contract case D5.
 #[actix_web::test]
-async fn d5_hundred_pipelined_requests_answer_in_order() {
+async fn hundred_pipelined_requests_are_answered_in_order() {
     let v = start("", DEMO_KEYS).await;
     let mut batch = String::new();
     for i in 0..100 {
@@ -88,8 +93,9 @@ async fn d5_hundred_pipelined_requests_answer_in_order() {
     v.stop().await;
 }
 
+// Proxy contract case D8, D9, D10.
 #[actix_web::test]
-async fn d8_d9_d10_small_single_uncompressed_headers() {
+async fn answers_have_small_single_uncompressed_headers() {
     let v = start(
         "[headers]\nremote_user = true\nauth_request = true",
         DEMO_KEYS,

@@ -31,8 +31,8 @@ pub use self::request::BackendRequest;
 pub use self::transport::build_clients;
 use self::transport::load_ca;
 use super::template::Template;
-use crate::config::value::{ConfigError, HumanDuration, StringList};
 use crate::decision::is_reserved_for_identity;
+use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// How the backend's answer is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -13,8 +13,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 
 use super::{BackendRequest, HttpAuthorizer, Protocol};
 use crate::authorizer::Fetcher;
-use crate::config::value::ConfigError;
 use crate::decision::{AuthError, Decision, Denial};
+use crate::settings::ConfigError;
 
 impl HttpAuthorizer {
     /// URL indexes in the order to try: healthy ones first (configured order), then the

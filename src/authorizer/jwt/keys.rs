@@ -13,7 +13,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::Deserialize;
 
-use crate::config::value::{ConfigError, StringList};
+use crate::settings::{ConfigError, StringList};
 
 /// One pinned key. Give exactly one of `pem_file`, `secret`, `secret_base64`.
 #[derive(Debug, Deserialize)]

@@ -27,9 +27,9 @@ use serde::Deserialize;
 use self::jwks::{JwksSource, JwksState};
 use self::keys::{KeySettings, PinnedKey, load_key, parse_algorithms};
 use crate::authorizer::Fetcher;
-use crate::config::value::{ConfigError, HumanDuration, StringList};
 use crate::credential::{TokenSource, parse_sources};
 use crate::decision::AuthError;
+use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// `[authorizers.NAME]` with `type = "jwt"`.
 #[derive(Debug, Deserialize)]

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::verify::value_list;
 use super::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::Fetcher;
-use crate::config::value::ConfigError;
 use crate::decision::{Decision, Denial, Verdict, claim};
+use crate::settings::ConfigError;
 
 pub const SECRET: &str = "an-hmac-secret-that-is-32-bytes!!";
 

@@ -7,8 +7,6 @@
 //! Must never: accept an unknown key, silently default a security setting to "open", or
 //! leave anything config-shaped to be parsed per request.
 
-pub mod value;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,7 +15,6 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use self::value::{ConfigError, HumanDuration, StringList};
 use crate::authorizer::http::{HttpAuthorizer, HttpSettings};
 use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
@@ -27,9 +24,10 @@ use crate::decision::HeaderSets;
 use crate::dialect::encode::AnswerSettings;
 use crate::dialect::{self, Dialect};
 use crate::policy::{Access, OnError, Policy, RouteSettings};
+use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// The demo configuration served when no file is given: loopback only, one static token.
-pub const DEMO_CONFIG: &str = include_str!("demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("config/demo.toml");
 
 /// Environment variables starting with this prefix followed by `__` override file keys.
 pub const ENV_PREFIX: &str = "VERDICT";
