@@ -421,11 +421,15 @@ pub fn identity_headers(
     session: SessionState,
     sets: HeaderSets,
 ) -> Vec<(&'static str, String)> {
-    IDENTITY_HEADERS
-        .iter()
-        .filter(|h| sets.has(h.family))
-        .map(|h| (h.name, h.render(identity, session)))
-        .collect()
+    // Sized once: this runs on every allow.
+    let mut out = Vec::with_capacity(IDENTITY_HEADERS.len());
+    out.extend(
+        IDENTITY_HEADERS
+            .iter()
+            .filter(|h| sets.has(h.family))
+            .map(|h| (h.name, h.render(identity, session))),
+    );
+    out
 }
 
 /// Whether a lower-case dash-form name is one verdict speaks for: a name in the table, or

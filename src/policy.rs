@@ -350,6 +350,12 @@ impl Route {
         Ok(true)
     }
 
+    /// Whether what an authorizer says can change this route's answer: `public` and
+    /// `deny` routes never ask (and so never cost a cache or backend call).
+    pub fn asks_authorizers(&self) -> bool {
+        matches!(self.access, Access::Authenticated | Access::Identify)
+    }
+
     /// The roles of `identity` that this route requires but it lacks.
     pub fn missing_role(&self, identity: &Identity) -> Option<&str> {
         self.roles

@@ -18,7 +18,7 @@ use crate::cache::{CacheStatus, DecisionCache};
 use crate::config::Config;
 use crate::decision::{AuthError, Claims, Decision, Outcome, Refusal, Verdict};
 use crate::metrics::Metrics;
-use crate::policy::{self, Access, ChainResult, OnError, Route, RouteChoice, Ruling};
+use crate::policy::{self, ChainResult, OnError, Route, RouteChoice, Ruling};
 use crate::request::ForwardedRequest;
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
@@ -92,8 +92,7 @@ impl Resolver {
             cache: None,
             reason: None,
         };
-        let chain = if matches!(route.access, Access::Public | Access::Deny) {
-            // Nothing an authorizer says changes these; do not ask.
+        let chain = if !route.asks_authorizers() {
             ChainResult::NoneApplied {
                 credential_presented: false,
             }
