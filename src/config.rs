@@ -24,6 +24,7 @@ use crate::decision::HeaderSets;
 use crate::dialect::encode::AnswerSettings;
 use crate::dialect::{self, Dialect};
 use crate::policy::{Access, OnError, Policy, RouteSettings};
+use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// The demo configuration served when no file is given: loopback only, one static token.
@@ -62,6 +63,8 @@ struct RawServer {
     login_url: Option<String>,
     login_redirect_param: String,
     max_response_header_bytes: usize,
+    #[serde(default)]
+    readings: Option<StringList>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +134,8 @@ pub struct ServerSettings {
     pub login_url: Option<String>,
     pub login_redirect_param: String,
     pub max_response_header_bytes: usize,
+    /// The readings of a target every route decides under unless it names its own.
+    pub readings: u8,
 }
 
 /// The whole validated configuration: everything the request path needs, built once.
@@ -284,7 +289,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         raw.default_route.on_error.unwrap_or(OnError::Deny),
     );
     let names: Vec<&str> = authorizers.iter().map(|a| a.name.as_str()).collect();
-    let policy = Policy::compile(raw.route, default_route, &names)?;
+    let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
 
     let headers = HeaderSets {
         authgear: raw.headers.authgear,
@@ -413,7 +418,13 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             "must be between 1024 and 65536",
         ));
     }
+    let readings = match &raw.readings {
+        None => kind::ALL,
+        Some(list) => kinds_from_names(&list.0)
+            .map_err(|problem| ConfigError::invalid("server.readings", problem))?,
+    };
     Ok(ServerSettings {
+        readings,
         listen,
         admin_listen,
         resolve_dialect,

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::decision::{Denial, Identity, Outcome, SessionState, Verdict};
-use crate::request::{Target, canonical_host, canonical_method, canonical_path};
+use crate::request::readings::{kind, kinds_from_names};
+use crate::request::{
+    Reading, Target, canonical_host, canonical_method, canonical_path, default_port,
+    split_host_port,
+};
 use crate::settings::{ConfigError, StringList};
 
 /// What a route demands.
@@ -67,6 +71,11 @@ pub struct RouteSettings {
     pub authorizers: Option<StringList>,
     #[serde(default)]
     pub on_error: Option<OnError>,
+    /// The readings of the target that must all be allowed (default: `server.readings`,
+    /// which defaults to every one). Narrow it only for an application whose way of
+    /// reading paths and methods you know.
+    #[serde(default)]
+    pub readings: Option<StringList>,
 }
 
 impl RouteSettings {
@@ -85,21 +94,80 @@ impl RouteSettings {
             roles: None,
             authorizers: Some(StringList(authorizers)),
             on_error: Some(on_error),
+            readings: None,
         }
     }
 }
 
+/// A host rule matches the host the proxy routes on: case-folded, trailing dot removed,
+/// and the port ignored unless the rule names one (nginx, Traefik and Caddy pick the
+/// virtual host by name alone, so `admin.example.com:8443` is still that host).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostRule {
-    Exact(String),
+    Exact {
+        name: String,
+        port: Option<u16>,
+    },
     /// `*.example.com` stored as `.example.com`: one or more labels in front.
-    Suffix(String),
+    Suffix {
+        suffix: String,
+        port: Option<u16>,
+    },
+}
+
+impl HostRule {
+    fn matches(&self, host: &str, scheme: &str) -> bool {
+        let (name, port) = split_host_port(host);
+        let wanted_port = match self {
+            HostRule::Exact { port, .. } | HostRule::Suffix { port, .. } => *port,
+        };
+        if let Some(wanted) = wanted_port
+            && port.unwrap_or_else(|| default_port(scheme)) != wanted
+        {
+            return false;
+        }
+        match self {
+            HostRule::Exact { name: rule, .. } => rule == name,
+            HostRule::Suffix { suffix, .. } => {
+                name.len() > suffix.len() && name.ends_with(suffix.as_str())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 enum PathRule {
     Prefix(String),
     Glob(glob::Pattern),
+}
+
+impl PathRule {
+    /// Segment-aware prefix or glob; `fold_case` for a reading whose application ignores
+    /// case.
+    fn matches(&self, path: &str, fold_case: bool) -> bool {
+        match self {
+            PathRule::Prefix(prefix) => {
+                let Some(head) = path.get(..prefix.len()) else {
+                    return false;
+                };
+                let same = if fold_case {
+                    head.eq_ignore_ascii_case(prefix)
+                } else {
+                    head == prefix
+                };
+                let rest = &path[prefix.len()..];
+                same && (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'))
+            }
+            PathRule::Glob(pattern) => pattern.matches_with(
+                path,
+                glob::MatchOptions {
+                    case_sensitive: !fold_case,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                },
+            ),
+        }
+    }
 }
 
 /// A compiled route.
@@ -114,6 +182,8 @@ pub struct Route {
     /// Indexes into the configured authorizers.
     pub chain: Vec<usize>,
     pub on_error: OnError,
+    /// The readings this route's requests are decided under ([`kind`] bits).
+    pub readings: u8,
 }
 
 /// Why a route's rule could not be evaluated (also the log line's reason).
@@ -138,13 +208,66 @@ pub enum RouteChoice<'a> {
 pub struct Policy {
     routes: Vec<Route>,
     default: Route,
+    /// Whether a path rule holds an upper-case letter: then a case-insensitive
+    /// application can serve it for an all-lower-case path, and that reading counts too.
+    upper_case_rules: bool,
+}
+
+/// The route of every reading of a target.
+#[derive(Debug)]
+pub enum Routing<'a> {
+    Routed {
+        /// The canonical reading's route: its identity is the one sent.
+        route: &'a Route,
+        /// Other routes that some reading picks, with that reading's description.
+        others: Vec<(&'a Route, String)>,
+    },
+    /// Some reading needs a fact the caller did not send for a rule that could match.
+    Undecidable {
+        route: &'a str,
+        missing: &'static str,
+    },
+}
+
+/// What route rules are matched against: one reading of the target.
+#[derive(Debug, Clone, Copy)]
+struct Facts<'a> {
+    method: Option<&'a str>,
+    host: Option<&'a str>,
+    scheme: &'a str,
+    path: Option<&'a str>,
+    fold_case: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn canonical(target: &'a Target) -> Facts<'a> {
+        Facts {
+            method: target.method.as_deref(),
+            host: target.host.as_deref(),
+            scheme: &target.scheme,
+            path: target.path.as_deref(),
+            fold_case: false,
+        }
+    }
+
+    fn of(target: &'a Target, reading: &'a Reading) -> Facts<'a> {
+        Facts {
+            method: reading.method.as_deref(),
+            path: reading.path.as_deref(),
+            fold_case: reading.fold_case,
+            ..Facts::canonical(target)
+        }
+    }
 }
 
 impl Policy {
+    /// Compiles the routes; `readings` are the transformations every route decides
+    /// under unless it names its own.
     pub fn compile(
         settings: Vec<RouteSettings>,
         default: RouteSettings,
         authorizers: &[&str],
+        readings: u8,
     ) -> Result<Policy, ConfigError> {
         let mut routes = Vec::with_capacity(settings.len());
         for (index, route) in settings.into_iter().enumerate() {
@@ -152,16 +275,27 @@ impl Policy {
                 route,
                 &format!("route[{index}]"),
                 authorizers,
+                readings,
             )?);
         }
-        let default = compile_route(default, "default_route", authorizers)?;
-        Ok(Policy { routes, default })
+        let default = compile_route(default, "default_route", authorizers, readings)?;
+        let upper_case_rules = routes.iter().any(Route::has_upper_case_path);
+        Ok(Policy {
+            routes,
+            default,
+            upper_case_rules,
+        })
     }
 
-    /// The first route whose rules all match; the default route when none does.
+    /// The canonical reading's route: the first whose rules all match; the default route
+    /// when none does.
     pub fn route(&self, target: &Target) -> RouteChoice<'_> {
+        self.route_facts(Facts::canonical(target))
+    }
+
+    fn route_facts(&self, facts: Facts<'_>) -> RouteChoice<'_> {
         for route in &self.routes {
-            match route.matches(target) {
+            match route.matches(facts) {
                 Ok(true) => return RouteChoice::Matched(route),
                 Ok(false) => {}
                 Err(missing) => {
@@ -174,34 +308,94 @@ impl Policy {
         }
         RouteChoice::Matched(&self.default)
     }
+
+    /// The route of every reading of the target that the canonical route decides under.
+    /// When every reading picks the canonical route (the common case) `others` is empty
+    /// and nothing more needs deciding.
+    pub fn route_readings(&self, target: &Target) -> Routing<'_> {
+        let route = match self.route(target) {
+            RouteChoice::Matched(route) => route,
+            RouteChoice::Undecidable { route, missing } => {
+                return Routing::Undecidable { route, missing };
+            }
+        };
+        let mut others: Vec<(&Route, String)> = Vec::new();
+        let mut consider =
+            |facts: Facts<'_>, describe: &dyn Fn() -> String| match self.route_facts(facts) {
+                RouteChoice::Matched(other) => {
+                    if !std::ptr::eq(other, route)
+                        && !others.iter().any(|(seen, _)| std::ptr::eq(*seen, other))
+                    {
+                        others.push((other, describe()));
+                    }
+                    Ok(())
+                }
+                RouteChoice::Undecidable { route, missing } => Err((route, missing)),
+            };
+        for reading in &target.readings {
+            // Trust decision: a reading the route's operator ruled out is not considered.
+            if reading.kinds & !route.readings != 0 {
+                continue;
+            }
+            if let Err((route, missing)) =
+                consider(Facts::of(target, reading), &|| reading.describe())
+            {
+                return Routing::Undecidable { route, missing };
+            }
+        }
+        // An all-lower-case path can still reach an upper-case rule in an application
+        // that ignores case; the target alone cannot tell (its own readings fold only
+        // paths that hold upper case).
+        if self.upper_case_rules && route.readings & kind::CASE != 0 {
+            let facts = Facts {
+                fold_case: true,
+                ..Facts::canonical(target)
+            };
+            if let Err((route, missing)) = consider(facts, &|| "case".to_string()) {
+                return Routing::Undecidable { route, missing };
+            }
+        }
+        Routing::Routed { route, others }
+    }
+}
+
+/// A host rule as written (`app.example.com`, `app.example.com:8443`, `*.example.com`),
+/// stored in the canonical form targets use, with the port only when the rule names one.
+fn compile_host(text: &str) -> Option<HostRule> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (pattern, wildcard) = match lower.strip_prefix("*.") {
+        Some(rest) => (rest, true),
+        None => (lower.as_str(), false),
+    };
+    // Validates the name and the port; the canonical form drops a trailing dot.
+    canonical_host(pattern.as_bytes(), "http").ok()?;
+    let (name, port) = split_host_port(pattern);
+    let name = name.strip_suffix('.').unwrap_or(name).to_string();
+    Some(if wildcard {
+        HostRule::Suffix {
+            suffix: format!(".{name}"),
+            port,
+        }
+    } else {
+        HostRule::Exact { name, port }
+    })
 }
 
 fn compile_route(
     raw: RouteSettings,
     key: &str,
     authorizers: &[&str],
+    default_readings: u8,
 ) -> Result<Route, ConfigError> {
     let name = raw.name.clone().unwrap_or_else(|| key.to_string());
     let host = match raw.host.as_deref() {
         None => None,
-        Some(h) => {
-            let lower = h.trim().to_ascii_lowercase();
-            if let Some(suffix) = lower.strip_prefix("*.") {
-                canonical_host(suffix.as_bytes(), "http").map_err(|_| {
-                    ConfigError::invalid(
-                        format!("{key}.host"),
-                        format!("{h:?} is not a host pattern"),
-                    )
-                })?;
-                Some(HostRule::Suffix(format!(".{suffix}")))
-            } else {
-                // Store the canonical form so it compares equal to canonical targets.
-                let canonical = canonical_host(lower.as_bytes(), "http").map_err(|_| {
-                    ConfigError::invalid(format!("{key}.host"), format!("{h:?} is not a host"))
-                })?;
-                Some(HostRule::Exact(canonical))
-            }
-        }
+        Some(h) => Some(compile_host(h).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("{key}.host"),
+                format!("{h:?} is not a host or a *.domain pattern, with an optional port"),
+            )
+        })?),
     };
     let path = match (raw.path.as_deref(), raw.path_glob.as_deref()) {
         (Some(_), Some(_)) => {
@@ -286,6 +480,11 @@ fn compile_route(
             "roles only apply to access = \"authenticated\"",
         ));
     }
+    let readings = match &raw.readings {
+        None => default_readings,
+        Some(list) => kinds_from_names(&list.0)
+            .map_err(|problem| ConfigError::invalid(format!("{key}.readings"), problem))?,
+    };
     Ok(Route {
         name,
         host,
@@ -295,59 +494,52 @@ fn compile_route(
         roles,
         chain,
         on_error: raw.on_error.unwrap_or(OnError::Deny),
+        readings,
     })
 }
 
 impl Route {
-    /// Whether every rule of this route holds for the target; `Err(fact)` when a rule
-    /// needs a fact the proxy did not send.
-    fn matches(&self, target: &Target) -> Result<bool, &'static str> {
+    /// Whether every rule of this route holds for one reading of the target; `Err(fact)`
+    /// when a rule needs a fact the caller did not send and no other rule already fails
+    /// (a route that cannot match whatever the missing fact is, is simply skipped).
+    fn matches(&self, facts: Facts<'_>) -> Result<bool, &'static str> {
+        let mut missing = None;
         if let Some(methods) = &self.methods {
-            let method = target.method.as_deref().ok_or(NO_METHOD)?;
-            if !methods.iter().any(|m| m == method) {
-                return Ok(false);
+            match facts.method {
+                Some(method) if !methods.iter().any(|m| m == method) => return Ok(false),
+                Some(_) => {}
+                None => missing = missing.or(Some(NO_METHOD)),
             }
         }
         if let Some(rule) = &self.host {
-            let host = target.host.as_deref().ok_or(NO_HOST)?;
-            let ok = match rule {
-                HostRule::Exact(h) => h == host,
-                HostRule::Suffix(suffix) => {
-                    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
-                    name.len() > suffix.len() && name.ends_with(suffix.as_str())
-                }
-            };
-            if !ok {
-                return Ok(false);
+            match facts.host {
+                Some(host) if !rule.matches(host, facts.scheme) => return Ok(false),
+                Some(_) => {}
+                None => missing = missing.or(Some(NO_HOST)),
             }
         }
         if let Some(rule) = &self.path {
-            let path = target.path.as_deref().ok_or(NO_PATH)?;
-            let ok = match rule {
-                PathRule::Prefix(prefix) => {
-                    if prefix.ends_with('/') {
-                        path.starts_with(prefix.as_str())
-                    } else {
-                        path == prefix
-                            || path
-                                .strip_prefix(prefix.as_str())
-                                .is_some_and(|rest| rest.starts_with('/'))
-                    }
-                }
-                PathRule::Glob(pattern) => pattern.matches_with(
-                    path,
-                    glob::MatchOptions {
-                        case_sensitive: true,
-                        require_literal_separator: true,
-                        require_literal_leading_dot: false,
-                    },
-                ),
-            };
-            if !ok {
-                return Ok(false);
+            match facts.path {
+                Some(path) if !rule.matches(path, facts.fold_case) => return Ok(false),
+                Some(_) => {}
+                None => missing = missing.or(Some(NO_PATH)),
             }
         }
-        Ok(true)
+        match missing {
+            // Fail closed: the missing fact could make this route (a deny, say) match.
+            Some(fact) => Err(fact),
+            None => Ok(true),
+        }
+    }
+
+    fn has_upper_case_path(&self) -> bool {
+        match &self.path {
+            Some(PathRule::Prefix(prefix)) => prefix.bytes().any(|b| b.is_ascii_uppercase()),
+            Some(PathRule::Glob(pattern)) => {
+                pattern.as_str().bytes().any(|b| b.is_ascii_uppercase())
+            }
+            None => false,
+        }
     }
 
     /// Whether what an authorizer says can change this route's answer: `public` and

@@ -11,6 +11,10 @@ use std::net::IpAddr;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
 
+pub use self::readings::{Reading, readings};
+
+pub mod readings;
+
 /// Characters left as they are when a value is put into a URL: RFC 3986 unreserved.
 /// Everything else, `+ / & = ? # %` and spaces included, is percent-encoded (a space as
 /// `%20`, never `+`), and non-ASCII as its UTF-8 bytes.
@@ -27,6 +31,8 @@ pub enum TargetError {
     NotOriginForm,
     #[error("the original path decodes to invalid UTF-8 or a control character")]
     BadPathBytes,
+    #[error("the original target holds an invalid percent-escape")]
+    BadEscape,
     #[error("the original host is not a valid host[:port]")]
     BadHost,
     #[error("the original scheme is not http, https, ws or wss")]
@@ -57,6 +63,9 @@ pub struct Target {
     pub query: Option<String>,
     /// The raw path and query as received, for building the login redirect.
     pub raw_uri: Option<String>,
+    /// Other readings an application could make of the method and path, when they differ
+    /// from the canonical one (empty for an already canonical target). See [`readings`].
+    pub readings: Vec<Reading>,
 }
 
 impl Target {
@@ -150,6 +159,9 @@ pub fn split_uri(raw: &[u8]) -> Result<(String, Option<String>, String), TargetE
         Some(i) => &raw[..i],
         None => raw,
     };
+    // Two parsers disagree on what `%zz` or a lone `%` means (kept, dropped, an error):
+    // refuse the target rather than pick one reading of it.
+    check_escapes(without_fragment)?;
     let (path, query) = match without_fragment.iter().position(|&b| b == b'?') {
         Some(i) => (&without_fragment[..i], Some(&without_fragment[i + 1..])),
         None => (without_fragment, None),
@@ -164,6 +176,25 @@ pub fn split_uri(raw: &[u8]) -> Result<(String, Option<String>, String), TargetE
     Ok((canonical, query, raw_uri))
 }
 
+/// Every `%` must start a two-hex-digit escape.
+pub fn check_escapes(raw: &[u8]) -> Result<(), TargetError> {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let valid = raw.len() > i + 2
+                && raw[i + 1].is_ascii_hexdigit()
+                && raw[i + 2].is_ascii_hexdigit();
+            if !valid {
+                return Err(TargetError::BadEscape);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Canonical form of a raw path: percent-decoded exactly once, then dot-segments removed
 /// and repeated slashes merged. `%2e%2e` therefore climbs like `..` does in nginx's own
 /// routing, and `%252e` stays the literal `%2e` (decoded once, not twice).
@@ -171,35 +202,34 @@ pub fn canonical_path(raw: &[u8]) -> Result<String, TargetError> {
     if raw.first() != Some(&b'/') {
         return Err(TargetError::NotOriginForm);
     }
+    check_escapes(raw)?;
+    Ok(resolve_dots(&decode_path(raw)?))
+}
+
+/// A raw path percent-decoded exactly once, as UTF-8 without control bytes.
+pub fn decode_path(raw: &[u8]) -> Result<String, TargetError> {
     let decoded: Vec<u8> = percent_decode(raw).collect();
     // A decoded control byte (NUL, CR, LF, DEL…) has no business in a path and is a
     // classic way to make two parsers disagree: refuse rather than guess.
     if decoded.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(TargetError::BadPathBytes);
     }
-    let text = String::from_utf8(decoded).map_err(|_| TargetError::BadPathBytes)?;
+    String::from_utf8(decoded).map_err(|_| TargetError::BadPathBytes)
+}
+
+/// RFC 3986 dot-segment removal on a decoded path, with repeated slashes merged.
+pub fn resolve_dots(text: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
     let mut parts = text.split('/').skip(1).peekable();
     let mut trailing_slash = false;
     while let Some(segment) = parts.next() {
         let last = parts.peek().is_none();
         match segment {
-            "" => {
-                // merged slash; an empty last segment means the path ended with '/'
-                if last {
-                    trailing_slash = true;
-                }
-            }
-            "." => {
-                if last {
-                    trailing_slash = true;
-                }
-            }
+            // merged slash, or `.`: an empty or dot last segment means a trailing '/'
+            "" | "." => trailing_slash |= last,
             ".." => {
                 segments.pop();
-                if last {
-                    trailing_slash = true;
-                }
+                trailing_slash |= last;
             }
             other => segments.push(other),
         }
@@ -212,7 +242,7 @@ pub fn canonical_path(raw: &[u8]) -> Result<String, TargetError> {
     if out.is_empty() || trailing_slash {
         out.push('/');
     }
-    Ok(out)
+    out
 }
 
 /// Canonical scheme: lower-case; `ws`/`wss` fold into `http`/`https`.
@@ -267,11 +297,31 @@ pub fn canonical_host(raw: &[u8], scheme: &str) -> Result<String, TargetError> {
         None => None,
         Some(p) => Some(p.parse::<u16>().map_err(|_| TargetError::BadHost)?),
     };
-    let default_port = if scheme == "https" { 443 } else { 80 };
     Ok(match port {
-        Some(p) if p != default_port => format!("{name}:{p}"),
+        Some(p) if p != default_port(scheme) => format!("{name}:{p}"),
         _ => name,
     })
+}
+
+/// The default port of a canonical scheme.
+pub fn default_port(scheme: &str) -> u16 {
+    if scheme == "https" { 443 } else { 80 }
+}
+
+/// A canonical host split into its name and explicit port (`[::1]:8443` → `[::1]`, 8443).
+pub fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    let split_at = if host.starts_with('[') {
+        host.find(']').map(|end| end + 1)
+    } else {
+        host.rfind(':')
+    };
+    match split_at {
+        Some(at) if host[at..].starts_with(':') => match host[at + 1..].parse::<u16>() {
+            Ok(port) => (&host[..at], Some(port)),
+            Err(_) => (host, None),
+        },
+        _ => (host, None),
+    }
 }
 
 /// Canonical method: an HTTP token, upper-cased.

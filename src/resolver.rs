@@ -18,7 +18,7 @@ use crate::cache::{CacheStatus, DecisionCache};
 use crate::config::Config;
 use crate::decision::{AuthError, Claims, Decision, Outcome, Refusal, Verdict};
 use crate::metrics::Metrics;
-use crate::policy::{self, ChainResult, OnError, Route, RouteChoice, Ruling};
+use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
 use crate::request::ForwardedRequest;
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
@@ -69,12 +69,13 @@ impl Resolver {
         })
     }
 
-    /// Routes the request, runs the route's authorizer chain through the cache, and
-    /// applies the route's access rules to the result.
+    /// Routes every reading of the request, runs each route's authorizer chain through
+    /// the cache, and applies the route's access rules. The request is allowed only when
+    /// every reading is; the identity is the canonical reading's.
     pub async fn decide(&self, request: &ForwardedRequest, fetcher: &Fetcher) -> Decided<'_> {
-        let route = match self.config.policy.route(&request.target) {
-            RouteChoice::Matched(route) => route,
-            RouteChoice::Undecidable { route, missing } => {
+        let (route, others) = match self.config.policy.route_readings(&request.target) {
+            Routing::Routed { route, others } => (route, others),
+            Routing::Undecidable { route, missing } => {
                 // Fail closed: a rule we cannot evaluate might have been the one that denies.
                 return Decided {
                     outcome: Outcome::Undecidable,
@@ -85,6 +86,36 @@ impl Resolver {
                 };
             }
         };
+        let decided = self.decide_on(route, request, fetcher).await;
+        if !matches!(decided.outcome, Outcome::Allow { .. }) {
+            return decided;
+        }
+        for (other, reading) in others {
+            // Trust decision: an application that reads the target this way is served by
+            // another route; its answer must be an allow too.
+            let refused = self.decide_on(other, request, fetcher).await;
+            if !matches!(refused.outcome, Outcome::Allow { .. }) {
+                let why = refused.reason.as_deref().unwrap_or(refused.outcome.name());
+                return Decided {
+                    reason: Some(Cow::Owned(format!(
+                        "the target read as {reading} falls under route {}: {why}",
+                        other.name
+                    ))),
+                    ..refused
+                };
+            }
+        }
+        decided
+    }
+
+    /// One route's decision: its chain (unless its access makes that moot), then its
+    /// access rules.
+    async fn decide_on<'a>(
+        &'a self,
+        route: &'a Route,
+        request: &ForwardedRequest,
+        fetcher: &Fetcher,
+    ) -> Decided<'a> {
         let mut decided = Decided {
             outcome: Outcome::Forbidden,
             route: Some(&route.name),

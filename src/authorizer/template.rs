@@ -192,6 +192,7 @@ mod tests {
                 path: Some("/play/a001/index.m3u8".into()),
                 query: Some("token=a%2Bb&x=1".into()),
                 raw_uri: Some("/play/a001/index.m3u8?token=a%2Bb&x=1".into()),
+                readings: Vec::new(),
             },
             client_ip: "203.0.113.7".parse().unwrap(),
             headers: vec![

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{Dialect, HeaderView, Incoming, build_target, parse_hop};
 use crate::decision::Outcome;
-use crate::request::{Target, TargetError};
+use crate::request::{Target, TargetError, canonical_host, canonical_scheme};
 
 /// nginx `auth_request`, HAProxy.
 #[derive(Debug)]
@@ -55,10 +55,22 @@ fn read(view: &HeaderView<'_>, peer: IpAddr) -> Result<(Target, IpAddr), TargetE
     let mut uri = original_uri;
     if let Some(url) = original_url {
         let (url_scheme, url_host, url_uri) = split_absolute(url)?;
-        // Two descriptions of one request must agree; if they do not, somebody other than
-        // the proxy wrote one of them.
+        // Trust decision: two descriptions of one request must agree on every fact they
+        // both carry (path and query, scheme, host); if they do not, somebody other than
+        // the proxy wrote one of them. The shipped nginx config clears X-Original-URL, so
+        // a client's copy can only ever agree or be refused.
+        let same_host = || -> Result<bool, TargetError> {
+            let Some(forwarded) = host else {
+                return Ok(true);
+            };
+            let scheme_text =
+                std::str::from_utf8(url_scheme).map_err(|_| TargetError::BadScheme)?;
+            let scheme = canonical_scheme(scheme_text)?;
+            Ok(canonical_host(forwarded, &scheme)? == canonical_host(url_host, &scheme)?)
+        };
         if original_uri.is_some_and(|u| u != url_uri)
             || scheme.is_some_and(|s| !s.eq_ignore_ascii_case(url_scheme))
+            || !same_host()?
         {
             return Err(TargetError::Conflicting);
         }
@@ -173,6 +185,21 @@ mod tests {
             read_with(&[("X-Original-URL", "https://user@evil/a")]).unwrap_err(),
             TargetError::BadHost
         );
+        // the host too: a client's X-Original-URL never chooses another virtual host
+        assert_eq!(
+            read_with(&[
+                ("X-Original-URL", "https://admin.example.com/a"),
+                ("X-Forwarded-Host", "app.example.com"),
+            ])
+            .unwrap_err(),
+            TargetError::Conflicting
+        );
+        let (t, _) = read_with(&[
+            ("X-Original-URL", "https://App.example.com:443/a"),
+            ("X-Forwarded-Host", "app.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(t.host.as_deref(), Some("app.example.com"));
         assert_eq!(
             read_with(&[("X-Original-URL", "/no-scheme")]).unwrap_err(),
             TargetError::NotOriginForm

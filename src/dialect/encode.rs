@@ -283,6 +283,7 @@ mod tests {
             path: Some("/page".into()),
             query: Some("x=1".into()),
             raw_uri: Some("/page?x=1".into()),
+            readings: Vec::new(),
         }
     }
 

@@ -23,7 +23,7 @@ use self::encode::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal, is_identity_alias};
 use crate::request::{
     ForwardedRequest, Header, Target, TargetError, canonical_host, canonical_method,
-    canonical_scheme, split_uri,
+    canonical_scheme, readings, split_uri,
 };
 
 /// A caller family: where it sends its checks, how it describes the original request,
@@ -137,7 +137,10 @@ pub fn read(
         trusted,
         body: None,
     };
-    let (target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
+    let (mut target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
+    // Every other way an application could read this method and path; the resolver
+    // allows only when each of them is allowed.
+    target.readings = readings(&target, &headers).map_err(Refusal::BadTarget)?;
     Ok(ForwardedRequest {
         target,
         client_ip,
@@ -245,6 +248,7 @@ pub fn build_target(
         path,
         query,
         raw_uri,
+        readings: Vec::new(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of routes and access rules.
 
 use super::*;
+use crate::request::readings::kind;
 
 fn route(toml_fields: &str) -> Result<Route, ConfigError> {
     #[derive(Deserialize)]
@@ -13,7 +14,7 @@ fn route(toml_fields: &str) -> Result<Route, ConfigError> {
         .build()
         .and_then(|c| c.try_deserialize())
         .map_err(|e| ConfigError::Load(e.to_string()))?;
-    compile_route(wrap.r, "route[0]", &["jwt", "keys"])
+    compile_route(wrap.r, "route[0]", &["jwt", "keys"], kind::ALL)
 }
 
 fn target(method: &str, host: &str, path: &str) -> Target {
@@ -24,61 +25,111 @@ fn target(method: &str, host: &str, path: &str) -> Target {
         path: Some(path.into()),
         query: None,
         raw_uri: Some(path.into()),
+        readings: Vec::new(),
     }
 }
 
 #[test]
 fn prefix_matches_whole_segments() {
     let r = route("path = \"/api\"\naccess = \"public\"").unwrap();
-    assert!(r.matches(&target("GET", "h", "/api")).unwrap());
-    assert!(r.matches(&target("GET", "h", "/api/x")).unwrap());
-    assert!(!r.matches(&target("GET", "h", "/apix")).unwrap());
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "h", "/api")))
+            .unwrap()
+    );
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "h", "/api/x")))
+            .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "h", "/apix")))
+            .unwrap()
+    );
     let r = route("path = \"/static/\"\naccess = \"public\"").unwrap();
-    assert!(r.matches(&target("GET", "h", "/static/a.css")).unwrap());
-    assert!(!r.matches(&target("GET", "h", "/static")).unwrap());
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "h", "/static/a.css")))
+            .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "h", "/static")))
+            .unwrap()
+    );
 }
 
 #[test]
 fn globs_respect_segments() {
     let r = route("path_glob = \"/api/*/items\"\naccess = \"public\"").unwrap();
-    assert!(r.matches(&target("GET", "h", "/api/v1/items")).unwrap());
-    assert!(!r.matches(&target("GET", "h", "/api/v1/x/items")).unwrap());
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "h", "/api/v1/items")))
+            .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "h", "/api/v1/x/items")))
+            .unwrap()
+    );
     let r = route("path_glob = \"/files/**\"\naccess = \"public\"").unwrap();
-    assert!(r.matches(&target("GET", "h", "/files/a/b/c")).unwrap());
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "h", "/files/a/b/c")))
+            .unwrap()
+    );
 }
 
 #[test]
 fn hosts_exact_and_wildcard() {
     assert!(route("host = \"evil.com/x\"\naccess = \"public\"").is_err());
     let r = route("host = \"App.Example.com\"\naccess = \"public\"").unwrap();
-    assert!(r.matches(&target("GET", "app.example.com", "/")).unwrap());
-    assert!(!r.matches(&target("GET", "evil.com", "/")).unwrap());
-    let r = route("host = \"*.example.com\"\naccess = \"public\"").unwrap();
-    assert!(r.matches(&target("GET", "a.example.com", "/")).unwrap());
     assert!(
-        r.matches(&target("GET", "a.b.example.com:8443", "/"))
+        r.matches(Facts::canonical(&target("GET", "app.example.com", "/")))
             .unwrap()
     );
-    assert!(!r.matches(&target("GET", "example.com", "/")).unwrap());
-    assert!(!r.matches(&target("GET", "evilexample.com", "/")).unwrap());
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "evil.com", "/")))
+            .unwrap()
+    );
+    let r = route("host = \"*.example.com\"\naccess = \"public\"").unwrap();
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "a.example.com", "/")))
+            .unwrap()
+    );
+    assert!(
+        r.matches(Facts::canonical(&target(
+            "GET",
+            "a.b.example.com:8443",
+            "/"
+        )))
+        .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "example.com", "/")))
+            .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "evilexample.com", "/")))
+            .unwrap()
+    );
 }
 
 #[test]
 fn methods_and_unknown_facts() {
     let r = route("methods = [\"post\", \"PUT\"]\npath = \"/api\"\naccess = \"authenticated\"")
         .unwrap();
-    assert!(r.matches(&target("POST", "h", "/api")).unwrap());
-    assert!(!r.matches(&target("GET", "h", "/api")).unwrap());
+    assert!(
+        r.matches(Facts::canonical(&target("POST", "h", "/api")))
+            .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "h", "/api")))
+            .unwrap()
+    );
     let unknown = Target {
         method: None,
         ..target("GET", "h", "/api")
     };
-    assert_eq!(r.matches(&unknown), Err(NO_METHOD));
+    assert_eq!(r.matches(Facts::canonical(&unknown)), Err(NO_METHOD));
     let no_path = Target {
         path: None,
         ..target("POST", "h", "/")
     };
-    assert_eq!(r.matches(&no_path), Err(NO_PATH));
+    assert_eq!(r.matches(Facts::canonical(&no_path)), Err(NO_PATH));
 }
 
 #[test]
@@ -95,7 +146,7 @@ fn policy_takes_the_first_match_and_stops_at_undecidable() {
     ];
     let default =
         RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny);
-    let policy = Policy::compile(settings, default, &["jwt"]).unwrap();
+    let policy = Policy::compile(settings, default, &["jwt"], kind::ALL).unwrap();
     assert!(
         matches!(policy.route(&target("GET", "h", "/admin/x")), RouteChoice::Matched(r) if r.access == Access::Deny)
     );
@@ -231,4 +282,134 @@ fn access_levels_apply_after_the_chain() {
         apply(&deny, ChainResult::Allowed(admin)).outcome,
         Outcome::Forbidden
     );
+}
+
+#[test]
+fn host_rules_ignore_the_port_unless_they_name_one() {
+    let r = route("host = \"admin.example.com\"\naccess = \"deny\"").unwrap();
+    for host in ["admin.example.com", "admin.example.com:8443"] {
+        assert!(
+            r.matches(Facts::canonical(&target("GET", host, "/")))
+                .unwrap(),
+            "{host}"
+        );
+    }
+    // the canonical host is lower-cased without a trailing dot already; rules are too
+    let r = route("host = \"Admin.Example.com.\"\naccess = \"deny\"").unwrap();
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "admin.example.com:1", "/")))
+            .unwrap()
+    );
+    let r = route("host = \"admin.example.com:8443\"\naccess = \"deny\"").unwrap();
+    assert!(
+        r.matches(Facts::canonical(&target(
+            "GET",
+            "admin.example.com:8443",
+            "/"
+        )))
+        .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target(
+            "GET",
+            "admin.example.com:9443",
+            "/"
+        )))
+        .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "admin.example.com", "/")))
+            .unwrap()
+    );
+    // a rule naming the scheme's default port matches a target that dropped it
+    let r = route("host = \"admin.example.com:443\"\naccess = \"deny\"").unwrap();
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "admin.example.com", "/")))
+            .unwrap()
+    );
+    let r = route("host = \"*.example.com:8443\"\naccess = \"deny\"").unwrap();
+    assert!(
+        r.matches(Facts::canonical(&target("GET", "a.example.com:8443", "/")))
+            .unwrap()
+    );
+    assert!(
+        !r.matches(Facts::canonical(&target("GET", "a.example.com", "/")))
+            .unwrap()
+    );
+}
+
+#[test]
+fn a_missing_fact_matters_only_when_the_other_rules_match() {
+    let r = route("host = \"admin.example.com\"\npath = \"/admin\"\naccess = \"deny\"").unwrap();
+    let no_host = Target {
+        host: None,
+        ..target("GET", "h", "/public")
+    };
+    assert_eq!(
+        r.matches(Facts::canonical(&no_host)),
+        Ok(false),
+        "the path already fails"
+    );
+    let no_host = Target {
+        host: None,
+        ..target("GET", "h", "/admin")
+    };
+    assert_eq!(r.matches(Facts::canonical(&no_host)), Err(NO_HOST));
+}
+
+#[test]
+fn folded_readings_match_rules_without_regard_to_case() {
+    let r = route("path = \"/Admin\"\naccess = \"deny\"").unwrap();
+    let t = target("GET", "h", "/admin/x");
+    assert!(!r.matches(Facts::canonical(&t)).unwrap());
+    let folded = Facts {
+        fold_case: true,
+        ..Facts::canonical(&t)
+    };
+    assert!(r.matches(folded).unwrap());
+    let r = route("path_glob = \"/API/*/items\"\naccess = \"deny\"").unwrap();
+    let t = target("GET", "h", "/api/v1/items");
+    assert!(
+        r.matches(Facts {
+            fold_case: true,
+            ..Facts::canonical(&t)
+        })
+        .unwrap()
+    );
+}
+
+#[test]
+fn every_reading_is_routed_and_routes_can_narrow_them() {
+    let settings: Vec<RouteSettings> = vec![RouteSettings {
+        path: Some("/admin".into()),
+        ..RouteSettings::default_route(Access::Deny, vec![], OnError::Deny)
+    }];
+    let default = RouteSettings::default_route(Access::Public, vec![], OnError::Deny);
+    let policy = Policy::compile(settings.clone(), default.clone(), &[], kind::ALL).unwrap();
+    let mut t = target("GET", "h", "/public");
+    t.readings = vec![Reading {
+        kinds: kind::PATH_PARAMETERS,
+        method: Some("GET".into()),
+        path: Some("/admin".into()),
+        fold_case: false,
+    }];
+    match policy.route_readings(&t) {
+        Routing::Routed { route, others } => {
+            assert_eq!(route.name, "default");
+            assert_eq!(others.len(), 1);
+            assert_eq!(others[0].0.access, Access::Deny);
+            assert_eq!(others[0].1, "path-parameters");
+        }
+        other => panic!("{other:?}"),
+    }
+    // an operator who knows the application does not strip `;` parameters
+    let narrowed = RouteSettings {
+        readings: Some(StringList(vec!["case".into()])),
+        ..default
+    };
+    let policy = Policy::compile(settings, narrowed, &[], kind::ALL).unwrap();
+    assert!(matches!(
+        policy.route_readings(&t),
+        Routing::Routed { others, .. } if others.is_empty()
+    ));
 }

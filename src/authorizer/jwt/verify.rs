@@ -35,6 +35,14 @@ impl JwtAuthorizer {
                 });
             }
         };
+        // RFC 7515 §4.1.11: a token whose header lists critical extensions must be refused
+        // by a verifier that does not understand them, and verdict understands none (an
+        // empty list is invalid as well).
+        if header.crit.is_some() {
+            return Ok(Decision::deny(Denial::InvalidCredential(
+                "critical header extension not understood",
+            )));
+        }
         let kid = header.kid.as_deref();
         let mut keys_to_try = candidates(kid, header.alg, &self.static_keys);
         if let Some(jwks) = &self.jwks {
