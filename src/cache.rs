@@ -41,6 +41,18 @@ impl CacheStatus {
 struct Entry {
     decision: Decision,
     ttl: Duration,
+    /// When the entry stops being valid, so a hit can say how long it has left.
+    expires_at: Instant,
+}
+
+/// A decision, where it came from, and how much longer it may be reused.
+#[derive(Debug)]
+pub struct Cached {
+    pub answer: Result<Decision, Arc<AuthError>>,
+    pub status: CacheStatus,
+    /// How long this answer stays valid in verdict's cache: the longest any other cache
+    /// (a proxy's) may keep an answer built on it. Zero for an error.
+    pub remaining: Duration,
 }
 
 struct PerEntryTtl;
@@ -112,11 +124,7 @@ impl DecisionCache {
 
     /// The cached decision for `key`, or the result of `decide` (run once for all
     /// concurrent callers). Errors reach every waiter and are not stored.
-    pub async fn get_or_decide<F>(
-        &self,
-        key: CacheKey,
-        decide: F,
-    ) -> (Result<Decision, Arc<AuthError>>, CacheStatus)
+    pub async fn get_or_decide<F>(&self, key: CacheKey, decide: F) -> Cached
     where
         F: Future<Output = Result<Decision, AuthError>>,
     {
@@ -126,7 +134,11 @@ impl DecisionCache {
             .or_try_insert_with(async {
                 let decision = decide.await?;
                 let ttl = self.ttl_for(&decision);
-                Ok::<_, AuthError>(Entry { decision, ttl })
+                Ok::<_, AuthError>(Entry {
+                    decision,
+                    ttl,
+                    expires_at: Instant::now() + ttl,
+                })
             })
             .await;
         match entry {
@@ -136,9 +148,18 @@ impl DecisionCache {
                 } else {
                     CacheStatus::Hit
                 };
-                (Ok(entry.into_value().decision), status)
+                let entry = entry.into_value();
+                Cached {
+                    remaining: entry.expires_at.saturating_duration_since(Instant::now()),
+                    answer: Ok(entry.decision),
+                    status,
+                }
             }
-            Err(error) => (Err(error), CacheStatus::Miss),
+            Err(error) => Cached {
+                answer: Err(error),
+                status: CacheStatus::Miss,
+                remaining: Duration::ZERO,
+            },
         }
     }
 
@@ -176,10 +197,14 @@ mod tests {
     async fn second_call_is_a_hit() {
         let cache = cache(10_000, 1_000);
         let key = DecisionCache::key("a", "token");
-        let (first, status) = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        let Cached {
+            answer: first,
+            status,
+            ..
+        } = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
         assert!(first.is_ok());
         assert_eq!(status, CacheStatus::Miss);
-        let (_, status) = cache
+        let Cached { status, .. } = cache
             .get_or_decide(key, async { panic!("must not run on a hit") })
             .await;
         assert_eq!(status, CacheStatus::Hit);
@@ -189,11 +214,15 @@ mod tests {
     async fn errors_are_not_cached() {
         let cache = cache(10_000, 1_000);
         let key = DecisionCache::key("a", "token");
-        let (result, _) = cache
+        let Cached { answer: result, .. } = cache
             .get_or_decide(key, async { Err(AuthError::Internal("boom".into())) })
             .await;
         assert!(result.is_err());
-        let (result, status) = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        let Cached {
+            answer: result,
+            status,
+            ..
+        } = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
         assert!(result.is_ok());
         assert_eq!(status, CacheStatus::Miss);
     }
@@ -218,13 +247,22 @@ mod tests {
             })
             .await;
         actix_web::rt::time::sleep(Duration::from_millis(250)).await;
-        let (_, deny_status) = cache
+        let Cached {
+            status: deny_status,
+            ..
+        } = cache
             .get_or_decide(deny_key, async { Ok(Decision::abstain()) })
             .await;
-        let (_, allow_status) = cache
+        let Cached {
+            status: allow_status,
+            ..
+        } = cache
             .get_or_decide(allow_key, async { Ok(Decision::abstain()) })
             .await;
-        let (_, short_status) = cache
+        let Cached {
+            status: short_status,
+            ..
+        } = cache
             .get_or_decide(short_key, async { Ok(Decision::abstain()) })
             .await;
         assert_eq!(deny_status, CacheStatus::Miss);
@@ -255,14 +293,39 @@ mod tests {
         });
         let results = futures_util::future::join_all(futures).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert!(results.iter().all(|(r, _)| r.is_ok()));
+        assert!(results.iter().all(|c| c.answer.is_ok()));
         assert_eq!(
             results
                 .iter()
-                .filter(|(_, s)| *s == CacheStatus::Miss)
+                .filter(|c| c.status == CacheStatus::Miss)
                 .count(),
             1
         );
+    }
+
+    #[actix_web::test]
+    async fn a_hit_says_how_long_it_has_left() {
+        let cache = cache(10_000, 1_000);
+        let key = DecisionCache::key("a", "token");
+        let first = cache
+            .get_or_decide(key, async { Ok(allow(Some(Duration::from_secs(3)))) })
+            .await;
+        assert!(first.remaining <= Duration::from_secs(3));
+        assert!(first.remaining > Duration::from_millis(2500));
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let hit = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        assert_eq!(hit.status, CacheStatus::Hit);
+        assert!(
+            hit.remaining <= Duration::from_millis(2700),
+            "{:?}",
+            hit.remaining
+        );
+        let error = cache
+            .get_or_decide(DecisionCache::key("a", "x"), async {
+                Err(AuthError::Internal("boom".into()))
+            })
+            .await;
+        assert_eq!(error.remaining, Duration::ZERO);
     }
 
     #[test]

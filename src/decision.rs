@@ -150,6 +150,9 @@ pub enum Outcome {
     Allow {
         identity: Option<Arc<Identity>>,
         session: SessionState,
+        /// How long a caller's own cache may keep this allow: never longer than verdict's
+        /// cached decisions it rests on. Zero: not at all.
+        cache_for: Duration,
     },
     /// No credential, or one that is not valid: 401 (or the login redirect).
     Unauthenticated { credential_presented: bool },
@@ -166,6 +169,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// An allow that no caller may cache (until the resolver says how long it may).
+    pub fn allow(identity: Option<Arc<Identity>>, session: SessionState) -> Outcome {
+        Outcome::Allow {
+            identity,
+            session,
+            cache_for: Duration::ZERO,
+        }
+    }
+
     /// The outcome's name in logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -432,6 +444,27 @@ pub fn identity_headers(
     out
 }
 
+/// Whether every list item of `identity` can be sent in the enabled headers without an
+/// application reading it as several: a role holding `,` or whitespace (`reader,admin`)
+/// or an `amr` value holding whitespace would. Such an identity is never sent as-is.
+pub fn lists_are_sendable(identity: &Identity, sets: HeaderSets) -> bool {
+    IDENTITY_HEADERS
+        .iter()
+        .filter(|h| sets.has(h.family))
+        .all(|h| {
+            let items = match h.field {
+                IdentityField::Roles => &identity.roles,
+                IdentityField::Amr => &identity.amr,
+                _ => return true,
+            };
+            items.iter().all(|item| {
+                !item.is_empty()
+                    && !item.chars().any(char::is_whitespace)
+                    && !(h.format == Format::CommaList && item.contains(','))
+            })
+        })
+}
+
 /// Whether a lower-case dash-form name is one verdict speaks for: a name in the table, or
 /// any name under a prefix verdict owns.
 pub fn is_identity_header(name: &str) -> bool {
@@ -541,6 +574,34 @@ mod tests {
         assert_eq!(read, identity);
         let names: Vec<&str> = family_names(HeaderFamily::Authgear).collect();
         assert_eq!(names.len(), 8);
+    }
+
+    #[test]
+    fn list_items_holding_their_separator_are_not_sendable() {
+        let all = HeaderSets {
+            authgear: true,
+            session_name: true,
+            remote_user: true,
+            auth_request: true,
+        };
+        let with = |roles: &[&str], amr: &[&str]| Identity {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            amr: amr.iter().map(|a| a.to_string()).collect(),
+            ..Identity::default()
+        };
+        assert!(lists_are_sendable(
+            &with(&["reader", "admin"], &["pwd", "mfa"]),
+            all
+        ));
+        for bad in [
+            with(&["reader,admin"], &[]),
+            with(&["reader admin"], &[]),
+            with(&["reader\tadmin"], &[]),
+            with(&[""], &[]),
+            with(&[], &["pwd mfa"]),
+        ] {
+            assert!(!lists_are_sendable(&bad, all), "{bad:?}");
+        }
     }
 
     #[test]

@@ -590,28 +590,18 @@ pub struct Ruling {
 /// request, cached or not.
 pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
     let ruling = |outcome: Outcome, reason: Option<&'static str>| Ruling { outcome, reason };
-    let anonymous = Outcome::Allow {
-        identity: None,
-        session: SessionState::Absent,
-    };
+    let anonymous = Outcome::allow(None, SessionState::Absent);
     match (route.access, chain) {
         (Access::Public, _) => ruling(anonymous, None),
         (Access::Deny, _) => ruling(Outcome::Forbidden, None),
         (_, ChainResult::Failed) => ruling(Outcome::Unavailable, Some(COULD_NOT_DECIDE)),
         // The operator chose availability over safety for this route (logged at warn).
         (_, ChainResult::FailedOpen) => ruling(anonymous, Some(FAILED_OPEN)),
-        (Access::Identify, ChainResult::Allowed(identity)) => ruling(
-            Outcome::Allow {
-                identity: Some(identity),
-                session: SessionState::Valid,
-            },
-            None,
-        ),
+        (Access::Identify, ChainResult::Allowed(identity)) => {
+            ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
+        }
         (Access::Identify, ChainResult::Denied(denial)) => ruling(
-            Outcome::Allow {
-                identity: None,
-                session: SessionState::Invalid,
-            },
+            Outcome::allow(None, SessionState::Invalid),
             Some(denial.reason()),
         ),
         (
@@ -620,27 +610,21 @@ pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
                 credential_presented,
             },
         ) => ruling(
-            Outcome::Allow {
-                identity: None,
-                session: if credential_presented {
+            Outcome::allow(
+                None,
+                if credential_presented {
                     SessionState::Invalid
                 } else {
                     SessionState::Absent
                 },
-            },
+            ),
             credential_presented.then_some(UNRECOGNISED),
         ),
         (Access::Authenticated, ChainResult::Allowed(identity)) => {
             if route.missing_role(&identity).is_some() {
                 ruling(Outcome::Forbidden, Some(MISSING_ROLE))
             } else {
-                ruling(
-                    Outcome::Allow {
-                        identity: Some(identity),
-                        session: SessionState::Valid,
-                    },
-                    None,
-                )
+                ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
             }
         }
         (Access::Authenticated, ChainResult::Denied(denial)) => {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authorizer::{Authorizer, AuthorizerKind, Fetcher, Question};
-use crate::cache::{CacheStatus, DecisionCache};
+use crate::cache::{CacheStatus, Cached, DecisionCache};
 use crate::config::Config;
-use crate::decision::{AuthError, Claims, Decision, Outcome, Refusal, Verdict};
+use crate::decision::{Claims, Outcome, Refusal, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
 use crate::request::ForwardedRequest;
@@ -36,6 +36,8 @@ pub struct Decided<'a> {
     pub cache: Option<CacheStatus>,
     /// Why, from the rule that decided. Operators see it; clients never do.
     pub reason: Option<Cow<'static, str>>,
+    /// The shortest remaining lifetime of the cached decisions this one rests on.
+    pub cache_for: Duration,
 }
 
 impl Decided<'_> {
@@ -48,6 +50,7 @@ impl Decided<'_> {
             route: None,
             authorizer: None,
             cache: None,
+            cache_for: Duration::ZERO,
         }
     }
 }
@@ -83,26 +86,31 @@ impl Resolver {
                     authorizer: None,
                     cache: None,
                     reason: Some(Cow::Borrowed(missing)),
+                    cache_for: Duration::ZERO,
                 };
             }
         };
-        let decided = self.decide_on(route, request, fetcher).await;
+        let mut decided = self.decide_on(route, request, fetcher).await;
         if !matches!(decided.outcome, Outcome::Allow { .. }) {
             return decided;
         }
         for (other, reading) in others {
             // Trust decision: an application that reads the target this way is served by
             // another route; its answer must be an allow too.
-            let refused = self.decide_on(other, request, fetcher).await;
-            if !matches!(refused.outcome, Outcome::Allow { .. }) {
-                let why = refused.reason.as_deref().unwrap_or(refused.outcome.name());
+            let theirs = self.decide_on(other, request, fetcher).await;
+            if !matches!(theirs.outcome, Outcome::Allow { .. }) {
+                let why = theirs.reason.as_deref().unwrap_or(theirs.outcome.name());
                 return Decided {
                     reason: Some(Cow::Owned(format!(
                         "the target read as {reading} falls under route {}: {why}",
                         other.name
                     ))),
-                    ..refused
+                    ..theirs
                 };
+            }
+            // The allow rests on this route's decisions too.
+            if let Outcome::Allow { cache_for, .. } = &mut decided.outcome {
+                *cache_for = (*cache_for).min(theirs.cache_for);
             }
         }
         decided
@@ -122,6 +130,7 @@ impl Resolver {
             authorizer: None,
             cache: None,
             reason: None,
+            cache_for: Duration::MAX,
         };
         let chain = if !route.asks_authorizers() {
             ChainResult::NoneApplied {
@@ -130,7 +139,20 @@ impl Resolver {
         } else {
             self.run_chain(route, request, fetcher, &mut decided).await
         };
-        let Ruling { outcome, reason } = policy::apply(route, chain);
+        let Ruling {
+            mut outcome,
+            reason,
+        } = policy::apply(route, chain);
+        // Only an allow for an identity rests on cached decisions; any other answer (an
+        // anonymous allow included) is not kept by a caller's cache at all.
+        match &mut outcome {
+            Outcome::Allow {
+                identity: Some(_),
+                cache_for,
+                ..
+            } => *cache_for = decided.cache_for,
+            _ => decided.cache_for = Duration::ZERO,
+        }
         decided.outcome = outcome;
         decided.reason = reason.map(Cow::Borrowed);
         decided
@@ -155,15 +177,21 @@ impl Resolver {
                 }
                 None => None,
             };
-            let Some(question) = authorizer.prepare(request, claims.as_deref()) else {
+            if let Some((_, remaining)) = &claims {
+                decided.cache_for = decided.cache_for.min(*remaining);
+            }
+            let Some(question) = authorizer.prepare(request, claims.as_ref().map(|(c, _)| &**c))
+            else {
                 continue;
             };
             credential_presented = true;
-            let (answer, status) = self.ask(&question, fetcher).await;
-            self.metrics.cache(status == CacheStatus::Hit);
-            decided.cache = Some(status);
+            let cached = self.ask(&question, fetcher).await;
+            self.metrics.cache(cached.status == CacheStatus::Hit);
+            decided.cache = Some(cached.status);
             decided.authorizer = Some(&authorizer.name);
-            match answer {
+            // An answer built on this decision must not outlive it anywhere.
+            decided.cache_for = decided.cache_for.min(cached.remaining);
+            match cached.answer {
                 Ok(decision) => {
                     if let Some(end) = policy::chain_step(&decision.verdict) {
                         return end;
@@ -192,11 +220,7 @@ impl Resolver {
     }
 
     /// One question, through the cache.
-    async fn ask(
-        &self,
-        question: &Question<'_, '_>,
-        fetcher: &Fetcher,
-    ) -> (Result<Decision, Arc<AuthError>>, CacheStatus) {
+    async fn ask(&self, question: &Question<'_, '_>, fetcher: &Fetcher) -> Cached {
         let key = DecisionCache::key(question.authorizer(), question.cache_material());
         self.cache
             .get_or_decide(key, question.decide(fetcher))
@@ -210,11 +234,11 @@ impl Resolver {
         authorizer: &Authorizer,
         request: &ForwardedRequest,
         fetcher: &Fetcher,
-    ) -> Option<Arc<Claims>> {
+    ) -> Option<(Arc<Claims>, Duration)> {
         let question = authorizer.prepare(request, None)?;
-        let (answer, _) = self.ask(&question, fetcher).await;
-        match answer.ok()?.verdict {
-            Verdict::Allow(identity) => identity.claims.clone(),
+        let cached = self.ask(&question, fetcher).await;
+        match cached.answer.ok()?.verdict {
+            Verdict::Allow(identity) => Some((identity.claims.clone()?, cached.remaining)),
             _ => None,
         }
     }

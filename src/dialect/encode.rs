@@ -9,12 +9,16 @@
 //! pass one on (nginx turns it into a 500), send a relative `Location`, exceed the
 //! response-header budget, or put a control character into a header.
 
+use std::time::Duration;
+
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use percent_encoding::utf8_percent_encode;
 
-use crate::decision::{HeaderSets, Identity, Outcome, SessionState, identity_headers};
+use crate::decision::{
+    HeaderSets, Identity, Outcome, SessionState, identity_headers, lists_are_sendable,
+};
 use crate::request::{Target, URL_COMPONENT};
 
 /// Everything an answer needs from the configuration.
@@ -68,6 +72,9 @@ pub enum EncodeProblem {
     UnsafeValue,
     /// The identity headers exceed the response-header budget.
     TooLarge,
+    /// A role or `amr` value holds its header's separator or whitespace, so the
+    /// application would read it as several.
+    AmbiguousList,
 }
 
 /// The reverse-proxy map: one status per outcome, the redirect in the dialect's style.
@@ -80,7 +87,11 @@ pub fn proxy(
     redirects: Redirects,
 ) -> Answer {
     match outcome {
-        Outcome::Allow { identity, session } => allow(identity.as_deref(), *session, settings),
+        Outcome::Allow {
+            identity,
+            session,
+            cache_for,
+        } => allow(identity.as_deref(), *session, *cache_for, settings),
         Outcome::Unauthenticated {
             credential_presented,
         } => Answer::of(unauthenticated(
@@ -98,12 +109,20 @@ pub fn proxy(
 }
 
 /// Exactly `200` with every enabled identity header (and `copy_headers` extras), or a
-/// 503 saying why the identity cannot be sent.
+/// 503 saying why the identity cannot be sent. `cache_for` is how long a caller's own
+/// cache may keep it: `X-Accel-Expires` (nginx) when above a second, else `no-store`.
 pub fn allow(
     identity: Option<&Identity>,
     session: SessionState,
+    cache_for: Duration,
     settings: &AnswerSettings,
 ) -> Answer {
+    if identity.is_some_and(|id| !lists_are_sendable(id, settings.headers)) {
+        return Answer {
+            response: plain(StatusCode::SERVICE_UNAVAILABLE),
+            problem: Some(EncodeProblem::AmbiguousList),
+        };
+    }
     let mut headers: Vec<(&str, String)> = identity_headers(identity, session, settings.headers);
     if let Some(identity) = identity {
         headers.extend(
@@ -114,7 +133,17 @@ pub fn allow(
         );
     }
     match allow_response(&headers, settings.max_header_bytes) {
-        Ok(response) => Answer::of(response),
+        Ok(mut response) => {
+            // Whole seconds, rounded down: a proxy never keeps it past verdict's own entry.
+            let seconds = cache_for.as_secs();
+            let lifetime = if seconds > 0 {
+                (X_ACCEL_EXPIRES, HeaderValue::from(seconds))
+            } else {
+                (CACHE_CONTROL, HeaderValue::from_static(NO_STORE))
+            };
+            response.headers_mut().insert(lifetime.0, lifetime.1);
+            Answer::of(response)
+        }
         Err(problem) => Answer {
             response: plain(StatusCode::SERVICE_UNAVAILABLE),
             problem: Some(problem),
@@ -146,21 +175,33 @@ fn allow_response(
 /// A backend-chosen redirect, in the dialect's style.
 fn redirect(location: &str, settings: &AnswerSettings, redirects: Redirects) -> HttpResponse {
     match redirects {
-        Redirects::UnauthorizedWithLocation => HttpResponse::Unauthorized()
+        Redirects::UnauthorizedWithLocation => no_store(HttpResponse::Unauthorized())
             .insert_header((
                 "www-authenticate",
                 format!("Bearer realm=\"{}\"", settings.realm),
             ))
             .insert_header(("location", location))
             .finish(),
-        Redirects::Found => HttpResponse::Found()
+        Redirects::Found => no_store(HttpResponse::Found())
             .insert_header(("location", location))
             .finish(),
     }
 }
 
+/// A bare status that no cache may keep.
 pub fn plain(status: StatusCode) -> HttpResponse {
-    HttpResponse::build(status).finish()
+    no_store(HttpResponse::build(status)).finish()
+}
+
+/// nginx's own cache lifetime header (it wins over `proxy_cache_valid`).
+const X_ACCEL_EXPIRES: HeaderName = HeaderName::from_static("x-accel-expires");
+const CACHE_CONTROL: HeaderName = actix_web::http::header::CACHE_CONTROL;
+const NO_STORE: &str = "no-store";
+
+/// Marks an answer that no cache may keep: every deny, refusal and error.
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header((CACHE_CONTROL, NO_STORE));
+    builder
 }
 
 pub fn is_browser_navigation(original: Original<'_>) -> bool {
@@ -228,14 +269,16 @@ pub fn unauthenticated(
     match (redirects, location) {
         // nginx cannot pass a 3xx from an auth subrequest: 401 + Location, and the
         // shipped config's `error_page 401 = @login` turns it into the redirect.
-        (Redirects::UnauthorizedWithLocation, Some(location)) => HttpResponse::Unauthorized()
-            .insert_header(("www-authenticate", challenge))
+        (Redirects::UnauthorizedWithLocation, Some(location)) => {
+            no_store(HttpResponse::Unauthorized())
+                .insert_header(("www-authenticate", challenge))
+                .insert_header(("location", location))
+                .finish()
+        }
+        (_, Some(location)) => no_store(HttpResponse::Found())
             .insert_header(("location", location))
             .finish(),
-        (_, Some(location)) => HttpResponse::Found()
-            .insert_header(("location", location))
-            .finish(),
-        _ => HttpResponse::Unauthorized()
+        _ => no_store(HttpResponse::Unauthorized())
             .insert_header(("www-authenticate", challenge))
             .finish(),
     }
@@ -302,10 +345,7 @@ mod tests {
             verified: true,
             ..Identity::default()
         };
-        let outcome = Outcome::Allow {
-            identity: Some(Arc::new(id)),
-            session: SessionState::Valid,
-        };
+        let outcome = Outcome::allow(Some(Arc::new(id)), SessionState::Valid);
         let (r, problem) = encode(
             &outcome,
             &AuthRequest,
@@ -336,10 +376,7 @@ mod tests {
 
     #[test]
     fn anonymous_allow_sends_empty_headers() {
-        let outcome = Outcome::Allow {
-            identity: None,
-            session: SessionState::Absent,
-        };
+        let outcome = Outcome::allow(None, SessionState::Absent);
         let (r, _) = encode(
             &outcome,
             &ForwardAuth,
@@ -358,7 +395,8 @@ mod tests {
         ] {
             assert_eq!(header(&r, name), Some(""), "{name}");
         }
-        assert_eq!(r.headers().len(), 9);
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert_eq!(r.headers().len(), 10, "nine identity headers and no-store");
     }
 
     #[test]
@@ -367,10 +405,7 @@ mod tests {
             user_id: "u\r\nx-authgear-user-id: admin".into(),
             ..Identity::default()
         };
-        let outcome = Outcome::Allow {
-            identity: Some(Arc::new(evil)),
-            session: SessionState::Valid,
-        };
+        let outcome = Outcome::allow(Some(Arc::new(evil)), SessionState::Valid);
         let (r, problem) = encode(
             &outcome,
             &AuthRequest,
@@ -387,10 +422,7 @@ mod tests {
             roles: vec!["r".repeat(100); 60],
             ..Identity::default()
         };
-        let outcome = Outcome::Allow {
-            identity: Some(Arc::new(big)),
-            session: SessionState::Valid,
-        };
+        let outcome = Outcome::allow(Some(Arc::new(big)), SessionState::Valid);
         let (r, problem) = encode(
             &outcome,
             &AuthRequest,
@@ -487,6 +519,63 @@ mod tests {
     }
 
     #[test]
+    fn an_allow_may_be_cached_no_longer_than_verdict_keeps_it() {
+        let identity = Some(Arc::new(Identity {
+            user_id: "u".into(),
+            ..Identity::default()
+        }));
+        let outcome = |cache_for| Outcome::Allow {
+            identity: identity.clone(),
+            session: SessionState::Valid,
+            cache_for,
+        };
+        let original = Original {
+            target: None,
+            accept: None,
+        };
+        let (r, _) = encode(
+            &outcome(Duration::from_millis(42_900)),
+            &AuthRequest,
+            original,
+            &settings(None),
+        );
+        assert_eq!(header(&r, "x-accel-expires"), Some("42"), "rounded down");
+        assert!(r.headers().get("cache-control").is_none());
+        let (r, _) = encode(
+            &outcome(Duration::from_millis(900)),
+            &AuthRequest,
+            original,
+            &settings(None),
+        );
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert!(r.headers().get("x-accel-expires").is_none());
+    }
+
+    #[test]
+    fn roles_that_would_read_as_several_are_never_sent() {
+        let outcome = Outcome::allow(
+            Some(Arc::new(Identity {
+                user_id: "u".into(),
+                roles: vec!["reader,admin".into()],
+                ..Identity::default()
+            })),
+            SessionState::Valid,
+        );
+        let (r, problem) = encode(
+            &outcome,
+            &ForwardAuth,
+            Original {
+                target: None,
+                accept: None,
+            },
+            &settings(None),
+        );
+        assert_eq!(r.status(), 503);
+        assert_eq!(problem, Some(EncodeProblem::AmbiguousList));
+        assert!(r.headers().get("x-authgear-user-roles").is_none());
+    }
+
+    #[test]
     fn long_original_urls_are_dropped_from_the_redirect() {
         let long = format!("https://app.example.com/{}", "a".repeat(8000));
         let location = login_location("https://auth/login", "rd", Some(&long), 4096);
@@ -516,6 +605,7 @@ mod tests {
                 "{outcome:?}"
             );
             assert!([403, 503].contains(&r.status().as_u16()));
+            assert_eq!(header(&r, "cache-control"), Some("no-store"), "{outcome:?}");
         }
     }
 }

@@ -254,10 +254,7 @@ fn access_levels_apply_after_the_chain() {
             ChainResult::Denied(Denial::InvalidCredential("x"))
         )
         .outcome,
-        Outcome::Allow {
-            identity: None,
-            session: SessionState::Invalid
-        }
+        Outcome::allow(None, SessionState::Invalid)
     );
     assert_eq!(
         apply(
@@ -267,10 +264,7 @@ fn access_levels_apply_after_the_chain() {
             }
         )
         .outcome,
-        Outcome::Allow {
-            identity: None,
-            session: SessionState::Absent
-        }
+        Outcome::allow(None, SessionState::Absent)
     );
     assert_eq!(
         apply(&identify, ChainResult::Failed).outcome,

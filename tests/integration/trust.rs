@@ -70,7 +70,11 @@ async fn decisions_use_the_canonical_path() {
     v.stop().await;
     // …and decided on its own when the operator says the application minds case
     let v = start("readings = []", &format!("{DEMO_KEYS}{ROUTES}")).await;
-    assert_eq!(nginx(&v, "/ADMIN").status().await, 200, "/ADMIN is not /admin");
+    assert_eq!(
+        nginx(&v, "/ADMIN").status().await,
+        200,
+        "/ADMIN is not /admin"
+    );
     v.stop().await;
 }
 

@@ -124,6 +124,8 @@ pub struct HttpAuthorizer {
     pub(super) url_texts: Vec<String>,
     pub(super) forward_query: bool,
     pub(super) headers: Vec<(String, Template)>,
+    /// Default headers not sent at all when they render empty.
+    pub(super) omit_when_empty: Vec<String>,
     pub(super) body: Vec<(String, Template)>,
     pub(super) session_id: Option<Template>,
     pub(super) copy_headers: Vec<String>,
@@ -232,6 +234,22 @@ impl HttpAuthorizer {
             headers.retain(|(n, _)| n != &lower);
             headers.push((lower, template));
         }
+        // An authgear resolver upstream decides from the client's session, which travels
+        // in these two headers: send them unless the operator templated them, or every
+        // user looks anonymous to it (and all share one cache entry). Left out when the
+        // client sent none.
+        let mut omit_when_empty = Vec::new();
+        if settings.protocol == Protocol::Authgear {
+            for (header, template) in [
+                ("cookie", "${header.cookie}"),
+                ("authorization", "${header.authorization}"),
+            ] {
+                if !headers.iter().any(|(n, _)| n == header) {
+                    headers.push((header.to_string(), parse_template(&key, template)?));
+                    omit_when_empty.push(header.to_string());
+                }
+            }
+        }
         let mut body = Vec::new();
         for (field, text) in &settings.body {
             body.push((
@@ -332,6 +350,7 @@ impl HttpAuthorizer {
             urls,
             forward_query: settings.forward_query,
             headers,
+            omit_when_empty,
             body,
             session_id,
             copy_headers,

@@ -90,6 +90,9 @@ impl HttpAuthorizer {
             if HeaderValue::from_bytes(value.as_bytes()).is_err() {
                 unsafe_value = true;
             }
+            if value.is_empty() && self.omit_when_empty.contains(name) {
+                continue;
+            }
             headers.push((name.clone(), value));
         }
         let cache_material = match &self.cache_key {
