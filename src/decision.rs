@@ -457,10 +457,15 @@ pub fn lists_are_sendable(identity: &Identity, sets: HeaderSets) -> bool {
                 IdentityField::Amr => &identity.amr,
                 _ => return true,
             };
+            let separator = match h.format {
+                Format::CommaList => Some(','),
+                _ => None,
+            };
             items.iter().all(|item| {
-                !item.is_empty()
-                    && !item.chars().any(char::is_whitespace)
-                    && !(h.format == Format::CommaList && item.contains(','))
+                let ambiguous = item.is_empty()
+                    || item.chars().any(char::is_whitespace)
+                    || separator.is_some_and(|sep| item.contains(sep));
+                !ambiguous
             })
         })
 }
