@@ -162,8 +162,6 @@ pub enum Outcome {
     Redirect(Arc<str>),
     /// Refused before routing (untrusted peer, bad target): 403.
     Refused(Refusal),
-    /// A route's rule needs a fact the caller did not send: 403.
-    Undecidable,
     /// Could not decide and the route says deny: 503.
     Unavailable,
 }
@@ -186,7 +184,7 @@ impl Outcome {
             Outcome::Forbidden => "forbidden",
             Outcome::Redirect(_) => "redirect",
             Outcome::Refused(Refusal::UntrustedPeer(_)) => "untrusted-peer",
-            Outcome::Refused(Refusal::BadTarget(_)) | Outcome::Undecidable => "bad-target",
+            Outcome::Refused(Refusal::BadTarget(_)) => "bad-target",
             Outcome::Unavailable => "unavailable",
         }
     }

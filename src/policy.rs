@@ -213,20 +213,22 @@ pub struct Policy {
     upper_case_rules: bool,
 }
 
-/// The route of every reading of a target.
+/// The routes a request must be allowed by: the route of the canonical reading, and every
+/// other route that another reading picks or that a missing fact leaves possible.
 #[derive(Debug)]
-pub enum Routing<'a> {
-    Routed {
-        /// The canonical reading's route: its identity is the one sent.
-        route: &'a Route,
-        /// Other routes that some reading picks, with that reading's description.
-        others: Vec<(&'a Route, String)>,
-    },
-    /// Some reading needs a fact the caller did not send for a rule that could match.
-    Undecidable {
-        route: &'a str,
-        missing: &'static str,
-    },
+pub struct Routing<'a> {
+    /// The route the canonical reading certainly falls under: its identity is the one
+    /// sent and it names the decision.
+    pub route: &'a Route,
+    /// Other routes that may apply, each with why it may (for the log line).
+    pub others: Vec<(&'a Route, String)>,
+}
+
+/// The routes one reading may fall under: the first that certainly matches, and before it
+/// every route that could match but needs a fact the caller did not send.
+struct Candidates<'a> {
+    definite: &'a Route,
+    undecided: Vec<(&'a Route, &'static str)>,
 }
 
 /// What route rules are matched against: one reading of the target.
@@ -288,60 +290,80 @@ impl Policy {
     }
 
     /// The canonical reading's route: the first whose rules all match; the default route
-    /// when none does.
+    /// when none does; `Undecidable` when a route before it needs a fact not sent.
     pub fn route(&self, target: &Target) -> RouteChoice<'_> {
-        self.route_facts(Facts::canonical(target))
+        let candidates = self.candidates(Facts::canonical(target));
+        match candidates.undecided.first() {
+            Some((route, missing)) => RouteChoice::Undecidable {
+                route: &route.name,
+                missing,
+            },
+            None => RouteChoice::Matched(candidates.definite),
+        }
     }
 
-    fn route_facts(&self, facts: Facts<'_>) -> RouteChoice<'_> {
+    fn candidates(&self, facts: Facts<'_>) -> Candidates<'_> {
+        let mut undecided = Vec::new();
         for route in &self.routes {
             match route.matches(facts) {
-                Ok(true) => return RouteChoice::Matched(route),
-                Ok(false) => {}
-                Err(missing) => {
-                    return RouteChoice::Undecidable {
-                        route: &route.name,
-                        missing,
+                Ok(true) => {
+                    return Candidates {
+                        definite: route,
+                        undecided,
                     };
                 }
+                Ok(false) => {}
+                // Fail closed where it matters: the route may apply, so it must allow too;
+                // where every route that may apply allows, the missing fact changes nothing.
+                Err(missing) => undecided.push((route, missing)),
             }
         }
-        RouteChoice::Matched(&self.default)
+        Candidates {
+            definite: &self.default,
+            undecided,
+        }
     }
 
-    /// The route of every reading of the target that the canonical route decides under.
-    /// When every reading picks the canonical route (the common case) `others` is empty
-    /// and nothing more needs deciding.
-    pub fn route_readings(&self, target: &Target) -> Routing<'_> {
-        let route = match self.route(target) {
-            RouteChoice::Matched(route) => route,
-            RouteChoice::Undecidable { route, missing } => {
-                return Routing::Undecidable { route, missing };
+    /// Every route the request must be allowed by. When every reading picks the canonical
+    /// route and no fact is missing (the common case), `others` is empty and nothing more
+    /// needs deciding.
+    pub fn route_readings<'a>(&'a self, target: &Target) -> Routing<'a> {
+        let canonical = self.candidates(Facts::canonical(target));
+        let route = canonical.definite;
+        let mut others: Vec<(&'a Route, String)> = Vec::new();
+        let mut add = |candidates: Candidates<'a>, why: &dyn Fn() -> String| {
+            let undecided = candidates
+                .undecided
+                .iter()
+                .map(|(other, missing)| (*other, Some(*missing)));
+            for (other, missing) in undecided.chain([(candidates.definite, None)]) {
+                if std::ptr::eq(other, route)
+                    || others.iter().any(|(seen, _)| std::ptr::eq(*seen, other))
+                {
+                    continue;
+                }
+                let why = match missing {
+                    Some(missing) => format!("{missing}, so route {} may apply", other.name),
+                    None => why(),
+                };
+                others.push((other, why));
             }
         };
-        let mut others: Vec<(&Route, String)> = Vec::new();
-        let mut consider =
-            |facts: Facts<'_>, describe: &dyn Fn() -> String| match self.route_facts(facts) {
-                RouteChoice::Matched(other) => {
-                    if !std::ptr::eq(other, route)
-                        && !others.iter().any(|(seen, _)| std::ptr::eq(*seen, other))
-                    {
-                        others.push((other, describe()));
-                    }
-                    Ok(())
-                }
-                RouteChoice::Undecidable { route, missing } => Err((route, missing)),
-            };
+        add(
+            Candidates {
+                definite: route,
+                undecided: canonical.undecided,
+            },
+            &String::new,
+        );
         for reading in &target.readings {
             // Trust decision: a reading the route's operator ruled out is not considered.
             if reading.kinds & !route.readings != 0 {
                 continue;
             }
-            if let Err((route, missing)) =
-                consider(Facts::of(target, reading), &|| reading.describe())
-            {
-                return Routing::Undecidable { route, missing };
-            }
+            add(self.candidates(Facts::of(target, reading)), &|| {
+                format!("the target read as {}", reading.describe())
+            });
         }
         // An all-lower-case path can still reach an upper-case rule in an application
         // that ignores case; the target alone cannot tell (its own readings fold only
@@ -351,11 +373,11 @@ impl Policy {
                 fold_case: true,
                 ..Facts::canonical(target)
             };
-            if let Err((route, missing)) = consider(facts, &|| "case".to_string()) {
-                return Routing::Undecidable { route, missing };
-            }
+            add(self.candidates(facts), &|| {
+                "the target read as case".to_string()
+            });
         }
-        Routing::Routed { route, others }
+        Routing { route, others }
     }
 }
 

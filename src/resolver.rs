@@ -76,33 +76,20 @@ impl Resolver {
     /// the cache, and applies the route's access rules. The request is allowed only when
     /// every reading is; the identity is the canonical reading's.
     pub async fn decide(&self, request: &ForwardedRequest, fetcher: &Fetcher) -> Decided<'_> {
-        let (route, others) = match self.config.policy.route_readings(&request.target) {
-            Routing::Routed { route, others } => (route, others),
-            Routing::Undecidable { route, missing } => {
-                // Fail closed: a rule we cannot evaluate might have been the one that denies.
-                return Decided {
-                    outcome: Outcome::Undecidable,
-                    route: Some(route),
-                    authorizer: None,
-                    cache: None,
-                    reason: Some(Cow::Borrowed(missing)),
-                    cache_for: Duration::ZERO,
-                };
-            }
-        };
+        let Routing { route, others } = self.config.policy.route_readings(&request.target);
         let mut decided = self.decide_on(route, request, fetcher).await;
         if !matches!(decided.outcome, Outcome::Allow { .. }) {
             return decided;
         }
         for (other, reading) in others {
-            // Trust decision: an application that reads the target this way is served by
-            // another route; its answer must be an allow too.
+            // Trust decision: another reading of the target, or a fact the caller did not
+            // send, may put the request under this route; its answer must be an allow too.
             let theirs = self.decide_on(other, request, fetcher).await;
             if !matches!(theirs.outcome, Outcome::Allow { .. }) {
                 let why = theirs.reason.as_deref().unwrap_or(theirs.outcome.name());
                 return Decided {
                     reason: Some(Cow::Owned(format!(
-                        "the target read as {reading} falls under route {}: {why}",
+                        "{reading}: route {} refuses: {why}",
                         other.name
                     ))),
                     ..theirs

@@ -100,9 +100,7 @@ pub fn proxy(
             settings,
             redirects,
         )),
-        Outcome::Forbidden | Outcome::Refused(_) | Outcome::Undecidable => {
-            Answer::of(plain(StatusCode::FORBIDDEN))
-        }
+        Outcome::Forbidden | Outcome::Refused(_) => Answer::of(plain(StatusCode::FORBIDDEN)),
         Outcome::Redirect(location) => Answer::of(redirect(location, settings, redirects)),
         Outcome::Unavailable => Answer::of(plain(StatusCode::SERVICE_UNAVAILABLE)),
     }
@@ -586,7 +584,9 @@ mod tests {
     fn denials_carry_no_identity() {
         for outcome in [
             Outcome::Forbidden,
-            Outcome::Undecidable,
+            Outcome::Refused(crate::decision::Refusal::BadTarget(
+                crate::request::TargetError::Conflicting,
+            )),
             Outcome::Unavailable,
         ] {
             let (r, _) = encode(

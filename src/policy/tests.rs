@@ -387,23 +387,59 @@ fn every_reading_is_routed_and_routes_can_narrow_them() {
         path: Some("/admin".into()),
         fold_case: false,
     }];
-    match policy.route_readings(&t) {
-        Routing::Routed { route, others } => {
-            assert_eq!(route.name, "default");
-            assert_eq!(others.len(), 1);
-            assert_eq!(others[0].0.access, Access::Deny);
-            assert_eq!(others[0].1, "path-parameters");
-        }
-        other => panic!("{other:?}"),
-    }
+    let Routing { route, others } = policy.route_readings(&t);
+    assert_eq!(route.name, "default");
+    assert_eq!(others.len(), 1);
+    assert_eq!(others[0].0.access, Access::Deny);
+    assert_eq!(others[0].1, "the target read as path-parameters");
     // an operator who knows the application does not strip `;` parameters
     let narrowed = RouteSettings {
         readings: Some(StringList(vec!["case".into()])),
         ..default
     };
     let policy = Policy::compile(settings, narrowed, &[], kind::ALL).unwrap();
-    assert!(matches!(
-        policy.route_readings(&t),
-        Routing::Routed { others, .. } if others.is_empty()
-    ));
+    assert!(policy.route_readings(&t).others.is_empty());
+}
+
+#[test]
+fn a_route_that_needs_a_missing_fact_is_one_more_candidate() {
+    let settings: Vec<RouteSettings> = vec![
+        RouteSettings {
+            name: Some("admin".into()),
+            host: Some("admin.example.com".into()),
+            ..RouteSettings::default_route(Access::Deny, vec![], OnError::Deny)
+        },
+        RouteSettings {
+            name: Some("api".into()),
+            methods: Some(StringList(vec!["POST".into()])),
+            path: Some("/api".into()),
+            ..RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny)
+        },
+    ];
+    let default =
+        RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny);
+    let policy = Policy::compile(settings, default, &["jwt"], kind::ALL).unwrap();
+    // Authgear's own nginx snippet sends no X-Original-*: nothing but the credential
+    let nothing = Target {
+        method: None,
+        host: None,
+        path: None,
+        ..target("GET", "h", "/")
+    };
+    let Routing { route, others } = policy.route_readings(&nothing);
+    assert_eq!(route.name, "default");
+    let names: Vec<&str> = others.iter().map(|(r, _)| r.name.as_str()).collect();
+    assert_eq!(names, ["admin", "api"]);
+    assert_eq!(
+        others[0].1,
+        "proxy sent no original host, so route admin may apply"
+    );
+    // with the host known and another, the host route is out; the API route still may be
+    let no_method = Target {
+        method: None,
+        ..target("GET", "app.example.com", "/api")
+    };
+    let Routing { others, .. } = policy.route_readings(&no_method);
+    let names: Vec<&str> = others.iter().map(|(r, _)| r.name.as_str()).collect();
+    assert_eq!(names, ["api"]);
 }

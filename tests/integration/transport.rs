@@ -193,7 +193,7 @@ async fn malformed_http_is_refused_and_changes_nothing() {
     let (bytes, _) = raw(v.addr, b"GARBAGE\r\n\r\n", Duration::from_secs(2));
     let text = String::from_utf8_lossy(&bytes);
     assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 400"),
+        text.is_empty() || text.starts_with("HTTP/1.1 403"),
         "{text}"
     );
     let lookups_before = v.cache_misses().await;

@@ -1027,9 +1027,11 @@ where
                     }
 
                     // request heads that overflow buffer size return a 431 error
+                    // verdict: a refusal, as 403. nginx's auth_request turns any status
+                    // but 2xx, 401 and 403 into a 500 for the client.
                     this.messages
                         .push_back(DispatcherMessage::Error(Response::with_body(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                            StatusCode::FORBIDDEN,
                             (),
                         )));
 
@@ -1046,9 +1048,10 @@ where
                         payload.set_error(PayloadError::EncodingCorrupted);
                     }
 
-                    // malformed requests should be responded with 400
+                    // verdict: malformed requests are refused with 403, not 400: nginx's
+                    // auth_request turns any status but 2xx, 401 and 403 into a 500.
                     this.messages.push_back(DispatcherMessage::Error(
-                        Response::bad_request().drop_body(),
+                        Response::with_body(StatusCode::FORBIDDEN, ()),
                     ));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
