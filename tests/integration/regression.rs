@@ -1,6 +1,8 @@
 //! Regression tests: one test per fixed bug, named for the bug, each failing on the code
 //! before its fix. A bug fix adds its test here, whatever part of verdict it touches.
 
+use std::time::Duration;
+
 use crate::support::*;
 
 /// Refusals before routing used to skip the decision log line's single format and the
@@ -33,5 +35,330 @@ async fn untrusted_peer_refusal_is_recorded_like_every_decision() {
         .await,
         1
     );
+    v.stop().await;
+}
+
+/// Routes for the bypass classes: a denied admin area (by path, by host and by method)
+/// beside a public area.
+const BYPASS_ROUTES: &str = r#"
+[[route]]
+name = "admin-host"
+host = "admin.example.com"
+access = "deny"
+[[route]]
+name = "admin"
+path = "/admin"
+access = "deny"
+[[route]]
+name = "delete"
+path = "/api"
+methods = ["DELETE"]
+access = "deny"
+[[route]]
+name = "public"
+path = "/public"
+access = "public"
+"#;
+
+async fn bypass_verdict() -> Verdict {
+    start("", &format!("{DEMO_KEYS}{BYPASS_ROUTES}")).await
+}
+
+/// nginx sends the client's target raw; these go to verdict as X-Original-URI.
+fn as_nginx(v: &Verdict, uri: &str) -> awc::ClientRequest {
+    auth_request(v, uri)
+        .insert_header(("X-Forwarded-Proto", "https"))
+        .insert_header(("X-Forwarded-Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+}
+
+#[actix_web::test]
+async fn a_port_on_the_host_escaped_an_exact_host_rule() {
+    let v = bypass_verdict().await;
+    for host in ["admin.example.com:8443", "ADMIN.example.com.:8443"] {
+        let r = client()
+            .get(v.url("/_resolver/forward-auth"))
+            .insert_header(("X-Forwarded-Method", "GET"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", host))
+            .insert_header(("X-Forwarded-Uri", "/public"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .status()
+            .await;
+        assert_eq!(r, 403, "{host} is admin.example.com");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_client_sent_original_url_chose_the_host() {
+    let v = bypass_verdict().await;
+    // nginx routed to the admin virtual host; the client's own X-Original-URL names the
+    // public one
+    let to_admin = |url: &str| {
+        auth_request(&v, "/public")
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", "admin.example.com"))
+            .insert_header(("X-Original-URL", url.to_string()))
+            .insert_header(("Authorization", "Bearer valid-token"))
+    };
+    assert_eq!(
+        to_admin("https://app.example.com/public").status().await,
+        403,
+        "X-Original-URL disagrees with X-Forwarded-Host"
+    );
+    assert_eq!(
+        to_admin("https://admin.example.com/public").status().await,
+        403,
+        "agreeing descriptions, and the admin host is denied"
+    );
+    let r = as_nginx(&v, "/public")
+        .insert_header(("X-Original-URL", "https://app.example.com/public"))
+        .status()
+        .await;
+    assert_eq!(r, 200, "agreeing descriptions of an allowed request");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_jwt_with_critical_header_extensions_was_accepted() {
+    let v = start("", &jwt_hs("")).await;
+    for crit in [vec!["exp-extension".to_string()], vec![]] {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("hs".into());
+        header.crit = Some(crit.clone());
+        let token = jsonwebtoken::encode(
+            &header,
+            &user_claims("u-crit", &[], 600),
+            &jsonwebtoken::EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        )
+        .expect("sign");
+        let r = auth_request(&v, "/page")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .status()
+            .await;
+        assert_eq!(r, 401, "crit {crit:?}");
+    }
+    let plain = hs_token(user_claims("u-plain", &[], 600));
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", format!("Bearer {plain}")))
+        .status()
+        .await;
+    assert_eq!(r, 200);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn targets_an_application_reads_as_admin_were_allowed() {
+    let v = bypass_verdict().await;
+    for uri in [
+        // dot segments the application does not resolve (Express, WSGI)
+        "/admin/../public",
+        "/admin/%2e%2e/public",
+        "/admin%2f..%2fpublic",
+        "/admin/..%2fpublic",
+        // path parameters (Tomcat, Spring, Jetty)
+        "/public/..;/admin",
+        "/admin;x",
+        // backslashes, trailing dots and spaces (IIS, ASP.NET)
+        "/admin\\panel",
+        "/public\\..\\admin",
+        "/admin./",
+        "/admin%20/",
+        "/admin.%20/x",
+        // case (Express by default, ASP.NET, IIS)
+        "/ADMIN",
+        "/Admin/x",
+    ] {
+        let r = as_nginx(&v, uri).sent().await;
+        assert_eq!(r.status(), 403, "{uri}");
+        assert!(r.headers().get("x-authgear-user-id").is_none(), "{uri}");
+    }
+    for uri in [
+        "/public",
+        "/public/a.js",
+        "/public/x/../y",
+        "/administrator",
+    ] {
+        assert_eq!(as_nginx(&v, uri).status().await, 200, "{uri}");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn method_overrides_reached_a_route_the_method_did_not() {
+    let v = bypass_verdict().await;
+    let post = |uri: &str| as_nginx(&v, uri).insert_header(("X-Original-Method", "POST"));
+    assert_eq!(post("/api/items").status().await, 200);
+    for header in [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ] {
+        let r = post("/api/items")
+            .insert_header((header, "DELETE"))
+            .status()
+            .await;
+        assert_eq!(r, 403, "{header}");
+    }
+    assert_eq!(post("/api/items?_method=delete").status().await, 403);
+    assert_eq!(
+        post("/api/items")
+            .insert_header(("X-HTTP-Method-Override", "DE LETE"))
+            .status()
+            .await,
+        403,
+        "an override that is not a method is refused, not ignored"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn readings_are_narrowed_only_where_the_operator_says() {
+    let routes = BYPASS_ROUTES.replace(
+        "name = \"public\"\npath = \"/public\"\naccess = \"public\"",
+        "name = \"public\"\npath = \"/public\"\naccess = \"public\"\nreadings = [\"unresolved-dots\"]",
+    );
+    let v = start("", &format!("{DEMO_KEYS}{routes}")).await;
+    // the public route's application strips no `;` parameters: that reading is not its
+    assert_eq!(as_nginx(&v, "/public/..;/admin").status().await, 200);
+    // but it does leave dot segments alone
+    assert_eq!(as_nginx(&v, "/admin/../public").status().await, 403);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn invalid_percent_escapes_were_decided_as_literal_text() {
+    let v = bypass_verdict().await;
+    for uri in ["/public%zz", "/public/%", "/public/%4", "/public?q=%zz"] {
+        assert_eq!(as_nginx(&v, uri).status().await, 403, "{uri}");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_role_holding_the_separator_read_as_two_roles() {
+    let keys = r#"
+[authorizers.keys]
+type = "static"
+[[authorizers.keys.tokens]]
+token = "comma-token"
+user_id = "u-comma"
+roles = ["reader,admin"]
+[[authorizers.keys.tokens]]
+token = "space-token"
+user_id = "u-space"
+amr = ["pwd mfa"]
+"#;
+    let v = start("", keys).await;
+    for token in ["comma-token", "space-token"] {
+        let r = auth_request(&v, "/page")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .sent()
+            .await;
+        assert_eq!(r.status(), 503, "{token}");
+        assert!(r.headers().get("x-authgear-user-roles").is_none());
+        assert!(r.headers().get("x-authgear-user-id").is_none());
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_malformed_header_reached_nginx_as_400() {
+    let v = bypass_verdict().await;
+    let request = b"GET /_resolver/auth-request HTTP/1.1\r\nHost: v\r\nX-Original-URI: /public\r\nX-Bad: a\x01b\r\n\r\n";
+    let (bytes, _) = raw(v.addr, request, Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn authgears_own_nginx_snippet_got_403_once_a_route_named_a_host() {
+    // Authgear's nginx snippet sends the credential and no X-Original-* header at all.
+    let routes = r#"
+[[route]]
+name = "api-host"
+host = "api.example.com"
+access = "authenticated"
+[[route]]
+name = "writes"
+methods = ["POST"]
+access = "authenticated"
+roles = ["admin"]
+"#;
+    let v = start("", &format!("{DEMO_KEYS}{routes}")).await;
+    let bare = |token: &str| {
+        client()
+            .get(v.url("/_resolver/resolve"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+    };
+    assert_eq!(
+        bare("admin-token").status().await,
+        200,
+        "every route that may apply allows an admin"
+    );
+    assert_eq!(
+        bare("valid-token").status().await,
+        403,
+        "the writes route may apply, and a reader is not an admin there"
+    );
+    assert_eq!(bare("wrong-token").status().await, 401);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn an_authgear_backend_saw_every_user_as_anonymous() {
+    let backend = fake_backend(
+        Reply::status(200)
+            .header("x-authgear-session-valid", "true")
+            .header("x-authgear-user-id", "u-cookie"),
+    )
+    .await;
+    let body = format!(
+        "[authorizers.upstream]\ntype = \"http\"\nprotocol = \"authgear\"\nurls = [\"{}\"]\n",
+        backend.url("/resolve")
+    );
+    let v = start("", &body).await;
+    for (cookie, auth) in [("session=alice", "Bearer a"), ("session=bob", "Bearer b")] {
+        let r = auth_request(&v, "/page")
+            .insert_header(("Cookie", cookie))
+            .insert_header(("Authorization", auth))
+            .status()
+            .await;
+        assert_eq!(r, 200);
+    }
+    let seen = backend.received();
+    assert_eq!(seen.len(), 2, "two users, two cache entries");
+    assert_eq!(seen[0].header("cookie"), Some("session=alice"));
+    assert_eq!(seen[0].header("authorization"), Some("Bearer a"));
+    assert_eq!(seen[1].header("cookie"), Some("session=bob"));
+    v.stop().await;
+    backend.stop().await;
+}
+
+#[actix_web::test]
+async fn a_proxy_cache_could_keep_an_allow_past_the_tokens_expiry() {
+    let v = start("", &format!("[cache]\nallow_ttl = \"60s\"\n{}", jwt_hs(""))).await;
+    let token = hs_token(user_claims("u-short", &[], 20));
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    let expires: u64 = r
+        .headers()
+        .get("x-accel-expires")
+        .and_then(|h| h.to_str().ok()?.parse().ok())
+        .expect("an allow says how long it may be cached");
+    assert!(
+        (1..=20).contains(&expires),
+        "{expires} must not outlive exp"
+    );
+    let deny = auth_request(&v, "/page")
+        .insert_header(("Authorization", "Bearer nope.nope.nope"))
+        .sent()
+        .await;
+    assert_eq!(deny.headers().get("cache-control").unwrap(), "no-store");
     v.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Trusted peers and the canonical target: forwarded facts count only from trusted
 //! proxies, and decisions are made on the canonical form.
 
+use std::time::Duration;
+
 use crate::support::*;
 
 const ROUTES: &str = r#"
@@ -278,5 +280,18 @@ async fn identity_header_aliases_are_refused() {
         200,
         "other underscores are fine"
     );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn raw_non_utf8_bytes_in_the_target_are_refused_deterministically() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    let request = b"GET /_resolver/auth-request HTTP/1.1\r\nHost: v\r\nX-Original-URI: /public/\xff\xfe\r\nX-Original-Method: GET\r\nX-Forwarded-Host: app.example.com\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n";
+    for _ in 0..3 {
+        let (bytes, _) = raw(v.addr, request, Duration::from_secs(2));
+        let answers = responses(&bytes);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].0, 403);
+    }
     v.stop().await;
 }
