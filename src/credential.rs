@@ -60,6 +60,16 @@ impl TokenSource {
         }
     }
 
+    /// The request header this source reads, lower-case; `None` for the query.
+    pub fn header(&self) -> Option<String> {
+        match self {
+            TokenSource::Bearer => Some("authorization".into()),
+            TokenSource::Cookie(_) => Some("cookie".into()),
+            TokenSource::Query(_) => None,
+            TokenSource::Header(name) => Some(name.clone()),
+        }
+    }
+
     /// The first credential found in this source.
     pub fn find<'r>(&self, request: &'r ForwardedRequest) -> Option<Cow<'r, str>> {
         match self {

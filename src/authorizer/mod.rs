@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::credential::find_token;
+use crate::credential::{TokenSource, find_token};
 use crate::decision::{AuthError, Claims, Decision};
 use crate::metrics::Metrics;
 use crate::request::ForwardedRequest;
@@ -128,6 +128,18 @@ impl Question<'_, '_> {
 }
 
 impl Authorizer {
+    /// The client request headers this authorizer reads credentials (or, for `http`, any
+    /// template value) from, lower-case. A `query:NAME` source reads the target, which
+    /// every dialect forwards.
+    pub fn request_headers(&self) -> Vec<String> {
+        let sources = match &self.kind {
+            AuthorizerKind::Jwt(a) => a.token_sources(),
+            AuthorizerKind::Static(a) => a.token_sources(),
+            AuthorizerKind::Http(a) => return a.request_headers(),
+        };
+        sources.iter().filter_map(TokenSource::header).collect()
+    }
+
     /// The question this authorizer would answer for this request; `None` when the
     /// request carries no credential it reads (an abstain that costs nothing).
     /// `claims` are those of the `claims_from` token, for `http` templates.

@@ -79,6 +79,16 @@ impl Template {
             .any(|p| matches!(p, Part::Var(Var::Claim(_))))
     }
 
+    /// The request headers this template reads (lower-case; a cookie is read from
+    /// `cookie`).
+    pub fn request_headers(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(Var::Header(name)) => Some(name.as_str()),
+            Part::Var(Var::Cookie(_)) => Some("cookie"),
+            _ => None,
+        })
+    }
+
     /// Renders with values as they are (headers, JSON bodies, cache keys).
     pub fn render(&self, ctx: &RenderContext<'_>) -> String {
         self.render_with(ctx, false)

@@ -24,6 +24,16 @@ impl Dialect for AuthRequest {
     fn name(&self) -> &'static str {
         "auth-request"
     }
+    fn reads(&self) -> &'static [&'static str] {
+        &[
+            "x-original-uri",
+            "x-original-method",
+            "x-original-url",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-real-ip",
+        ]
+    }
     fn path(&self) -> &'static str {
         "/_resolver/auth-request"
     }

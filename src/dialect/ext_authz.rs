@@ -23,6 +23,9 @@ impl Dialect for ExtAuthz {
     fn name(&self) -> &'static str {
         "ext-authz"
     }
+    fn reads(&self) -> &'static [&'static str] {
+        &["host", "x-forwarded-proto", "x-forwarded-for"]
+    }
     fn path(&self) -> &'static str {
         "/_resolver/ext-authz"
     }

@@ -24,6 +24,15 @@ impl Dialect for ForwardAuth {
     fn name(&self) -> &'static str {
         "forward-auth"
     }
+    fn reads(&self) -> &'static [&'static str] {
+        &[
+            "x-forwarded-method",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-forwarded-uri",
+            "x-forwarded-for",
+        ]
+    }
     fn path(&self) -> &'static str {
         "/_resolver/forward-auth"
     }

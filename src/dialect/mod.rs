@@ -33,6 +33,9 @@ pub trait Dialect: Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// The endpoint path it is served on.
     fn path(&self) -> &'static str;
+    /// The headers it reads the original request's facts from (lower-case). Each must be
+    /// set by the shipped proxy config, never passed through from the client.
+    fn reads(&self) -> &'static [&'static str];
     /// Whether the caller appends the original path to the endpoint path (Envoy).
     fn takes_path_tail(&self) -> bool {
         false

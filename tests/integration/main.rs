@@ -9,6 +9,7 @@ mod dialects;
 mod nginx;
 mod proxies;
 mod regression;
+mod shipped;
 mod status;
 mod support;
 mod transport;

@@ -375,6 +375,28 @@ impl HttpAuthorizer {
         })
     }
 
+    /// The client request headers this authorizer reads (lower-case): what a proxy must
+    /// forward to verdict, and what a proxy-side cache of its answers must key on.
+    pub fn request_headers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .urls
+            .iter()
+            .chain(self.headers.iter().map(|(_, t)| t))
+            .chain(self.body.iter().map(|(_, t)| t))
+            .chain(self.session_id.iter())
+            .chain(self.cache_key.iter().flatten())
+            .flat_map(|t| t.request_headers())
+            .map(str::to_owned)
+            .collect();
+        if self.session_id.is_none() {
+            // the default session id digests the client address and User-Agent
+            names.push("user-agent".into());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// `host:port` of every backend URL (they are literal up to the path), for /readyz.
     pub fn backend_addresses(&self) -> Vec<String> {
         self.url_texts
