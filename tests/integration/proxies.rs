@@ -230,6 +230,15 @@ pub fn start_proxy_with(
 
 pub const SUITE_ROUTES: &str = r#"
 [[route]]
+name = "admin-host"
+host = "admin.example.com"
+access = "deny"
+[[route]]
+name = "no-deletes"
+path = "/app"
+methods = ["DELETE"]
+access = "deny"
+[[route]]
 name = "items-write"
 path = "/api/items"
 methods = ["POST"]
@@ -312,6 +321,8 @@ async fn suite(kind: Kind) {
             "{kind:?}: {header} reached the app as {seen:?}"
         );
     }
+
+    bypass_classes(kind, &proxy, &app).await;
 
     // aliases of identity headers (CGI-style apps read X_Authgear_User_Id as the real one)
     for (alias, value) in [("X_Authgear_User_Id", "admin"), ("X.Session.Name", "root")] {
@@ -488,6 +499,157 @@ async fn caddy_runs_the_suite() {
     suite(Kind::Caddy).await;
 }
 
+/// Whether a path the application received reads, under any reading an application could
+/// make of it, as the `/admin` area.
+fn reads_as_admin(uri: &str) -> bool {
+    let Ok((path, query, raw_uri)) = verdict::request::split_uri(uri.as_bytes()) else {
+        return false;
+    };
+    let target = verdict::request::Target {
+        path: Some(path.clone()),
+        query,
+        raw_uri: Some(raw_uri),
+        ..Default::default()
+    };
+    let readings = verdict::request::readings(&target, &[]).unwrap_or_default();
+    std::iter::once(path)
+        .chain(readings.into_iter().filter_map(|r| r.path))
+        .any(|p| {
+            let p = p.to_ascii_lowercase();
+            p == "/admin" || p.starts_with("/admin/")
+        })
+}
+
+/// The bypass classes through a real proxy: the application never serves a request the
+/// policy refuses, whatever the proxy does with it first.
+async fn bypass_classes(kind: Kind, proxy: &Proxy, app: &FakeBackend) {
+    let addr: SocketAddr = ([127, 0, 0, 1], proxy.port).into();
+    let answer = |request: String| {
+        let (bytes, _) = raw(addr, request.as_bytes(), Duration::from_secs(3));
+        String::from_utf8_lossy(&bytes).to_string()
+    };
+    let status = |text: &str| -> u16 {
+        text.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let served = |marker: &str| -> Vec<String> {
+        app.received()
+            .iter()
+            .filter(|r| r.uri.contains(marker))
+            .map(|r| r.uri.clone())
+            .collect()
+    };
+
+    // a port, a trailing dot or case on the host never escapes an exact-host rule
+    for host in [
+        format!("admin.example.com:{}", proxy.port),
+        format!("ADMIN.example.com.:{}", proxy.port),
+    ] {
+        let text = answer(format!(
+            "GET /public/host-probe HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(status(&text), 403, "{kind:?}: {host}\n{text}");
+    }
+    // an absolute request line names the host the proxy routes on, whatever Host says,
+    // and a client's X-Original-URL never names another
+    let text = answer(format!(
+        "GET http://admin.example.com:{}/public/absolute-probe HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n",
+        proxy.port, proxy.port
+    ));
+    assert!(
+        status(&text) != 200 && served("absolute-probe").is_empty(),
+        "{kind:?}: absolute-form request line\n{text}"
+    );
+    let text = answer(format!(
+        "GET /public/url-probe HTTP/1.1\r\nHost: admin.example.com:{}\r\nX-Original-URL: http://127.0.0.1:{}/public/url-probe\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n",
+        proxy.port, proxy.port
+    ));
+    assert_eq!(
+        status(&text),
+        403,
+        "{kind:?}: client X-Original-URL\n{text}"
+    );
+    assert!(served("host-probe").is_empty() && served("url-probe").is_empty());
+
+    // every reading an application could make: a reader never reaches /admin
+    for (n, uri) in [
+        "/admin/../public/r",
+        "/admin/%2e%2e/public/r",
+        "/admin%2f..%2fpublic/r",
+        "/admin/..%2fpublic/r",
+        "/public/..;/admin/r",
+        "/admin;x/r",
+        "/admin\\panel",
+        "/public\\..\\admin/r",
+        "/admin./r",
+        "/admin%20/r",
+        "/ADMIN/r",
+        "/Admin/r",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let marker = format!("reading-probe-{n}");
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        let text = answer(format!(
+            "GET {uri}{sep}{marker} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n",
+            proxy.port
+        ));
+        for received in served(&marker) {
+            assert!(
+                !reads_as_admin(&received),
+                "{kind:?}: {uri} was served as {received} (status {})",
+                status(&text)
+            );
+        }
+    }
+
+    // a method override the application may obey reaches a route the method does not
+    let r = client()
+        .get(proxy.url("/app/override-probe"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .insert_header(("X-HTTP-Method-Override", "DELETE"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 403, "{kind:?}: method override");
+    assert!(served("override-probe").is_empty());
+
+    // every credential source verdict reads reaches it
+    let r = client()
+        .get(proxy.url("/app/api-key-probe"))
+        .insert_header(("X-Api-Key", "valid-token"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200, "{kind:?}: X-Api-Key\n{}", proxy.log());
+
+    // every identity header of every family, and every alias of one, from the client
+    for header in verdict::decision::IDENTITY_HEADERS {
+        let name = header.name;
+        for sent in [
+            name.to_string(),
+            name.replacen('-', ".", 1),
+            name.replace('-', "_"),
+        ] {
+            let marker = format!("identity-probe-{sent}");
+            let _ = client()
+                .get(proxy.url(&format!("/public/x?{marker}")))
+                .insert_header((sent.as_str(), "forged"))
+                .sent()
+                .await;
+            let folded = |n: &str| n.to_ascii_lowercase().replace(['_', '.'], "-");
+            let leaked = app
+                .received()
+                .iter()
+                .filter(|r| r.uri.contains(&marker))
+                .flat_map(|r| r.headers.clone())
+                .any(|(n, v)| folded(&n) == name && v == "forged");
+            assert!(!leaked, "{kind:?}: a client's {sent} reached the app");
+        }
+    }
+}
+
 #[actix_web::test]
 async fn envoy_runs_the_suite() {
     suite(Kind::Envoy).await;
@@ -566,6 +728,63 @@ async fn nginx_decision_cache_option() {
         vec!["u-123", "u-123", "u-admin"],
         "cached answers still carry the identity"
     );
+    // an admin's X-Api-Key answer is never served to the next request without one
+    let with_key = client()
+        .get(proxy.url("/admin/keyed"))
+        .insert_header(("X-Api-Key", "admin-token"))
+        .sent()
+        .await;
+    assert_eq!(with_key.status(), 200);
+    let without = client().get(proxy.url("/admin/keyed")).sent().await;
+    assert_eq!(
+        without.status(),
+        401,
+        "the API key is part of the cache key"
+    );
+    drop(proxy);
+    v.stop().await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn nginx_cache_keeps_an_answer_no_longer_than_verdict_says() {
+    let v = start(
+        "",
+        &format!("[cache]\nallow_ttl = \"2s\"\ndeny_ttl = \"1s\"\n{DEMO_KEYS}{SUITE_ROUTES}"),
+    )
+    .await;
+    let app = fake_backend(Reply::status(200)).await;
+    let Some(proxy) = start_proxy_with(Kind::Nginx, v.addr, app.addr, |text| {
+        text.replace("#cache: ", "")
+    }) else {
+        return;
+    };
+    let send = || {
+        client()
+            .get(proxy.url("/app/ttl"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+    };
+    assert_eq!(send().status().await, 200);
+    let first = v.decisions().await;
+    assert_eq!(send().status().await, 200);
+    assert_eq!(v.decisions().await, first, "kept while verdict keeps it");
+    actix_web::rt::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(send().status().await, 200);
+    assert_eq!(
+        v.decisions().await,
+        first + 1,
+        "nginx asked again once verdict's entry had expired"
+    );
+    // a deny is never kept: each one is decided again
+    let denied = || {
+        client()
+            .get(proxy.url("/admin/ttl"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+    };
+    assert_eq!(denied().status().await, 403);
+    let before = v.decisions().await;
+    assert_eq!(denied().status().await, 403);
+    assert_eq!(v.decisions().await, before + 1, "no-store");
     drop(proxy);
     v.stop().await;
     app.stop().await;
