@@ -15,7 +15,7 @@ use verdict::dialect::auth_request::AuthRequest;
 use verdict::dialect::encode::Original;
 use verdict::dialect::{Dialect, build_target};
 use verdict::policy::RouteChoice;
-use verdict::request::{ForwardedRequest, Header as RequestHeader, canonical_path};
+use verdict::request::{ForwardedRequest, Header as RequestHeader, canonical_path, readings};
 use verdict::resolver::Resolver;
 
 const SECRET: &str = "benchmark-secret-of-32-bytes-ok!";
@@ -102,6 +102,22 @@ fn benches(c: &mut Criterion) {
         b.iter(|| chain_length(config.policy.route(black_box(&target))))
     });
 
+    // Readings: one byte scan for a canonical target; the variants only when it could differ.
+    let canonical = build_target(
+        Some(b"GET"),
+        Some(b"https"),
+        Some(b"app.example.com"),
+        Some(b"/app/orders/43?expand=items"),
+    )
+    .expect("target");
+    c.bench_function("readings_canonical", |b| {
+        b.iter(|| readings(black_box(&canonical), &[]))
+    });
+    let dotted = request("x").target;
+    c.bench_function("readings_dot_segments", |b| {
+        b.iter(|| readings(black_box(&dotted), &[]))
+    });
+
     let runtime = actix_web::rt::Runtime::new().expect("runtime");
     let resolver = Resolver::new(config.clone()).expect("resolver");
     let fetcher = runtime.block_on(async { Fetcher::new(Duration::from_secs(1)) });
@@ -109,6 +125,15 @@ fn benches(c: &mut Criterion) {
     runtime.block_on(resolver.decide(&cached, &fetcher));
     c.bench_function("decide_cached_static", |b| {
         b.iter(|| runtime.block_on(resolver.decide(black_box(&cached), &fetcher)))
+    });
+    // the same request as a dialect builds it: its dot segments give another reading,
+    // which falls under the same route (one route match more, no authorizer call)
+    let mut with_readings = request("bench-token-123");
+    with_readings.target.readings =
+        readings(&with_readings.target, &with_readings.headers).expect("readings");
+    assert!(!with_readings.target.readings.is_empty());
+    c.bench_function("decide_cached_static_with_readings", |b| {
+        b.iter(|| runtime.block_on(resolver.decide(black_box(&with_readings), &fetcher)))
     });
 
     let claims = serde_json::json!({"sub": "u-1", "exp": 4_000_000_000u64, "roles": ["reader"]});
