@@ -20,7 +20,7 @@ use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
 use crate::authorizer::{Authorizer, AuthorizerKind};
 use crate::cache::CacheSettings;
-use crate::decision::HeaderSets;
+use crate::decision::{HeaderSets, ListRules};
 use crate::dialect::encode::AnswerSettings;
 use crate::dialect::{self, Dialect};
 use crate::policy::{Access, OnError, Policy, RouteSettings};
@@ -309,6 +309,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         login_url: server.login_url.clone(),
         login_redirect_param: server.login_redirect_param.clone(),
         headers,
+        lists: ListRules::for_sets(headers),
         max_header_bytes: server.max_response_header_bytes,
     };
     Ok(Config {

@@ -442,30 +442,45 @@ pub fn identity_headers(
     out
 }
 
-/// Whether every list item of `identity` can be sent in the enabled headers without an
-/// application reading it as several: a role holding `,` or whitespace (`reader,admin`)
-/// or an `amr` value holding whitespace would. Such an identity is never sent as-is.
-pub fn lists_are_sendable(identity: &Identity, sets: HeaderSets) -> bool {
-    IDENTITY_HEADERS
-        .iter()
-        .filter(|h| sets.has(h.family))
-        .all(|h| {
-            let items = match h.field {
-                IdentityField::Roles => &identity.roles,
-                IdentityField::Amr => &identity.amr,
-                _ => return true,
+/// Which identity lists the enabled headers send, and how strictly their items must be
+/// checked: worked out once from the table for the enabled families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListRules {
+    /// `Some(true)` when some enabled header joins roles with `,`; `None` when none sends them.
+    roles: Option<bool>,
+    amr: Option<bool>,
+}
+
+impl ListRules {
+    pub fn for_sets(sets: HeaderSets) -> ListRules {
+        let mut rules = ListRules::default();
+        for h in IDENTITY_HEADERS.iter().filter(|h| sets.has(h.family)) {
+            let comma = h.format == Format::CommaList;
+            let slot = match h.field {
+                IdentityField::Roles => &mut rules.roles,
+                IdentityField::Amr => &mut rules.amr,
+                _ => continue,
             };
-            let separator = match h.format {
-                Format::CommaList => Some(','),
-                _ => None,
-            };
-            items.iter().all(|item| {
+            *slot = Some(slot.unwrap_or(false) || comma);
+        }
+        rules
+    }
+
+    /// Whether every list item of `identity` can be sent without an application reading
+    /// it as several: a role holding `,` or whitespace (`reader,admin`) or an `amr` value
+    /// holding whitespace would. Such an identity is never sent as-is.
+    pub fn allow(&self, identity: &Identity) -> bool {
+        let sendable = |items: &[String], rule: Option<bool>| match rule {
+            None => true,
+            Some(comma) => items.iter().all(|item| {
                 let ambiguous = item.is_empty()
                     || item.chars().any(char::is_whitespace)
-                    || separator.is_some_and(|sep| item.contains(sep));
+                    || (comma && item.contains(','));
                 !ambiguous
-            })
-        })
+            }),
+        };
+        sendable(&identity.roles, self.roles) && sendable(&identity.amr, self.amr)
+    }
 }
 
 /// Whether a lower-case dash-form name is one verdict speaks for: a name in the table, or
@@ -592,10 +607,13 @@ mod tests {
             amr: amr.iter().map(|a| a.to_string()).collect(),
             ..Identity::default()
         };
-        assert!(lists_are_sendable(
-            &with(&["reader", "admin"], &["pwd", "mfa"]),
-            all
-        ));
+        assert!(ListRules::for_sets(all).allow(&with(&["reader", "admin"], &["pwd", "mfa"])));
+        // a family that does not send amr does not check it
+        let roles_only = HeaderSets {
+            authgear: false,
+            ..all
+        };
+        assert!(ListRules::for_sets(roles_only).allow(&with(&["reader"], &["pwd mfa"])));
         for bad in [
             with(&["reader,admin"], &[]),
             with(&["reader admin"], &[]),
@@ -603,7 +621,7 @@ mod tests {
             with(&[""], &[]),
             with(&[], &["pwd mfa"]),
         ] {
-            assert!(!lists_are_sendable(&bad, all), "{bad:?}");
+            assert!(!ListRules::for_sets(all).allow(&bad), "{bad:?}");
         }
     }
 

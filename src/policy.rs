@@ -349,13 +349,15 @@ impl Policy {
                 others.push((other, why));
             }
         };
-        add(
-            Candidates {
-                definite: route,
-                undecided: canonical.undecided,
-            },
-            &String::new,
-        );
+        if !canonical.undecided.is_empty() {
+            add(
+                Candidates {
+                    definite: route,
+                    undecided: canonical.undecided,
+                },
+                &String::new,
+            );
+        }
         for reading in &target.readings {
             // Trust decision: a reading the route's operator ruled out is not considered.
             if reading.kinds & !route.readings != 0 {

@@ -16,9 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use percent_encoding::utf8_percent_encode;
 
-use crate::decision::{
-    HeaderSets, Identity, Outcome, SessionState, identity_headers, lists_are_sendable,
-};
+use crate::decision::{HeaderSets, Identity, ListRules, Outcome, SessionState, identity_headers};
 use crate::request::{Target, URL_COMPONENT};
 
 /// Everything an answer needs from the configuration.
@@ -28,6 +26,8 @@ pub struct AnswerSettings {
     pub login_url: Option<String>,
     pub login_redirect_param: String,
     pub headers: HeaderSets,
+    /// How list items are checked for the enabled headers (from `headers`, once).
+    pub lists: ListRules,
     pub max_header_bytes: usize,
 }
 
@@ -115,7 +115,7 @@ pub fn allow(
     cache_for: Duration,
     settings: &AnswerSettings,
 ) -> Answer {
-    if identity.is_some_and(|id| !lists_are_sendable(id, settings.headers)) {
+    if identity.is_some_and(|id| !settings.lists.allow(id)) {
         return Answer {
             response: plain(StatusCode::SERVICE_UNAVAILABLE),
             problem: Some(EncodeProblem::AmbiguousList),
@@ -312,6 +312,12 @@ mod tests {
                 remote_user: false,
                 auth_request: false,
             },
+            lists: ListRules::for_sets(HeaderSets {
+                authgear: true,
+                session_name: true,
+                remote_user: false,
+                auth_request: false,
+            }),
             max_header_bytes: 4096,
         }
     }

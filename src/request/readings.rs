@@ -151,10 +151,17 @@ pub fn readings(target: &Target, headers: &[Header]) -> Result<Vec<Reading>, Tar
 
 /// Whether a raw path could read differently at all: the one scan the common case costs.
 fn could_differ(raw: &[u8]) -> bool {
-    raw.iter()
-        .any(|&b| matches!(b, b'%' | b';' | b'\\' | b' ') || b.is_ascii_uppercase())
-        || raw.windows(2).any(|w| w == b"./" || w == b"//")
-        || raw.ends_with(b".")
+    let mut previous = 0u8;
+    for &b in raw {
+        let special = matches!(b, b'%' | b';' | b'\\' | b' ')
+            || b.is_ascii_uppercase()
+            || (b == b'/' && matches!(previous, b'.' | b'/'));
+        if special {
+            return true;
+        }
+        previous = b;
+    }
+    previous == b'.'
 }
 
 /// The path as each transformation (and the IIS pair of them) reads it, the canonical
