@@ -181,3 +181,32 @@ async fn nginx_with_a_cesbo_style_backend() {
     app.stop().await;
     backend.stop().await;
 }
+
+/// A request verdict refuses at the HTTP layer (nginx forwards a header value with a
+/// control byte; verdict's parser refuses it) reached the client as nginx's 500; raw bytes
+/// that are not UTF-8 in the target are decided the same way every time.
+#[actix_web::test]
+async fn http_layer_refusals_reach_the_client_as_403_through_nginx() {
+    let v = start("", &format!("{DEMO_KEYS}{ROUTES}")).await;
+    let app = fake_backend(Reply::status(200)).await;
+    let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app.addr) else {
+        return;
+    };
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], nginx.port).into();
+    let wait = std::time::Duration::from_secs(3);
+    let control = b"GET /public/x HTTP/1.1\r\nHost: app\r\nX-Odd: a\x01b\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n";
+    let (bytes, _) = raw(addr, control, wait);
+    let text = String::from_utf8_lossy(&bytes);
+    // nginx passes the value on; verdict's parser refuses it, as 403 (a 400 became 500)
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    for _ in 0..2 {
+        let raw_bytes = b"GET /public/\xff\xfe HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer valid-token\r\nConnection: close\r\n\r\n";
+        let (bytes, _) = raw(addr, raw_bytes, wait);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    }
+    assert_eq!(app.hits(), 0);
+    drop(nginx);
+    v.stop().await;
+    app.stop().await;
+}
