@@ -11,7 +11,9 @@
 //!               └─► ForwardedRequest   (request) method, scheme, host, path, query,
 //!                                      client ip, headers; credentials (credential)
 //!                     └─► resolver::decide    no actix: routing, the chain, access
-//!                           ├─► policy::route        first matching route
+//!                           ├─► policy::route_readings  the route of every reading of the
+//!                           │                        target (request::readings) and of
+//!                           │                        every missing fact: all must allow
 //!                           ├─► cache::get_or_decide per-authorizer results, TTL, coalesced
 //!                           │     └─► authorizer     jwt/ | static_tokens | http/
 //!                           │           └─► Verdict  Allow(Identity) | Deny | Abstain
