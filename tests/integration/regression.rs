@@ -362,3 +362,66 @@ async fn a_proxy_cache_could_keep_an_allow_past_the_tokens_expiry() {
     assert_eq!(deny.headers().get("cache-control").unwrap(), "no-store");
     v.stop().await;
 }
+
+fn jwks_authorizer(url: &str) -> String {
+    format!(
+        "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"{url}\"\njwks_algorithms = [\"RS256\"]\njwks_refresh = \"200ms\"\njwks_min_refetch = \"100ms\"\n"
+    )
+}
+
+#[actix_web::test]
+async fn an_empty_jwks_was_taken_as_a_rotation_to_no_keys() {
+    let jwks = fake_jwks(jwks_with(&["k1"])).await;
+    let v = start("", &jwks_authorizer(&jwks.url())).await;
+    let token = rs_token("k1", user_claims("u", &[], 600));
+    let ask = |token: String| {
+        auth_request(&v, "/page").insert_header(("Authorization", format!("Bearer {token}")))
+    };
+    assert_eq!(ask(token.clone()).status().await, 200);
+    let fetched = v
+        .metric("verdict_jwks_refreshes_total{authorizer=\"idp\",result=\"error\"}")
+        .await;
+    // an error page that happens to be valid JSON
+    *jwks.document.lock().expect("lock") = r#"{"keys": []}"#.into();
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    let other = rs_token("k1", user_claims("u2", &[], 600));
+    assert_eq!(
+        ask(other).status().await,
+        200,
+        "the last good keys are kept"
+    );
+    assert!(
+        v.metric("verdict_jwks_refreshes_total{authorizer=\"idp\",result=\"error\"}")
+            .await
+            > fetched,
+        "and the empty set is counted as a failed fetch"
+    );
+    v.stop().await;
+    jwks.stop().await;
+}
+
+#[actix_web::test]
+async fn a_token_seen_before_its_key_was_published_stayed_401_for_deny_ttl() {
+    let jwks = fake_jwks(jwks_with(&["k1"])).await;
+    let v = start(
+        "",
+        &format!(
+            "[cache]\nallow_ttl = \"60s\"\ndeny_ttl = \"30s\"\n{}",
+            jwks_authorizer(&jwks.url())
+        ),
+    )
+    .await;
+    let early = rs_token("k2", user_claims("u-early", &[], 600));
+    let ask =
+        || auth_request(&v, "/page").insert_header(("Authorization", format!("Bearer {early}")));
+    assert_eq!(ask().status().await, 401, "k2 is not published yet");
+    *jwks.document.lock().expect("lock") = jwks_with(&["k1", "k2"]);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        ask().status().await,
+        200,
+        "accepted once the key is fetched"
+    );
+    v.stop().await;
+    jwks.stop().await;
+}

@@ -198,6 +198,15 @@ impl JwksSource {
                 algorithms,
             });
         }
+        // An empty set is an identity provider's (or a CDN's) error page that happens to
+        // be valid JSON, not a rotation to no keys: treat it as a failed fetch, so the last
+        // good keys stay in use and the failure is logged and counted.
+        if keys.is_empty() {
+            return Err(fail(format!(
+                "no usable key among {} published; keeping the last good keys",
+                set.keys.len()
+            )));
+        }
         log::info!("jwks {}: {} usable keys", self.url, keys.len());
         Ok(Arc::new(KeySet { keys }))
     }

@@ -50,9 +50,11 @@ impl JwtAuthorizer {
             keys_to_try.extend(candidates(kid, header.alg, &keys.keys));
         }
         if keys_to_try.is_empty() {
-            return Ok(Decision::deny(Denial::InvalidCredential(
-                "unknown key or algorithm",
-            )));
+            // Not cached: the key may be published a moment later, and the token must be
+            // accepted as soon as it is fetched, not after deny_ttl.
+            let mut unknown = Decision::deny(Denial::InvalidCredential("unknown key or algorithm"));
+            unknown.ttl = Some(Duration::ZERO);
+            return Ok(unknown);
         }
         let Some(validation) = self.validations.get(&header.alg) else {
             return Ok(Decision::deny(Denial::InvalidCredential(
