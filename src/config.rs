@@ -65,6 +65,7 @@ struct RawServer {
     max_response_header_bytes: usize,
     #[serde(default)]
     readings: Option<StringList>,
+    drain_timeout: HumanDuration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +137,8 @@ pub struct ServerSettings {
     pub max_response_header_bytes: usize,
     /// The readings of a target every route decides under unless it names its own.
     pub readings: u8,
+    /// How long a stop waits for the decisions in flight.
+    pub drain_timeout: Duration,
 }
 
 /// The whole validated configuration: everything the request path needs, built once.
@@ -225,6 +228,7 @@ workers = 0
 realm = "verdict"
 login_redirect_param = "rd"
 max_response_header_bytes = 4096
+drain_timeout = "30s"
 
 [cache]
 max_entries = 100000
@@ -424,7 +428,14 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         Some(list) => kinds_from_names(&list.0)
             .map_err(|problem| ConfigError::invalid("server.readings", problem))?,
     };
+    if raw.drain_timeout.0.is_zero() || raw.drain_timeout.0 > Duration::from_secs(600) {
+        return Err(ConfigError::invalid(
+            "server.drain_timeout",
+            "must be between 1s and 10m",
+        ));
+    }
     Ok(ServerSettings {
+        drain_timeout: raw.drain_timeout.0,
         readings,
         listen,
         admin_listen,

@@ -9,9 +9,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::rt::signal::unix::{SignalKind, signal};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::authorizer::{AuthorizerKind, Fetcher};
@@ -96,8 +98,11 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when every JWKS has been fetched at least once and every `http` authorizer has
 /// at least one backend URL that accepts a TCP connection.
-async fn readyz(resolver: web::Data<Resolver>) -> HttpResponse {
+async fn readyz(resolver: web::Data<Resolver>, lifecycle: web::Data<Lifecycle>) -> HttpResponse {
     let mut problems = Vec::new();
+    if lifecycle.is_stopping() {
+        problems.push("stopping".to_string());
+    }
     for authorizer in &resolver.config.authorizers {
         match &authorizer.kind {
             AuthorizerKind::Jwt(jwt) if !jwt.jwks_ready() => {
@@ -174,13 +179,28 @@ fn spawn_jwks_refreshers(resolver: &web::Data<Resolver>) {
 /// How long /readyz waits for one backend's TCP connect.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Whether the process is stopping: from the first moment of a stop, `/readyz` answers 503
+/// so load balancers take verdict out before its listener closes.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    stopping: AtomicBool,
+}
+
+impl Lifecycle {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
 /// A bound (not yet running) pair of servers.
 pub struct Running {
     pub decision_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub resolver: web::Data<Resolver>,
+    lifecycle: web::Data<Lifecycle>,
     decision: Server,
     admin: Server,
+    handle_signals: bool,
 }
 
 impl Running {
@@ -188,10 +208,63 @@ impl Running {
         (self.decision.handle(), self.admin.handle())
     }
 
-    /// Runs both servers until both stop.
+    /// Runs both servers until both stop. With signals handled, SIGTERM and SIGINT stop
+    /// gracefully (see [`Running::stop`]).
     pub async fn run(self) -> std::io::Result<()> {
+        if self.handle_signals {
+            let stop = Stopper {
+                lifecycle: self.lifecycle.clone(),
+                decision: self.decision.handle(),
+                admin: self.admin.handle(),
+                drain: self.resolver.config.server.drain_timeout,
+            };
+            let mut terminate = signal(SignalKind::terminate())?;
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            actix_web::rt::spawn(async move {
+                let which = match futures_util::future::select(
+                    Box::pin(terminate.recv()),
+                    Box::pin(interrupt.recv()),
+                )
+                .await
+                {
+                    futures_util::future::Either::Left(_) => "SIGTERM",
+                    futures_util::future::Either::Right(_) => "SIGINT",
+                };
+                stop.stop(which).await;
+            });
+        }
+        let lifecycle = self.lifecycle.clone();
         let (a, b) = futures_util::future::join(self.decision, self.admin).await;
+        if lifecycle.is_stopping() {
+            log::info!("stop: done");
+        }
         a.and(b)
+    }
+}
+
+/// What a stop needs: the two listeners, in order.
+struct Stopper {
+    lifecycle: web::Data<Lifecycle>,
+    decision: ServerHandle,
+    admin: ServerHandle,
+    drain: Duration,
+}
+
+impl Stopper {
+    /// Readiness off at once; the decision listener closed and every decision in flight
+    /// answered (for at most the drain timeout); only then the admin listener. The admin
+    /// listener must outlive the drain: stopping it first used to end the runtime under
+    /// the decisions still being answered.
+    async fn stop(self, signal: &str) {
+        self.lifecycle.stopping.store(true, Ordering::SeqCst);
+        log::info!("stop: {signal} received; /readyz answers 503 from now on");
+        log::info!(
+            "stop: decision listener closed; answering the decisions in flight (at most {:?})",
+            self.drain
+        );
+        self.decision.stop(true).await;
+        log::info!("stop: every decision in flight answered; stopping the admin listener");
+        self.admin.stop(true).await;
     }
 }
 
@@ -200,6 +273,7 @@ impl Running {
 pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Running> {
     let config = Arc::new(config);
     let resolver = web::Data::new(Resolver::new(config.clone())?);
+    let lifecycle = web::Data::new(Lifecycle::default());
     resolver.prefetch_keys().await;
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -222,7 +296,11 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
     .workers(workers)
     .client_request_timeout(Duration::from_secs(10))
     .keep_alive(Duration::from_secs(75))
-    .bind(config.server.listen)?;
+    // verdict handles the signals itself, so the two listeners stop in order
+    .disable_signals()
+    .shutdown_timeout(config.server.drain_timeout.as_secs().max(1))
+    .bind(config.server.listen)
+    .map_err(|e| bind_error("server.listen", config.server.listen, e))?;
     let decision_addr = decision
         .addrs()
         .first()
@@ -230,16 +308,20 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
         .ok_or_else(|| std::io::Error::other("no decision address"))?;
 
     let admin_resolver = resolver.clone();
+    let admin_lifecycle = lifecycle.clone();
     let admin = HttpServer::new(move || {
         App::new()
             .app_data(admin_resolver.clone())
+            .app_data(admin_lifecycle.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)
-    .bind(config.server.admin_listen)?;
+    .disable_signals()
+    .bind(config.server.admin_listen)
+    .map_err(|e| bind_error("server.admin_listen", config.server.admin_listen, e))?;
     let admin_addr = admin
         .addrs()
         .first()
@@ -248,19 +330,18 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
 
     spawn_jwks_refreshers(&resolver);
 
-    let (decision, admin) = if handle_signals {
-        (decision.run(), admin.run())
-    } else {
-        (
-            decision.disable_signals().run(),
-            admin.disable_signals().run(),
-        )
-    };
     Ok(Running {
         decision_addr,
         admin_addr,
         resolver,
-        decision,
-        admin,
+        lifecycle,
+        decision: decision.run(),
+        admin: admin.run(),
+        handle_signals,
     })
+}
+
+/// A bind failure that says which listener and which address.
+fn bind_error(key: &str, address: SocketAddr, error: std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("{key} {address}: {error}"))
 }

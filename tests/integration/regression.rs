@@ -425,3 +425,69 @@ async fn a_token_seen_before_its_key_was_published_stayed_401_for_deny_ttl() {
     v.stop().await;
     jwks.stop().await;
 }
+
+/// An `http` authorizer on `backend`, pooled wide enough for every test request at once.
+fn slow_backend_config(backend: &FakeBackend) -> String {
+    format!(
+        "[authorizers.backend]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nrequest_timeout = \"5s\"\npool_size = 64\n",
+        backend.url("/check")
+    )
+}
+
+#[actix_web::test]
+async fn sigterm_dropped_every_decision_in_flight() {
+    let backend = fake_backend(Reply::status(200).delay(Duration::from_millis(1500))).await;
+    let mut v = start_logged("", &slow_backend_config(&backend)).await;
+    let in_flight: Vec<_> = (0..40)
+        .map(|i| {
+            auth_request(&v, &format!("/stream/{i}"))
+                .timeout(Duration::from_secs(20))
+                .send()
+        })
+        .collect();
+    let all = actix_web::rt::spawn(futures_util::future::join_all(in_flight));
+    // every request has reached the backend before the signal
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while backend.hits() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests did not arrive"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    v.signal("TERM");
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let ready = client()
+        .get(format!("http://{}/readyz", v.admin))
+        .sent()
+        .await;
+    assert_eq!(
+        ready.status(),
+        503,
+        "not ready from the first moment of a stop"
+    );
+    let answers = all.await.expect("join");
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap_or_else(|e| panic!("decision {i} was dropped: {e}"));
+        assert_eq!(answer.status(), 200, "decision {i}");
+    }
+    let status = v
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("verdict exits after draining");
+    assert_eq!(status.code(), Some(0), "{}", v.log());
+    let log = v.log();
+    let steps = [
+        "stop: SIGTERM received",
+        "stop: decision listener closed",
+        "stop: every decision in flight answered",
+        "stop: done",
+    ];
+    let mut at = 0;
+    for step in steps {
+        let found = log[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{log}"));
+        at += found;
+    }
+    backend.stop().await;
+}

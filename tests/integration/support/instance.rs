@@ -91,6 +91,36 @@ impl Verdict {
         }
     }
 
+    /// Sends a signal (`TERM`, `HUP`, …) to this instance's process, by its PID.
+    pub fn signal(&self, name: &str) {
+        let Instance::Process { child, .. } = &self.instance else {
+            panic!("only a process instance (start_logged) receives signals");
+        };
+        let status = Command::new("kill")
+            .arg("-s")
+            .arg(name)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name}");
+    }
+
+    /// Waits for this instance's process to exit by itself; `None` if it has not within
+    /// `within`.
+    pub fn wait_for_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let Instance::Process { child, .. } = &mut self.instance else {
+            panic!("only a process instance (start_logged) exits by itself");
+        };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub async fn stop(mut self) {
         match &mut self.instance {
             Instance::InProcess(decision, admin) => {
