@@ -99,12 +99,12 @@ impl DecisionCache {
         }
     }
 
-    /// The key for one authorizer's question about one credential.
-    pub fn key(authorizer: &str, credential: &str) -> CacheKey {
-        let mut material = Vec::with_capacity(authorizer.len() + 1 + credential.len());
-        material.extend_from_slice(authorizer.as_bytes());
-        // a separator that cannot occur in an authorizer name keeps ("ab","c") ≠ ("a","bc")
-        material.push(0);
+    /// The key for one authorizer's question: its fingerprint (name, settings, files)
+    /// and the question's material.
+    pub fn key(fingerprint: &[u8; 32], credential: &str) -> CacheKey {
+        let mut material = Vec::with_capacity(fingerprint.len() + credential.len());
+        // fixed length, so ("ab","c") and ("a","bc") cannot meet
+        material.extend_from_slice(fingerprint);
         material.extend_from_slice(credential.as_bytes());
         sha256(&material)
     }
@@ -196,7 +196,7 @@ mod tests {
     #[actix_web::test]
     async fn second_call_is_a_hit() {
         let cache = cache(10_000, 1_000);
-        let key = DecisionCache::key("a", "token");
+        let key = DecisionCache::key(&sha256(b"a"), "token");
         let Cached {
             answer: first,
             status,
@@ -213,7 +213,7 @@ mod tests {
     #[actix_web::test]
     async fn errors_are_not_cached() {
         let cache = cache(10_000, 1_000);
-        let key = DecisionCache::key("a", "token");
+        let key = DecisionCache::key(&sha256(b"a"), "token");
         let Cached { answer: result, .. } = cache
             .get_or_decide(key, async { Err(AuthError::Internal("boom".into())) })
             .await;
@@ -230,9 +230,9 @@ mod tests {
     #[actix_web::test]
     async fn deny_expires_before_allow_and_exp_caps_allow() {
         let cache = cache(10_000, 100);
-        let deny_key = DecisionCache::key("a", "bad");
-        let allow_key = DecisionCache::key("a", "good");
-        let short_key = DecisionCache::key("a", "expiring");
+        let deny_key = DecisionCache::key(&sha256(b"a"), "bad");
+        let allow_key = DecisionCache::key(&sha256(b"a"), "good");
+        let short_key = DecisionCache::key(&sha256(b"a"), "expiring");
         let _ = cache
             .get_or_decide(deny_key, async {
                 Ok(Decision::deny(Denial::InvalidCredential("x")))
@@ -278,7 +278,7 @@ mod tests {
     async fn concurrent_misses_decide_once() {
         let cache = cache(10_000, 1_000);
         let calls = Arc::new(AtomicUsize::new(0));
-        let key = DecisionCache::key("a", "token");
+        let key = DecisionCache::key(&sha256(b"a"), "token");
         let futures = (0..100).map(|_| {
             let (cache, calls) = (cache.clone(), calls.clone());
             async move {
@@ -306,7 +306,7 @@ mod tests {
     #[actix_web::test]
     async fn a_hit_says_how_long_it_has_left() {
         let cache = cache(10_000, 1_000);
-        let key = DecisionCache::key("a", "token");
+        let key = DecisionCache::key(&sha256(b"a"), "token");
         let first = cache
             .get_or_decide(key, async { Ok(allow(Some(Duration::from_secs(3)))) })
             .await;
@@ -321,7 +321,7 @@ mod tests {
             hit.remaining
         );
         let error = cache
-            .get_or_decide(DecisionCache::key("a", "x"), async {
+            .get_or_decide(DecisionCache::key(&sha256(b"a"), "x"), async {
                 Err(AuthError::Internal("boom".into()))
             })
             .await;
@@ -330,8 +330,17 @@ mod tests {
 
     #[test]
     fn keys_separate_authorizers_and_credentials() {
-        assert_ne!(DecisionCache::key("ab", "c"), DecisionCache::key("a", "bc"));
-        assert_ne!(DecisionCache::key("a", "t1"), DecisionCache::key("a", "t2"));
-        assert_eq!(DecisionCache::key("a", "t1"), DecisionCache::key("a", "t1"));
+        assert_ne!(
+            DecisionCache::key(&sha256(b"a"), "t1"),
+            DecisionCache::key(&sha256(b"b"), "t1")
+        );
+        assert_ne!(
+            DecisionCache::key(&sha256(b"a"), "t1"),
+            DecisionCache::key(&sha256(b"a"), "t2")
+        );
+        assert_eq!(
+            DecisionCache::key(&sha256(b"a"), "t1"),
+            DecisionCache::key(&sha256(b"a"), "t1")
+        );
     }
 }

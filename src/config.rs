@@ -23,6 +23,7 @@ use crate::cache::CacheSettings;
 use crate::decision::{HeaderSets, ListRules};
 use crate::dialect::encode::AnswerSettings;
 use crate::dialect::{self, Dialect};
+use crate::digest::sha256;
 use crate::policy::{Access, OnError, Policy, RouteSettings};
 use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
@@ -247,6 +248,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     let mut authorizers = Vec::with_capacity(raw.authorizers.len());
     for (name, settings) in raw.authorizers {
         validate_name(&format!("authorizers.{name}"), &name)?;
+        let fingerprint = fingerprint(&name, &settings, base_dir);
         let kind = match settings {
             RawAuthorizer::Jwt(s) => {
                 AuthorizerKind::Jwt(Box::new(JwtAuthorizer::build(&name, *s, base_dir)?))
@@ -262,6 +264,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             name,
             kind,
             claims_source: None,
+            fingerprint,
         });
     }
     for index in 0..authorizers.len() {
@@ -324,6 +327,25 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         authorizers,
         policy,
     })
+}
+
+/// What an authorizer's answers depend on besides the request: its name, its settings as
+/// written and the contents of every file they name (keys, token lists, CA
+/// certificates). Cached decisions are keyed on it, so a reload that changes any of these
+/// never reuses a decision made under the old ones, and one that changes none keeps them.
+fn fingerprint(name: &str, settings: &RawAuthorizer, base_dir: &Path) -> [u8; 32] {
+    let mut material = format!("{name}\u{0}{settings:?}").into_bytes();
+    let files: Vec<&PathBuf> = match settings {
+        RawAuthorizer::Jwt(s) => s.keys.iter().filter_map(|k| k.pem_file.as_ref()).collect(),
+        RawAuthorizer::Static(s) => s.tokens_file.iter().collect(),
+        RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
+    };
+    for file in files {
+        material.push(0);
+        // An unreadable file fails the build right after; its fingerprint does not matter.
+        material.extend(std::fs::read(base_dir.join(file)).unwrap_or_default());
+    }
+    sha256(&material)
 }
 
 fn validate_name(key: &str, name: &str) -> Result<(), ConfigError> {

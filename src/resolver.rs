@@ -208,7 +208,10 @@ impl Resolver {
 
     /// One question, through the cache.
     async fn ask(&self, question: &Question<'_, '_>, fetcher: &Fetcher) -> Cached {
-        let key = DecisionCache::key(question.authorizer(), question.cache_material());
+        let key = DecisionCache::key(
+            &question.authorizer().fingerprint,
+            question.cache_material(),
+        );
         self.cache
             .get_or_decide(key, question.decide(fetcher))
             .await

@@ -78,6 +78,10 @@ pub struct Authorizer {
     /// Index of the `jwt` authorizer whose claims this one's templates read (`http`
     /// `claims_from`), resolved once at start.
     pub claims_source: Option<usize>,
+    /// A digest of everything its answers depend on besides the request (settings and
+    /// the files they name): part of every cache key, so a changed authorizer never
+    /// reuses its old decisions.
+    pub fingerprint: [u8; 32],
 }
 
 /// The kinds of authorizer.
@@ -92,7 +96,7 @@ pub enum AuthorizerKind {
 /// authorizer that prepared it: the kind and the question travel together.
 #[derive(Debug)]
 pub struct Question<'a, 'r> {
-    name: &'a str,
+    authorizer: &'a Authorizer,
     asked: Asked<'a, 'r>,
 }
 
@@ -105,8 +109,8 @@ enum Asked<'a, 'r> {
 
 impl Question<'_, '_> {
     /// The authorizer that prepared this question.
-    pub fn authorizer(&self) -> &str {
-        self.name
+    pub fn authorizer(&self) -> &Authorizer {
+        self.authorizer
     }
 
     /// Everything the answer depends on, for the cache key.
@@ -122,7 +126,9 @@ impl Question<'_, '_> {
         match &self.asked {
             Asked::Jwt(jwt, token) => jwt.decide(token, fetcher).await,
             Asked::Static(keys, token) => Ok(keys.decide(token)),
-            Asked::Http(http, request) => http.decide(request, self.name, fetcher).await,
+            Asked::Http(http, request) => {
+                http.decide(request, &self.authorizer.name, fetcher).await
+            }
         }
     }
 }
@@ -154,7 +160,7 @@ impl Authorizer {
             AuthorizerKind::Http(a) => Asked::Http(a, Box::new(a.render(request, claims))),
         };
         Some(Question {
-            name: &self.name,
+            authorizer: self,
             asked,
         })
     }
