@@ -99,6 +99,20 @@ impl DecisionCache {
         }
     }
 
+    /// The same cache under new settings: the entries are kept (their keys carry each
+    /// authorizer's fingerprint, so a changed authorizer never meets its old ones) unless
+    /// the size changed, which needs a new cache.
+    pub fn reconfigured(&self, settings: CacheSettings) -> DecisionCache {
+        if settings.max_entries == self.settings.max_entries {
+            DecisionCache {
+                inner: self.inner.clone(),
+                settings,
+            }
+        } else {
+            DecisionCache::new(settings)
+        }
+    }
+
     /// The key for one authorizer's question: its fingerprint (name, settings, files)
     /// and the question's material.
     pub fn key(fingerprint: &[u8; 32], credential: &str) -> CacheKey {

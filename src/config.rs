@@ -152,10 +152,12 @@ pub struct Config {
     pub cache: CacheSettings,
     pub authorizers: Vec<Authorizer>,
     pub policy: Policy,
+    /// A short digest of the configuration text and its overrides.
+    pub fingerprint: String,
 }
 
 /// Where the configuration comes from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Source {
     /// A TOML/YAML file; `None` means the embedded demo.
     pub file: Option<PathBuf>,
@@ -203,7 +205,19 @@ impl Config {
             .and_then(Path::parent)
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        validate(raw, &base_dir)
+        let text = match &source.file {
+            Some(path) => std::fs::read(path).unwrap_or_default(),
+            None => DEMO_CONFIG.as_bytes().to_vec(),
+        };
+        let mut overrides: Vec<(String, String)> = match &source.env {
+            Some(env) => env.clone().into_iter().collect(),
+            None => std::env::vars().collect(),
+        };
+        overrides.retain(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")));
+        overrides.sort();
+        let mut config = validate(raw, &base_dir)?;
+        config.fingerprint = text_fingerprint(&text, &overrides);
+        Ok(config)
     }
 
     /// Parses a configuration from TOML text (tests and tools), with no environment.
@@ -214,7 +228,9 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError::Load(one_line(&e.to_string())))?;
-        validate(raw, Path::new("."))
+        let mut config = validate(raw, Path::new("."))?;
+        config.fingerprint = text_fingerprint(text.as_bytes(), &[]);
+        Ok(config)
     }
 }
 
@@ -326,7 +342,21 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         cache,
         authorizers,
         policy,
+        fingerprint: String::new(),
     })
+}
+
+/// A short digest of a configuration's text and its environment overrides, to tell which
+/// configuration is in force (logs, metrics).
+fn text_fingerprint(text: &[u8], env: &[(String, String)]) -> String {
+    let mut material = text.to_vec();
+    for (key, value) in env {
+        material.push(0);
+        material.extend_from_slice(key.as_bytes());
+        material.push(b'=');
+        material.extend_from_slice(value.as_bytes());
+    }
+    hex::encode(&sha256(&material)[..8])
 }
 
 /// What an authorizer's answers depend on besides the request: its name, its settings as

@@ -38,6 +38,7 @@
 
 pub mod server;
 pub mod record;
+pub mod reload;
 pub mod resolver;
 pub mod config;
 pub mod dialect;

@@ -77,11 +77,11 @@ fn check(file: Option<PathBuf>) -> ExitCode {
 
 #[actix_web::main]
 async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(&Source {
+    let source = Source {
         file: file.clone(),
         env: None,
-    })
-    .context("configuration")?;
+    };
+    let config = Config::load(&source).context("configuration")?;
     if config.demo {
         log::warn!(
             "serving the embedded DEMO configuration (token \"demo-token\" is user \"demo\"); pass --config FILE for real use"
@@ -89,7 +89,8 @@ async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
     } else if let Some(file) = &file {
         log::info!("configuration {} loaded", file.display());
     }
-    let running = verdict::server::bind(config, true)
+    // SIGHUP reloads from the same file and the process environment.
+    let running = verdict::server::bind(config, Some(source))
         .await
         .context("binding listeners")?;
     log::info!(

@@ -7,7 +7,8 @@
 //! count stays bounded), or fail a decision because a metric could not be recorded.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric verdict exports.
@@ -20,6 +21,9 @@ pub struct Metrics {
     backend_duration: HistogramVec,
     backend_errors: IntCounterVec,
     jwks_refreshes: IntCounterVec,
+    reloads: IntCounterVec,
+    last_reload: IntGauge,
+    config_info: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +75,21 @@ impl Metrics {
             ),
             &["authorizer", "result"],
         )?;
+        let reloads = IntCounterVec::new(
+            Opts::new("verdict_reloads_total", "Configuration reloads by result"),
+            &["result"],
+        )?;
+        let last_reload = IntGauge::new(
+            "verdict_last_reload_success_timestamp_seconds",
+            "When the configuration in force was loaded (Unix seconds)",
+        )?;
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "verdict_config_info",
+                "The configuration in force, by a digest of its text and overrides",
+            ),
+            &["fingerprint"],
+        )?;
         for collector in [
             Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(cache_requests.clone()),
@@ -78,6 +97,9 @@ impl Metrics {
             Box::new(backend_duration.clone()),
             Box::new(backend_errors.clone()),
             Box::new(jwks_refreshes.clone()),
+            Box::new(reloads.clone()),
+            Box::new(last_reload.clone()),
+            Box::new(config_info.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -89,7 +111,27 @@ impl Metrics {
             backend_duration,
             backend_errors,
             jwks_refreshes,
+            reloads,
+            last_reload,
+            config_info,
         })
+    }
+
+    /// A reload, successful or not.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Marks the configuration with this fingerprint as the one in force, now.
+    pub fn config_in_force(&self, fingerprint: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[fingerprint]).set(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_reload.set(i64::try_from(now).unwrap_or(i64::MAX));
     }
 
     pub fn decision(&self, route: &str, authorizer: &str, outcome: &str) {

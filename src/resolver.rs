@@ -60,16 +60,40 @@ pub struct Resolver {
     pub config: Arc<Config>,
     pub cache: DecisionCache,
     pub metrics: Metrics,
+    /// Which configuration this is since start: 0, then one more per reload.
+    pub generation: u64,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("generation", &self.generation)
+            .field("configuration", &self.config.fingerprint)
+            .finish()
+    }
 }
 
 impl Resolver {
     pub fn new(config: Arc<Config>) -> std::io::Result<Resolver> {
         let metrics = Metrics::new().map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
+        metrics.config_in_force(&config.fingerprint);
         Ok(Resolver {
             cache: DecisionCache::new(config.cache),
             config,
             metrics,
+            generation: 0,
         })
+    }
+
+    /// The resolver for a reloaded configuration: the same metrics, the same cache where
+    /// it can be kept, the next generation.
+    pub fn succeed(&self, config: Config) -> Resolver {
+        Resolver {
+            cache: self.cache.reconfigured(config.cache),
+            config: Arc::new(config),
+            metrics: self.metrics.clone(),
+            generation: self.generation + 1,
+        }
     }
 
     /// Routes every reading of the request, runs each route's authorizer chain through

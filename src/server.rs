@@ -7,7 +7,9 @@
 //! decision request on the admin port or a health check on the decision port, or log a
 //! credential.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,10 +19,11 @@ use actix_web::rt::signal::unix::{SignalKind, signal};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::authorizer::{AuthorizerKind, Fetcher};
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::dialect::encode::Original;
 use crate::dialect::{self, DIALECTS, Dialect};
 use crate::record::{Record, record};
+use crate::reload::{Current, reload};
 use crate::resolver::{Decided, FETCH_TIMEOUT, Resolver};
 
 /// The Authgear-compatible endpoint, answered in `server.resolve_dialect`.
@@ -29,12 +32,16 @@ pub const RESOLVE_PATH: &str = "/_resolver/resolve";
 /// One decision request, in the dialect its endpoint chose.
 async fn handle(
     request: HttpRequest,
-    resolver: web::Data<Resolver>,
-    fetcher: web::Data<Fetcher>,
+    current: web::Data<Current>,
+    worker: web::Data<WorkerFetcher>,
     dialect: &'static dyn Dialect,
     prefix: &'static str,
 ) -> HttpResponse {
     let started = Instant::now();
+    // The whole decision runs on the configuration in force now, even if a reload swaps
+    // in another while it waits on a backend.
+    let resolver = current.get();
+    let fetcher = worker.for_resolver(&resolver);
     let config = &resolver.config;
     let forwarded = dialect::read(&request, dialect, prefix, &config.server.trusted_proxies);
     let decided = match &forwarded {
@@ -71,9 +78,9 @@ pub fn decision_routes(
         let endpoint = |dialect: &'static dyn Dialect, prefix: &'static str| {
             web::route().to(
                 move |req: HttpRequest,
-                      resolver: web::Data<Resolver>,
-                      fetcher: web::Data<Fetcher>| {
-                    handle(req, resolver, fetcher, dialect, prefix)
+                      current: web::Data<Current>,
+                      worker: web::Data<WorkerFetcher>| {
+                    handle(req, current, worker, dialect, prefix)
                 },
             )
         };
@@ -98,7 +105,8 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when every JWKS has been fetched at least once and every `http` authorizer has
 /// at least one backend URL that accepts a TCP connection.
-async fn readyz(resolver: web::Data<Resolver>, lifecycle: web::Data<Lifecycle>) -> HttpResponse {
+async fn readyz(current: web::Data<Current>, lifecycle: web::Data<Lifecycle>) -> HttpResponse {
+    let resolver = current.get();
     let mut problems = Vec::new();
     if lifecycle.is_stopping() {
         problems.push("stopping".to_string());
@@ -137,7 +145,8 @@ async fn readyz(resolver: web::Data<Resolver>, lifecycle: web::Data<Lifecycle>) 
     }
 }
 
-async fn metrics(resolver: web::Data<Resolver>) -> HttpResponse {
+async fn metrics(current: web::Data<Current>) -> HttpResponse {
+    let resolver = current.get();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(resolver.metrics.render(resolver.cache.entry_count()))
@@ -146,7 +155,7 @@ async fn metrics(resolver: web::Data<Resolver>) -> HttpResponse {
 /// Refreshes every JWKS in the background on its `jwks_refresh` interval, so keys stay
 /// current without a request paying for the fetch. Each loop ends once the resolver is
 /// gone (the servers stopped).
-fn spawn_jwks_refreshers(resolver: &web::Data<Resolver>) {
+fn spawn_jwks_refreshers(resolver: &Arc<Resolver>) {
     for (index, authorizer) in resolver.config.authorizers.iter().enumerate() {
         let AuthorizerKind::Jwt(jwt) = &authorizer.kind else {
             continue;
@@ -154,7 +163,7 @@ fn spawn_jwks_refreshers(resolver: &web::Data<Resolver>) {
         let Some(interval) = jwt.jwks_refresh_interval() else {
             continue;
         };
-        let weak = Arc::downgrade(&resolver.clone().into_inner());
+        let weak = Arc::downgrade(resolver);
         actix_web::rt::spawn(async move {
             let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
             loop {
@@ -179,6 +188,36 @@ fn spawn_jwks_refreshers(resolver: &web::Data<Resolver>) {
 /// How long /readyz waits for one backend's TCP connect.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// One worker's network clients (awc clients are `!Send`: each worker builds its own),
+/// rebuilt when a reload brings another configuration.
+pub struct WorkerFetcher {
+    built: RefCell<Option<(u64, Rc<Fetcher>)>>,
+}
+
+impl WorkerFetcher {
+    fn new() -> WorkerFetcher {
+        WorkerFetcher {
+            built: RefCell::new(None),
+        }
+    }
+
+    fn for_resolver(&self, resolver: &Resolver) -> Rc<Fetcher> {
+        let mut built = self.built.borrow_mut();
+        if let Some((generation, fetcher)) = built.as_ref()
+            && *generation == resolver.generation
+        {
+            return fetcher.clone();
+        }
+        let fetcher = Rc::new(Fetcher::for_authorizers(
+            FETCH_TIMEOUT,
+            &resolver.config.authorizers,
+            Some(resolver.metrics.clone()),
+        ));
+        *built = Some((resolver.generation, fetcher.clone()));
+        fetcher
+    }
+}
+
 /// Whether the process is stopping: from the first moment of a stop, `/readyz` answers 503
 /// so load balancers take verdict out before its listener closes.
 #[derive(Debug, Default)]
@@ -196,11 +235,12 @@ impl Lifecycle {
 pub struct Running {
     pub decision_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    pub resolver: web::Data<Resolver>,
+    pub current: web::Data<Current>,
     lifecycle: web::Data<Lifecycle>,
     decision: Server,
     admin: Server,
-    handle_signals: bool,
+    /// Where a reload reads the configuration from; `None`: signals are not handled.
+    signals: Option<Source>,
 }
 
 impl Running {
@@ -209,14 +249,24 @@ impl Running {
     }
 
     /// Runs both servers until both stop. With signals handled, SIGTERM and SIGINT stop
-    /// gracefully (see [`Running::stop`]).
+    /// gracefully ([`Stopper::stop`]) and SIGHUP reloads the configuration.
     pub async fn run(self) -> std::io::Result<()> {
-        if self.handle_signals {
+        if let Some(source) = self.signals.clone() {
+            let mut hangup = signal(SignalKind::hangup())?;
+            let current = self.current.clone();
+            actix_web::rt::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    log::info!("reload: SIGHUP received");
+                    if let Some(fresh) = reload(&current, &source).await {
+                        spawn_jwks_refreshers(&fresh);
+                    }
+                }
+            });
             let stop = Stopper {
                 lifecycle: self.lifecycle.clone(),
                 decision: self.decision.handle(),
                 admin: self.admin.handle(),
-                drain: self.resolver.config.server.drain_timeout,
+                current: self.current.clone(),
             };
             let mut terminate = signal(SignalKind::terminate())?;
             let mut interrupt = signal(SignalKind::interrupt())?;
@@ -247,7 +297,7 @@ struct Stopper {
     lifecycle: web::Data<Lifecycle>,
     decision: ServerHandle,
     admin: ServerHandle,
-    drain: Duration,
+    current: web::Data<Current>,
 }
 
 impl Stopper {
@@ -260,7 +310,7 @@ impl Stopper {
         log::info!("stop: {signal} received; /readyz answers 503 from now on");
         log::info!(
             "stop: decision listener closed; answering the decisions in flight (at most {:?})",
-            self.drain
+            self.current.get().config.server.drain_timeout
         );
         self.decision.stop(true).await;
         log::info!("stop: every decision in flight answered; stopping the admin listener");
@@ -268,28 +318,25 @@ impl Stopper {
     }
 }
 
-/// Builds the resolver, fetches keys, and binds both listeners. With `handle_signals`
-/// false (tests), the servers stop only through their handles.
-pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Running> {
-    let config = Arc::new(config);
-    let resolver = web::Data::new(Resolver::new(config.clone())?);
-    let lifecycle = web::Data::new(Lifecycle::default());
+/// Builds the resolver, fetches keys, and binds both listeners. With `signals` (the
+/// configuration's source), SIGTERM/SIGINT stop gracefully and SIGHUP reloads from it;
+/// without (tests), the servers stop only through their handles.
+pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Running> {
+    let resolver = Arc::new(Resolver::new(Arc::new(config))?);
     resolver.prefetch_keys().await;
+    let config = resolver.config.clone();
+    let current = web::Data::new(Current::new(resolver.clone()));
+    let lifecycle = web::Data::new(Lifecycle::default());
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
     let resolve_dialect = config.server.resolve_dialect;
-    let decision_resolver = resolver.clone();
+    let decision_current = current.clone();
     let decision = HttpServer::new(move || {
         App::new()
-            .app_data(decision_resolver.clone())
-            // awc clients are !Send: one per worker, built here.
-            .app_data(web::Data::new(Fetcher::for_authorizers(
-                FETCH_TIMEOUT,
-                &decision_resolver.config.authorizers,
-                Some(decision_resolver.metrics.clone()),
-            )))
+            .app_data(decision_current.clone())
+            .app_data(web::Data::new(WorkerFetcher::new()))
             .configure(decision_routes(resolve_dialect))
             .default_service(web::to(HttpResponse::NotFound))
     })
@@ -307,11 +354,11 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
         .copied()
         .ok_or_else(|| std::io::Error::other("no decision address"))?;
 
-    let admin_resolver = resolver.clone();
+    let admin_current = current.clone();
     let admin_lifecycle = lifecycle.clone();
     let admin = HttpServer::new(move || {
         App::new()
-            .app_data(admin_resolver.clone())
+            .app_data(admin_current.clone())
             .app_data(admin_lifecycle.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -333,11 +380,11 @@ pub async fn bind(config: Config, handle_signals: bool) -> std::io::Result<Runni
     Ok(Running {
         decision_addr,
         admin_addr,
-        resolver,
+        current,
         lifecycle,
         decision: decision.run(),
         admin: admin.run(),
-        handle_signals,
+        signals,
     })
 }
 

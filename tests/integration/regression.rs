@@ -491,3 +491,158 @@ async fn sigterm_dropped_every_decision_in_flight() {
     }
     backend.stop().await;
 }
+
+/// Keys for the reload tests: one that a reload removes, one that stays.
+const RELOAD_KEYS: &str = r#"
+[authorizers.keys]
+type = "static"
+[[authorizers.keys.tokens]]
+token = "steady-token"
+user_id = "u-steady"
+[[authorizers.keys.tokens]]
+token = "revoked-token"
+user_id = "u-revoked"
+"#;
+
+/// Rewrites a process instance's configuration, keeping its listeners.
+fn rewrite_config(v: &Verdict, edit: impl Fn(String) -> String) {
+    let path = v.config_path();
+    let text = std::fs::read_to_string(&path).expect("read config");
+    std::fs::write(&path, edit(text)).expect("write config");
+}
+
+async fn status_with(v: &Verdict, uri: &str, token: &str) -> u16 {
+    auth_request(v, uri)
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .status()
+        .await
+}
+
+#[actix_web::test]
+async fn sighup_killed_the_process() {
+    let mut v = start_logged("", RELOAD_KEYS).await;
+    assert_eq!(status_with(&v, "/page", "revoked-token").await, 200);
+    // continuous load across the reload: not one request may fail
+    let url = v.url("/_resolver/auth-request");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        actix_web::rt::spawn(async move {
+            let client = client();
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = client
+                    .get(&url)
+                    .insert_header(("X-Original-URI", "/page"))
+                    .insert_header(("X-Original-Method", "GET"))
+                    .insert_header(("Authorization", "Bearer steady-token"))
+                    .send()
+                    .await;
+                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+            }
+            statuses
+        })
+    };
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    // the revoked token goes, an admin route comes
+    rewrite_config(&v, |text| {
+        text.replace(
+            "[[authorizers.keys.tokens]]\ntoken = \"revoked-token\"\nuser_id = \"u-revoked\"\n",
+            "",
+        ) + "\n[[route]]\nname = \"closed\"\npath = \"/closed\"\naccess = \"deny\"\n"
+    });
+    v.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let revoked = status_with(&v, "/page", "revoked-token").await;
+        let closed = status_with(&v, "/closed", "steady-token").await;
+        if revoked == 401 && closed == 403 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new configuration was not in force within a second: {revoked} {closed}\n{}",
+            v.log()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a broken configuration changes nothing and says why
+    rewrite_config(&v, |text| {
+        text.replace("access = \"deny\"", "access = \"sometimes\"")
+    });
+    v.signal("HUP");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_with(&v, "/closed", "steady-token").await, 403);
+    assert_eq!(status_with(&v, "/page", "steady-token").await, 200);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let statuses = load.await.expect("load");
+    assert!(statuses.len() > 50, "the load ran ({})", statuses.len());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "requests failed across the reloads: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    let log = v.log();
+    assert!(
+        log.contains("reload: ") && log.contains("in force (generation 1"),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains(" ERROR ")
+            && l.contains("reload: ")
+            && l.contains("sometimes")
+            && l.contains("the previous configuration keeps serving")),
+        "{log}"
+    );
+    assert!(v.metric("verdict_reloads_total{result=\"ok\"}").await == 1);
+    assert!(v.metric("verdict_reloads_total{result=\"error\"}").await == 1);
+    assert!(
+        v.wait_for_exit(Duration::from_millis(10)).is_none(),
+        "still running"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_reload_reused_decisions_of_an_authorizer_whose_settings_changed() {
+    // In one process: the same credential, cached as an allow, must be decided again
+    // when its authorizer changes, and stay cached when it does not.
+    let mut v = start_logged("", &format!("[cache]\nallow_ttl = \"60s\"\n{RELOAD_KEYS}")).await;
+    assert_eq!(status_with(&v, "/page", "revoked-token").await, 200);
+    assert_eq!(status_with(&v, "/page", "steady-token").await, 200);
+    let misses = v.cache_misses().await;
+    // only a setting outside the authorizer changes: its cached decisions stay
+    rewrite_config(&v, |text| {
+        text + "\n[[route]]\npath = \"/other\"\naccess = \"public\"\n"
+    });
+    v.signal("HUP");
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status_with(&v, "/page", "steady-token").await, 200);
+    assert_eq!(
+        v.cache_misses().await,
+        misses,
+        "an unchanged authorizer keeps its cache"
+    );
+    // the authorizer changes: a revoked token is refused at once, not after allow_ttl
+    rewrite_config(&v, |text| {
+        text.replace(
+            "[[authorizers.keys.tokens]]\ntoken = \"revoked-token\"\nuser_id = \"u-revoked\"\n",
+            "",
+        )
+    });
+    v.signal("HUP");
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status_with(&v, "/page", "revoked-token").await, 401);
+    // and a listener address that changed is reported, not silently ignored
+    rewrite_config(&v, |text| text.replace("workers = 1", "workers = 2"));
+    v.signal("HUP");
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        v.log()
+            .contains("server.workers changed; it takes effect at the next restart"),
+        "{}",
+        v.log()
+    );
+    assert!(v.wait_for_exit(Duration::from_millis(10)).is_none());
+    v.stop().await;
+}

@@ -91,6 +91,14 @@ impl Verdict {
         }
     }
 
+    /// The configuration file of a process instance (to edit before a SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        match &self.instance {
+            Instance::Process { log, .. } => log.with_file_name("verdict.toml"),
+            Instance::InProcess(..) => panic!("only a process instance has a config file"),
+        }
+    }
+
     /// Sends a signal (`TERM`, `HUP`, …) to this instance's process, by its PID.
     pub fn signal(&self, name: &str) {
         let Instance::Process { child, .. } = &self.instance else {
@@ -209,7 +217,7 @@ pub async fn start_logged(server_extra: &str, body: &str) -> Verdict {
 }
 
 async fn run(config: Config) -> Verdict {
-    let running: Running = verdict::server::bind(config, false).await.expect("bind");
+    let running: Running = verdict::server::bind(config, None).await.expect("bind");
     let addr = running.decision_addr;
     let admin = running.admin_addr;
     let (decision, admin_handle) = running.handles();
