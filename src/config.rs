@@ -67,6 +67,9 @@ struct RawServer {
     #[serde(default)]
     readings: Option<StringList>,
     drain_timeout: HumanDuration,
+    request_head_timeout: HumanDuration,
+    keep_alive: HumanDuration,
+    max_connections: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +143,13 @@ pub struct ServerSettings {
     pub readings: u8,
     /// How long a stop waits for the decisions in flight.
     pub drain_timeout: Duration,
+    /// How long a client may take to send a request head, every request of a connection.
+    pub request_head_timeout: Duration,
+    /// How long an idle kept-alive connection stays open.
+    pub keep_alive: Duration,
+    /// Open decision connections at most, across workers; 0: worked out from the
+    /// open-file limit at start.
+    pub max_connections: usize,
 }
 
 /// The whole validated configuration: everything the request path needs, built once.
@@ -246,6 +256,9 @@ realm = "verdict"
 login_redirect_param = "rd"
 max_response_header_bytes = 4096
 drain_timeout = "30s"
+request_head_timeout = "10s"
+keep_alive = "75s"
+max_connections = 0
 
 [cache]
 max_entries = 100000
@@ -486,8 +499,24 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             "must be between 1s and 10m",
         ));
     }
+    if raw.request_head_timeout.0.is_zero() || raw.request_head_timeout.0 > Duration::from_secs(60)
+    {
+        return Err(ConfigError::invalid(
+            "server.request_head_timeout",
+            "must be between 1ms and 60s",
+        ));
+    }
+    if raw.keep_alive.0 > Duration::from_secs(3600) {
+        return Err(ConfigError::invalid(
+            "server.keep_alive",
+            "must be at most 1h (0s turns keep-alive off)",
+        ));
+    }
     Ok(ServerSettings {
         drain_timeout: raw.drain_timeout.0,
+        request_head_timeout: raw.request_head_timeout.0,
+        keep_alive: raw.keep_alive.0,
+        max_connections: raw.max_connections,
         readings,
         listen,
         admin_listen,

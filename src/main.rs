@@ -77,6 +77,9 @@ fn check(file: Option<PathBuf>) -> ExitCode {
 
 #[actix_web::main]
 async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let open_files = verdict::server::raise_open_file_limit();
+    verdict::server::OPEN_FILES.store(open_files, std::sync::atomic::Ordering::Relaxed);
+    log::info!("open files: at most {open_files}");
     let source = Source {
         file: file.clone(),
         env: None,

@@ -341,8 +341,14 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(workers)
-    .client_request_timeout(Duration::from_secs(10))
-    .keep_alive(Duration::from_secs(75))
+    // Every request head of a connection, not only the first, must arrive in time (see
+    // vendor/actix-http/PATCHED.md): a peer cannot hold a connection by trickling bytes.
+    .client_request_timeout(config.server.request_head_timeout)
+    .keep_alive(config.server.keep_alive)
+    .max_connections(per_worker_connections(
+        config.server.max_connections,
+        workers,
+    ))
     // verdict handles the signals itself, so the two listeners stop in order
     .disable_signals()
     .shutdown_timeout(config.server.drain_timeout.as_secs().max(1))
@@ -387,6 +393,52 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
         signals,
     })
 }
+
+/// Open files this process may use: the soft limit raised to the hard one, so slow or idle
+/// clients run out of connection slots (`server.max_connections`) before the process
+/// runs out of file descriptors for its backends and its admin listener.
+pub fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Open files kept for what is not a decision connection: backend pools, key fetches,
+/// the admin listener, logs.
+const RESERVED_FILES: u64 = 512;
+
+/// The decision connections one worker may hold: the configured total, or, with 0, what
+/// the open-file limit leaves after the reserve; split across workers.
+fn per_worker_connections(configured: usize, workers: usize) -> usize {
+    let total = if configured > 0 {
+        configured
+    } else {
+        let files = OPEN_FILES.load(Ordering::Relaxed);
+        let files = if files == 0 { 1024 } else { files };
+        usize::try_from(files.saturating_sub(RESERVED_FILES).max(64)).unwrap_or(usize::MAX)
+    };
+    (total / workers.max(1)).max(1)
+}
+
+/// The open-file limit in force, as [`raise_open_file_limit`] left it.
+pub static OPEN_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A bind failure that says which listener and which address.
 fn bind_error(key: &str, address: SocketAddr, error: std::io::Error) -> std::io::Error {

@@ -646,3 +646,83 @@ async fn a_reload_reused_decisions_of_an_authorizer_whose_settings_changed() {
     assert!(v.wait_for_exit(Duration::from_millis(10)).is_none());
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn a_second_request_head_could_be_trickled_forever() {
+    let v = start("request_head_timeout = \"1s\"", DEMO_KEYS).await;
+    let addr = v.addr;
+    let closed_after = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let first = b"GET /_resolver/auth-request HTTP/1.1\r\nHost: v\r\nX-Original-URI: /a\r\nX-Original-Method: GET\r\nAuthorization: Bearer valid-token\r\n\r\n";
+        stream.write_all(first).expect("first request");
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // the second head, one byte every 200 ms
+        let started = std::time::Instant::now();
+        for byte in b"GET /_resolver/auth-request HTTP/1.1\r\nX-Slow: ".iter().cycle() {
+            if stream.write_all(&[*byte]).is_err() {
+                return started.elapsed();
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => return started.elapsed(),
+                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("408") => {
+                    return started.elapsed();
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(started.elapsed() < Duration::from_secs(10), "still open after 10 s");
+        }
+        unreachable!()
+    })
+    .await
+    .expect("join");
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "closed after {closed_after:?}"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_thousand_slow_clients_stopped_all_service() {
+    // the test's own sockets need more than the usual 1,024 files too
+    verdict::server::raise_open_file_limit();
+    let v = start_logged_with_file_limit("request_head_timeout = \"30s\"", DEMO_KEYS, 1024).await;
+    let addr = v.addr;
+    let slow = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Write;
+        (0..1100)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).expect("connect a slow client");
+                s.write_all(b"GET /_resolver/auth-request HTTP/1.1\r\nHo")
+                    .expect("a first byte");
+                s
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("slow clients");
+    // the proxy's own request is still answered
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("answered while 1,100 clients trickle");
+    assert_eq!(r.status(), 200);
+    drop(slow);
+    assert!(
+        v.log()
+            .lines()
+            .any(|l| l.contains("open files: at most") && !l.contains("at most 1024")),
+        "verdict raised its soft limit: {}",
+        v.log()
+    );
+    v.stop().await;
+}

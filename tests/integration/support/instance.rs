@@ -175,6 +175,16 @@ pub async fn start(server_extra: &str, body: &str) -> Verdict {
 /// Starts the real `verdict` binary with the same configuration as [`start`], its log
 /// (at `debug`) in a file of its own, on free loopback ports.
 pub async fn start_logged(server_extra: &str, body: &str) -> Verdict {
+    start_process(server_extra, body, None).await
+}
+
+/// [`start_logged`], under a soft open-file limit (the usual 1,024, say) that verdict
+/// starts with, as a service manager would leave it.
+pub async fn start_logged_with_file_limit(server_extra: &str, body: &str, soft: u64) -> Verdict {
+    start_process(server_extra, body, Some(soft)).await
+}
+
+async fn start_process(server_extra: &str, body: &str, soft_files: Option<u64>) -> Verdict {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, admin_port) = (free_port(), free_port());
     let text = config_text(
@@ -186,7 +196,18 @@ pub async fn start_logged(server_extra: &str, body: &str) -> Verdict {
     let config = dir.path().join("verdict.toml");
     std::fs::write(&config, &text).expect("write the config");
     let log = dir.path().join("verdict.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_verdict"))
+    let binary = env!("CARGO_BIN_EXE_verdict");
+    let mut command = match soft_files {
+        None => Command::new(binary),
+        Some(soft) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""))
+                .arg(binary);
+            sh
+        }
+    };
+    let child = command
         .arg("--config")
         .arg(&config)
         .env("RUST_LOG", "debug")

@@ -933,7 +933,8 @@ where
 
                     match msg {
                         Message::Item(mut req) => {
-                            // head timer only applies to first request on connection
+                            // verdict: this request's head is complete; the next one gets
+                            // its own deadline when its first byte arrives
                             this.head_timer.clear(line!());
 
                             req.head_mut().peer_addr = *this.peer_addr;
@@ -1361,9 +1362,24 @@ where
 
                     // after reading something from stream, clear keep-alive timer
                     if !inner.read_buf.is_empty() && inner.flags.contains(Flags::KEEP_ALIVE) {
+                        let deadline = inner.config.client_request_deadline();
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+                        // verdict: the next request's head gets the same deadline as the
+                        // first one's; without it, a client could trickle it forever. The
+                        // dispatcher re-enters keep-alive between the bytes of a trickled
+                        // head, so the deadline is set once, at its first byte, and only
+                        // a complete head clears it.
+                        if !matches!(inner.head_timer, TimerState::Active { .. }) {
+                            if let Some(deadline) = deadline {
+                                inner.head_timer.set_and_init(
+                                    cx,
+                                    sleep_until(deadline.into()),
+                                    line!(),
+                                );
+                            }
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
