@@ -24,6 +24,7 @@ use crate::decision::{HeaderSets, ListRules};
 use crate::dialect::encode::AnswerSettings;
 use crate::dialect::{self, Dialect};
 use crate::digest::sha256;
+use crate::logging::LogFormat;
 use crate::policy::{Access, OnError, Policy, RouteSettings};
 use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
@@ -49,6 +50,15 @@ struct RawConfig {
     route: Vec<RouteSettings>,
     #[serde(default)]
     default_route: RawDefaultRoute,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    format: LogFormat,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +174,8 @@ pub struct Config {
     pub policy: Policy,
     /// A short digest of the configuration text and its overrides.
     pub fingerprint: String,
+    /// How log records are written.
+    pub log_format: LogFormat,
 }
 
 /// Where the configuration comes from.
@@ -356,6 +368,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         authorizers,
         policy,
         fingerprint: String::new(),
+        log_format: raw.log.format,
     })
 }
 

@@ -50,6 +50,7 @@ pub mod decision;
 pub mod request;
 pub mod settings;
 pub mod digest;
+pub mod logging;
 pub mod metrics;
 
 /// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first

@@ -11,9 +11,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use verdict::config::{Config, Source};
+use verdict::logging::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "verdict", version, about = "Forward-auth decision service")]
+#[command(
+    name = "verdict",
+    version,
+    about = "Forward-auth decision service",
+    after_help = "Logging: RUST_LOG filters what is logged (default \"info\": one line per decision). \
+RUST_LOG=debug adds why each decision was made (route, readings, each authorizer's answer); \
+RUST_LOG=verdict::decision=warn keeps only refused peers and errors. [log] format = \"json\" \
+in the configuration writes one JSON object per line. No credential is ever logged."
+)]
 struct Cli {
     /// Configuration file (TOML or YAML). Without one, a loopback-only demo is served.
     #[arg(long, short, env = "VERDICT_CONFIG", global = true)]
@@ -35,17 +44,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(cli.config),
-        Command::Serve => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
-            match serve(cli.config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    log::error!("{e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve => match serve(cli.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // the logger may not be installed yet (a configuration that does not load)
+                logging::init(LogFormat::Plain);
+                log::error!("{e:#}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }
 
@@ -77,14 +84,15 @@ fn check(file: Option<PathBuf>) -> ExitCode {
 
 #[actix_web::main]
 async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
-    let open_files = verdict::server::raise_open_file_limit();
-    verdict::server::OPEN_FILES.store(open_files, std::sync::atomic::Ordering::Relaxed);
-    log::info!("open files: at most {open_files}");
     let source = Source {
         file: file.clone(),
         env: None,
     };
     let config = Config::load(&source).context("configuration")?;
+    logging::init(config.log_format);
+    let open_files = verdict::server::raise_open_file_limit();
+    verdict::server::OPEN_FILES.store(open_files, std::sync::atomic::Ordering::Relaxed);
+    log::info!("open files: at most {open_files}");
     if config.demo {
         log::warn!(
             "serving the embedded DEMO configuration (token \"demo-token\" is user \"demo\"); pass --config FILE for real use"

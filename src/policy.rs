@@ -566,6 +566,32 @@ impl Route {
         }
     }
 
+    /// The route's rules, for a debug line: why a request fell under it.
+    pub fn describe_rules(&self) -> String {
+        let mut rules = Vec::new();
+        if let Some(methods) = &self.methods {
+            rules.push(format!("methods {}", methods.join(",")));
+        }
+        match &self.host {
+            Some(HostRule::Exact { name, port }) => rules.push(match port {
+                Some(port) => format!("host {name}:{port}"),
+                None => format!("host {name}"),
+            }),
+            Some(HostRule::Suffix { suffix, .. }) => rules.push(format!("host *{suffix}")),
+            None => {}
+        }
+        match &self.path {
+            Some(PathRule::Prefix(prefix)) => rules.push(format!("path {prefix}")),
+            Some(PathRule::Glob(glob)) => rules.push(format!("path_glob {}", glob.as_str())),
+            None => {}
+        }
+        if rules.is_empty() {
+            "no rules: every request".to_string()
+        } else {
+            rules.join(", ")
+        }
+    }
+
     /// Whether what an authorizer says can change this route's answer: `public` and
     /// `deny` routes never ask (and so never cost a cache or backend call).
     pub fn asks_authorizers(&self) -> bool {

@@ -46,20 +46,30 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
     }
     let target = entry.target;
     let reason = match (&entry.problem, &decided.reason) {
-        (Some(problem), _) => format!(" reason=\"identity cannot be sent as headers: {problem}\""),
-        (None, Some(reason)) => format!(" reason=\"{reason}\""),
-        (None, None) => String::new(),
+        (Some(problem), _) => Some(format!("identity cannot be sent as headers: {problem}")),
+        (None, Some(reason)) => Some(reason.to_string()),
+        (None, None) => None,
     };
+    // One record, structured: the plain format writes it as `key=value` pairs, the JSON
+    // format as one object (crate::logging).
     log::log!(
+        target: DECISION_TARGET,
         level,
-        "decision dialect={} route={route} authorizer={authorizer} outcome={} status={} cache={} latency_us={} method={} host={} path={:?}{reason}",
-        entry.dialect,
-        decided.outcome.name(),
-        entry.status,
-        decided.cache.map_or("-", |c| c.as_str()),
-        entry.latency.as_micros(),
-        target.and_then(|t| t.method.as_deref()).unwrap_or("-"),
-        target.and_then(|t| t.host.as_deref()).unwrap_or("-"),
-        target.and_then(|t| t.path.as_deref()).unwrap_or("-"),
+        dialect = entry.dialect,
+        route = route,
+        authorizer = authorizer,
+        outcome = decided.outcome.name(),
+        status = entry.status,
+        cache = decided.cache.map_or("-", |c| c.as_str()),
+        latency_us = u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX),
+        method = target.and_then(|t| t.method.as_deref()).unwrap_or("-"),
+        host = target.and_then(|t| t.host.as_deref()).unwrap_or("-"),
+        path = target.and_then(|t| t.path.as_deref()).unwrap_or("-"),
+        reason = reason.as_deref().unwrap_or_default();
+        "decision"
     );
 }
+
+/// The log target of decision records (`RUST_LOG=verdict::decision=warn` keeps only the
+/// refusals).
+pub const DECISION_TARGET: &str = "verdict::decision";

@@ -60,6 +60,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if a.resolve_dialect.name() != b.resolve_dialect.name() {
         changed.push("server.resolve_dialect");
     }
+    if old.log_format != new.log_format {
+        changed.push("log.format");
+    }
     changed
 }
 

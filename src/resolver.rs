@@ -101,6 +101,19 @@ impl Resolver {
     /// every reading is; the identity is the canonical reading's.
     pub async fn decide(&self, request: &ForwardedRequest, fetcher: &Fetcher) -> Decided<'_> {
         let Routing { route, others } = self.config.policy.route_readings(&request.target);
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!(
+                "route {} ({}) for {} {} {:?}",
+                route.name,
+                route.describe_rules(),
+                request.target.method.as_deref().unwrap_or("-"),
+                request.target.host.as_deref().unwrap_or("-"),
+                request.target.path.as_deref().unwrap_or("-"),
+            );
+            for (other, why) in &others {
+                log::debug!("route {} must allow too: {why}", other.name);
+            }
+        }
         let mut decided = self.decide_on(route, request, fetcher).await;
         if !matches!(decided.outcome, Outcome::Allow { .. }) {
             return decided;
@@ -193,6 +206,10 @@ impl Resolver {
             }
             let Some(question) = authorizer.prepare(request, claims.as_ref().map(|(c, _)| &**c))
             else {
+                log::debug!(
+                    "authorizer {}: abstains: no credential in its sources",
+                    authorizer.name
+                );
                 continue;
             };
             credential_presented = true;
@@ -202,6 +219,24 @@ impl Resolver {
             decided.authorizer = Some(&authorizer.name);
             // An answer built on this decision must not outlive it anywhere.
             decided.cache_for = decided.cache_for.min(cached.remaining);
+            if log::log_enabled!(log::Level::Debug) {
+                // the kind of key only: the key and its material stand for a credential
+                let answer = match &cached.answer {
+                    Ok(decision) => match &decision.verdict {
+                        Verdict::Allow(identity) => format!("allows user {}", identity.user_id),
+                        Verdict::Deny(denial) => format!("denies: {}", denial.reason()),
+                        Verdict::Abstain => "abstains: not a credential it knows".to_string(),
+                    },
+                    Err(_) => "could not decide".to_string(),
+                };
+                log::debug!(
+                    "authorizer {}: {answer} (cache {} on a {} key, {:?} left)",
+                    authorizer.name,
+                    cached.status.as_str(),
+                    question.key_kind(),
+                    cached.remaining
+                );
+            }
             match cached.answer {
                 Ok(decision) => {
                     if let Some(end) = policy::chain_step(&decision.verdict) {

@@ -113,6 +113,15 @@ impl Question<'_, '_> {
         self.authorizer
     }
 
+    /// What the cache key is made of, for a debug line (never the material itself).
+    pub fn key_kind(&self) -> &'static str {
+        match &self.asked {
+            Asked::Jwt(..) | Asked::Static(..) => "credential",
+            Asked::Http(http, _) if http.has_cache_key() => "cache_key templates",
+            Asked::Http(..) => "whole backend request",
+        }
+    }
+
     /// Everything the answer depends on, for the cache key.
     pub fn cache_material(&self) -> &str {
         match &self.asked {

@@ -198,10 +198,47 @@ async fn other_header_families_are_ignored() {
 
 #[actix_web::test]
 async fn credentials_never_reach_the_log() {
+    credentials_never_reach_a_log_line("").await;
+}
+
+#[actix_web::test]
+async fn credentials_never_reach_the_json_log_and_every_line_is_one_object() {
+    let log = credentials_never_reach_a_log_line("[log]\nformat = \"json\"\n").await;
+    let mut decisions = 0;
+    for line in log.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        if value["msg"] == "decision" {
+            decisions += 1;
+            for field in [
+                "dialect",
+                "route",
+                "authorizer",
+                "outcome",
+                "cache",
+                "method",
+                "host",
+                "path",
+            ] {
+                assert!(value[field].is_string(), "{field} in {line}");
+            }
+            assert!(
+                value["status"].is_u64() && value["latency_us"].is_u64(),
+                "{line}"
+            );
+        }
+    }
+    assert!(decisions >= 5, "{log}");
+}
+
+/// Sends credentials every way a token source reads them and checks that none reaches
+/// the log of the instance (at debug, so the lines that explain decisions count too).
+/// Returns the log.
+async fn credentials_never_reach_a_log_line(extra: &str) -> String {
     let v = start_logged(
         "",
         &format!(
-            "{}{DEMO_KEYS}",
+            "{}{DEMO_KEYS}{extra}",
             jwt_hs("token_sources = [\"bearer\", \"cookie:sess\", \"query:access_token\"]")
                 .replace("token_sources = [\"bearer\", \"cookie:sess\"]\n", "")
         ),
@@ -242,7 +279,9 @@ async fn credentials_never_reach_the_log() {
     let log = v.log();
     let lines: Vec<&str> = log.lines().collect();
     assert!(
-        lines.iter().any(|l| l.contains("decision ")),
+        lines
+            .iter()
+            .any(|l| l.contains("decision") && l.contains("outcome")),
         "decisions are logged"
     );
     let signature = jwt.rsplit('.').next().expect("signature");
@@ -259,6 +298,7 @@ async fn credentials_never_reach_the_log() {
         }
     }
     v.stop().await;
+    log
 }
 
 #[actix_web::test]

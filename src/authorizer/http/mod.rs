@@ -397,6 +397,11 @@ impl HttpAuthorizer {
         names
     }
 
+    /// Whether an operator chose a coarser cache key (`cache_key`).
+    pub fn has_cache_key(&self) -> bool {
+        self.cache_key.is_some()
+    }
+
     /// `host:port` of every backend URL (they are literal up to the path), for /readyz.
     pub fn backend_addresses(&self) -> Vec<String> {
         self.url_texts
