@@ -16,7 +16,14 @@ use verdict::logging::{self, LogFormat};
 #[derive(Parser)]
 #[command(
     name = "verdict",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("VERDICT_GIT_COMMIT"),
+        ", ",
+        env!("VERDICT_BUILD_PROFILE"),
+        " build)"
+    ),
     about = "Forward-auth decision service",
     after_help = "Logging: RUST_LOG filters what is logged (default \"info\": one line per decision). \
 RUST_LOG=debug adds why each decision was made (route, readings, each authorizer's answer); \

@@ -24,6 +24,8 @@ pub struct Metrics {
     reloads: IntCounterVec,
     last_reload: IntGauge,
     config_info: IntGaugeVec,
+    decision_duration: HistogramVec,
+    open_connections: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,6 +92,36 @@ impl Metrics {
             ),
             &["fingerprint"],
         )?;
+        let decision_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_decision_duration_seconds",
+                "Time from a decision request's arrival to its answer",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["dialect", "outcome"],
+        )?;
+        let open_connections = IntGauge::new(
+            "verdict_open_connections",
+            "Connections open on the decision listener",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("verdict_build_info", "The running build"),
+            &["version", "commit", "profile"],
+        )?;
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("VERDICT_GIT_COMMIT"),
+                env!("VERDICT_BUILD_PROFILE"),
+            ])
+            .set(1);
+        // CPU, memory, open file descriptors and their limit, start time (procfs)
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         for collector in [
             Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(cache_requests.clone()),
@@ -100,6 +132,9 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(last_reload.clone()),
             Box::new(config_info.clone()),
+            Box::new(decision_duration.clone()),
+            Box::new(open_connections.clone()),
+            Box::new(build_info.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -114,7 +149,21 @@ impl Metrics {
             reloads,
             last_reload,
             config_info,
+            decision_duration,
+            open_connections,
         })
+    }
+
+    /// How long one decision took, by dialect and outcome.
+    pub fn decision_duration(&self, dialect: &str, outcome: &str, seconds: f64) {
+        self.decision_duration
+            .with_label_values(&[dialect, outcome])
+            .observe(seconds);
+    }
+
+    /// A connection opened (`+1`) or closed (`-1`) on the decision listener.
+    pub fn connection(&self, delta: i64) {
+        self.open_connections.add(delta);
     }
 
     /// A reload, successful or not.

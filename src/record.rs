@@ -32,6 +32,11 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
     let route = decided.route.unwrap_or("-");
     let authorizer = decided.authorizer.unwrap_or("-");
     metrics.decision(route, authorizer, decided.outcome.name());
+    metrics.decision_duration(
+        entry.dialect,
+        decided.outcome.name(),
+        entry.latency.as_secs_f64(),
+    );
     let level = if entry.problem.is_some() {
         log::Level::Error
     } else if matches!(decided.outcome, Outcome::Refused(Refusal::UntrustedPeer(_))) {

@@ -218,6 +218,22 @@ impl WorkerFetcher {
     }
 }
 
+/// One open decision connection, counted while it lives.
+struct OpenConnection(crate::metrics::Metrics);
+
+impl OpenConnection {
+    fn new(metrics: crate::metrics::Metrics) -> OpenConnection {
+        metrics.connection(1);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connection(-1);
+    }
+}
+
 /// Whether the process is stopping: from the first moment of a stop, `/readyz` answers 503
 /// so load balancers take verdict out before its listener closes.
 #[derive(Debug, Default)]
@@ -333,6 +349,7 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
     };
     let resolve_dialect = config.server.resolve_dialect;
     let decision_current = current.clone();
+    let connection_metrics = resolver.metrics.clone();
     let decision = HttpServer::new(move || {
         App::new()
             .app_data(decision_current.clone())
@@ -341,6 +358,11 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(workers)
+    // Counts open connections: the guard lives in the connection's extensions and is
+    // dropped with them when the connection closes.
+    .on_connect(move |_, extensions| {
+        extensions.insert(OpenConnection::new(connection_metrics.clone()));
+    })
     // Every request head of a connection, not only the first, must arrive in time (see
     // vendor/actix-http/PATCHED.md): a peer cannot hold a connection by trickling bytes.
     .client_request_timeout(config.server.request_head_timeout)

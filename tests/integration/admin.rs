@@ -58,6 +58,16 @@ async fn metrics_count_decisions_cache_backends_and_jwks() {
         "verdict_backend_request_duration_seconds_count{authorizer=\"astra\"",
         "verdict_cache_entries",
         "verdict_decisions_total{authorizer=\"-\",outcome=\"bad-target\",route=\"-\"} 1",
+        "verdict_decision_duration_seconds_count{dialect=\"auth-request\",outcome=\"allow\"} 3",
+        "verdict_decision_duration_seconds_bucket{dialect=\"auth-request\",outcome=\"bad-target\",le=",
+        "verdict_open_connections ",
+        "verdict_build_info{commit=\"",
+        "verdict_config_info{fingerprint=\"",
+        "verdict_last_reload_success_timestamp_seconds ",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
@@ -100,4 +110,19 @@ async fn readiness_follows_jwks_and_backends() {
     v.stop().await;
     jwks.stop().await;
     backend.stop().await;
+}
+
+#[actix_web::test]
+async fn open_connections_are_counted_while_they_live() {
+    let v = start("", DEMO_KEYS).await;
+    let before = v.metric("verdict_open_connections ").await;
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(v.addr).expect("connect"))
+        .collect();
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(v.metric("verdict_open_connections ").await, before + 3);
+    drop(held);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(v.metric("verdict_open_connections ").await, before);
+    v.stop().await;
 }
