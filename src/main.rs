@@ -44,6 +44,19 @@ enum Command {
     Serve,
     /// Validate a configuration file and exit.
     Check,
+    /// Work with static tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Print the SHA-256 digest a `static` authorizer stores (`sha256 = "…"`) for the
+    /// token read from standard input (one line; never from the command line, where
+    /// process listings and shell history would keep it).
+    Digest,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +64,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(cli.config),
+        Command::Token {
+            action: TokenAction::Digest,
+        } => token_digest(),
         Command::Serve => match serve(cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -61,6 +77,26 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Reads one token from standard input and prints its digest.
+fn token_digest() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("cannot read the token from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let token = line.trim_end_matches(['\r', '\n']);
+    // the same rule as a plain `token = "…"` entry
+    if token.chars().count() < 8 {
+        eprintln!(
+            "a token must be at least 8 characters (read {})",
+            token.len()
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("{}", hex::encode(verdict::digest::sha256(token.as_bytes())));
+    ExitCode::SUCCESS
 }
 
 fn check(file: Option<PathBuf>) -> ExitCode {

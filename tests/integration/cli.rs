@@ -83,3 +83,37 @@ fn environment_overrides_are_strict_but_ignore_single_underscore_names() {
     assert!(!typo.status.success());
     assert!(String::from_utf8_lossy(&typo.stderr).contains("alow_ttl"));
 }
+
+fn digest_of(stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = verdict()
+        .args(["token", "digest"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write");
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn token_digest_reads_standard_input_and_makes_the_example_digest() {
+    let out = digest_of(b"example-api-key-0001\n");
+    assert!(out.status.success());
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(digest.len(), 64);
+    let example = std::fs::read_to_string(example()).expect("example");
+    assert!(
+        example.contains(&format!("sha256 = \"{digest}\"")),
+        "the example's key is the one its comment's command makes"
+    );
+    let short = digest_of(b"short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+}

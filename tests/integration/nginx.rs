@@ -38,6 +38,11 @@ async fn nginx_auth_request_end_to_end() {
     let seen = body_json(&mut allowed).await;
     assert_eq!(echoed(&seen, "x-authgear-user-id"), vec!["u-123"]);
     assert_eq!(echoed(&seen, "x-session-name"), vec!["alice"]);
+    assert_eq!(
+        echoed(&seen, "host"),
+        vec!["127.0.0.1"],
+        "the application sees the host nginx routed on, not the upstream's name"
+    );
     assert_eq!(echoed(&seen, "x-authgear-session-valid"), vec!["true"]);
     assert_eq!(echoed(&seen, "x-authgear-user-roles"), vec!["reader"]);
     assert_eq!(seen["uri"], "/app/page?x=1");
