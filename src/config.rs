@@ -217,10 +217,16 @@ impl Config {
             .try_parsing(false)
             .source(source.env.clone());
         builder = builder.add_source(env);
+        let mut overrides: Vec<(String, String)> = match &source.env {
+            Some(env) => env.clone().into_iter().collect(),
+            None => std::env::vars().collect(),
+        };
+        overrides.retain(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")));
+        overrides.sort();
         let raw: RawConfig = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| ConfigError::Load(one_line(&e.to_string())))?;
+            .map_err(|e| explain(&e.to_string(), &overrides))?;
         let base_dir = source
             .file
             .as_deref()
@@ -231,13 +237,7 @@ impl Config {
             Some(path) => std::fs::read(path).unwrap_or_default(),
             None => DEMO_CONFIG.as_bytes().to_vec(),
         };
-        let mut overrides: Vec<(String, String)> = match &source.env {
-            Some(env) => env.clone().into_iter().collect(),
-            None => std::env::vars().collect(),
-        };
-        overrides.retain(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")));
-        overrides.sort();
-        let mut config = validate(raw, &base_dir)?;
+        let mut config = validate(raw, &base_dir).map_err(|e| name_the_variable(e, &overrides))?;
         config.fingerprint = text_fingerprint(&text, &overrides);
         Ok(config)
     }
@@ -249,7 +249,7 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| ConfigError::Load(one_line(&e.to_string())))?;
+            .map_err(|e| explain(&e.to_string(), &[]))?;
         let mut config = validate(raw, Path::new("."))?;
         config.fingerprint = text_fingerprint(text.as_bytes(), &[]);
         Ok(config)
@@ -277,6 +277,70 @@ max_entries = 100000
 allow_ttl = "60s"
 deny_ttl = "5s"
 "#;
+
+/// The environment variable that set `key` (or a table above it), if one did.
+fn variable_for<'a>(key: &str, overrides: &'a [(String, String)]) -> Option<&'a str> {
+    overrides
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .find(|name| {
+            let Some(rest) = name.strip_prefix(&format!("{ENV_PREFIX}__")) else {
+                return false;
+            };
+            let dotted = rest.to_ascii_lowercase().replace("__", ".");
+            key == dotted || key.starts_with(&format!("{dotted}."))
+        })
+}
+
+/// A validation error that names the environment variable its value came from.
+fn name_the_variable(error: ConfigError, overrides: &[(String, String)]) -> ConfigError {
+    match error {
+        ConfigError::Invalid { key, problem } => match variable_for(&key, overrides) {
+            Some(variable) => ConfigError::Invalid {
+                problem: format!("{problem} (set by the environment variable {variable})"),
+                key,
+            },
+            None => ConfigError::Invalid { key, problem },
+        },
+        other => other,
+    }
+}
+
+/// The `config` crate's message as one line that names the key (`route[0].access`, not
+/// `route[0]access`), the environment variable when one is to blame, and the usual fix.
+fn explain(text: &str, overrides: &[(String, String)]) -> ConfigError {
+    let text = one_line(text);
+    let Some((body, rest)) = text.rsplit_once(" for key `") else {
+        return ConfigError::Load(text);
+    };
+    let raw_key = rest.trim_end_matches('`');
+    let mut key = String::with_capacity(raw_key.len() + 4);
+    let mut previous = ' ';
+    for c in raw_key.chars() {
+        if previous == ']' && c != '.' && c != '[' {
+            key.push('.');
+        }
+        key.push(c);
+        previous = c;
+    }
+    let mut problem = body.to_string();
+    if key == "route" && problem.contains("expected a sequence") {
+        problem.push_str(": write [[route]] (one table per route), not [route]");
+    }
+    if let Some(field) = problem
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let unknown = format!("{key}.{field}");
+        if let Some(variable) = variable_for(&unknown, overrides) {
+            return ConfigError::Invalid {
+                key: format!("environment variable {variable}"),
+                problem: format!("no key {unknown} ({problem})"),
+            };
+        }
+    }
+    name_the_variable(ConfigError::invalid(key, problem), overrides)
+}
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -682,6 +746,44 @@ mod tests {
         assert!(err.starts_with("default_route.authorizers:"), "{err}");
         let public = Config::from_toml("[default_route]\naccess = \"public\"\n");
         assert!(public.is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_key_the_valid_values_and_the_usual_fix() {
+        assert_eq!(
+            error_of("[[route]]\naccess = \"authenticate\"\n"),
+            "route[0].access: \"authenticate\" is not one of public, authenticated, identify, deny"
+        );
+        assert!(
+            error_of("[[route]]\naccess = \"public\"\non_error = \"x\"\n")
+                .contains("is not one of deny, allow, abstain")
+        );
+        assert!(error_of("[route]\naccess = \"public\"\n").contains("write [[route]]"));
+        assert!(error_of("[log]\nformat = \"xml\"\n").contains("is not one of plain, json"));
+    }
+
+    #[test]
+    fn errors_from_the_environment_name_the_variable() {
+        let err = Config::load(&Source {
+            file: None,
+            env: env(&[("VERDICT__SERVER__LISTN", "127.0.0.1:1")]),
+        })
+        .expect_err("typo")
+        .to_string();
+        assert!(
+            err.starts_with("environment variable VERDICT__SERVER__LISTN: no key server.listn"),
+            "{err}"
+        );
+        let err = Config::load(&Source {
+            file: None,
+            env: env(&[("VERDICT__SERVER__LISTEN", "nope")]),
+        })
+        .expect_err("bad value")
+        .to_string();
+        assert!(
+            err.contains("set by the environment variable VERDICT__SERVER__LISTEN"),
+            "{err}"
+        );
     }
 
     #[test]

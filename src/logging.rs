@@ -10,12 +10,11 @@
 
 use std::io::Write;
 
+use crate::settings::choices;
 use log::kv::{Key, Value, VisitSource};
-use serde::Deserialize;
 
 /// How log records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// `[time LEVEL target] message key=value …`
     #[default]
@@ -23,6 +22,11 @@ pub enum LogFormat {
     /// `{"ts": …, "level": …, "target": …, "msg": …, "key": value, …}`
     Json,
 }
+
+choices!(LogFormat {
+    "plain" => Plain,
+    "json" => Json,
+});
 
 impl LogFormat {
     pub fn name(self) -> &'static str {

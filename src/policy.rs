@@ -16,11 +16,10 @@ use crate::request::{
     Reading, Target, canonical_host, canonical_method, canonical_path, default_port,
     split_host_port,
 };
-use crate::settings::{ConfigError, StringList};
+use crate::settings::{ConfigError, StringList, choices};
 
 /// What a route demands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No credential needed; always allowed, with empty identity headers.
     Public,
@@ -33,8 +32,7 @@ pub enum Access {
 }
 
 /// What happens when an authorizer cannot decide (backend down, keys unavailable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
     /// Refuse with a 503-class answer (the default).
     Deny,
@@ -43,6 +41,19 @@ pub enum OnError {
     /// Treat the failed authorizer as having abstained and try the next one.
     Abstain,
 }
+
+choices!(Access {
+    "public" => Public,
+    "authenticated" => Authenticated,
+    "identify" => Identify,
+    "deny" => Deny,
+});
+
+choices!(OnError {
+    "deny" => Deny,
+    "allow" => Allow,
+    "abstain" => Abstain,
+});
 
 /// One `[[route]]` as written in the configuration.
 #[derive(Debug, Clone, Deserialize)]

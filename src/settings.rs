@@ -79,3 +79,31 @@ impl<'de> Deserialize<'de> for StringList {
         }))
     }
 }
+
+/// Reads a setting that takes one of a fixed set of names; the error lists them all.
+pub fn one_of<'de, D: Deserializer<'de>, T: Copy>(
+    deserializer: D,
+    choices: &[(&str, T)],
+) -> Result<T, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            serde::de::Error::custom(format!("{text:?} is not one of {}", names.join(", ")))
+        })
+}
+
+/// `Deserialize` for an enum setting, by the names it is written with in configuration.
+macro_rules! choices {
+    ($ty:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::settings::one_of(deserializer, &[$(($name, $ty::$variant)),+])
+            }
+        }
+    };
+}
+pub(crate) use choices;

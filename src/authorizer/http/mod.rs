@@ -32,16 +32,21 @@ pub use self::transport::build_clients;
 use self::transport::load_ca;
 use super::template::Template;
 use crate::decision::is_reserved_for_identity;
-use crate::settings::{ConfigError, HumanDuration, StringList};
+use crate::settings::{ConfigError, HumanDuration, StringList, choices};
 
 /// How the backend's answer is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Status,
     Json,
     Authgear,
 }
+
+choices!(Protocol {
+    "status" => Status,
+    "json" => Json,
+    "authgear" => Authgear,
+});
 
 /// `[authorizers.NAME]` with `type = "http"`.
 #[derive(Debug, Deserialize)]
