@@ -176,6 +176,8 @@ pub struct Config {
     pub fingerprint: String,
     /// How log records are written.
     pub log_format: LogFormat,
+    /// Valid but probably not meant: `verdict check` prints them, the log warns of them.
+    pub warnings: Vec<String>,
 }
 
 /// Where the configuration comes from.
@@ -350,6 +352,23 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     let server = validate_server(raw.server)?;
     let cache = validate_cache(raw.cache)?;
 
+    let mut warnings = Vec::new();
+    for (name, settings) in &raw.authorizers {
+        if let RawAuthorizer::Jwt(jwt) = settings {
+            if jwt.issuers.is_none() && jwt.audiences.is_none() {
+                warnings.push(format!(
+                    "authorizers.{name}: neither issuers nor audiences: any token these keys signed is accepted, whoever it was issued to"
+                ));
+            }
+            if let Some(url) = &jwt.jwks_url
+                && url.to_ascii_lowercase().starts_with("http://")
+            {
+                warnings.push(format!(
+                    "authorizers.{name}.jwks_url: plain http: whoever is on the path can swap the keys"
+                ));
+            }
+        }
+    }
     let mut authorizers = Vec::with_capacity(raw.authorizers.len());
     for (name, settings) in raw.authorizers {
         validate_name(&format!("authorizers.{name}"), &name)?;
@@ -430,9 +449,13 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         answer,
         cache,
         authorizers,
-        policy,
         fingerprint: String::new(),
         log_format: raw.log.format,
+        warnings: warnings
+            .into_iter()
+            .chain(policy.warnings.iter().cloned())
+            .collect(),
+        policy,
     })
 }
 

@@ -109,6 +109,9 @@ fn check(file: Option<PathBuf>) -> ExitCode {
         env: None,
     }) {
         Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
             println!(
                 "{}: ok ({} authorizers, decisions on {}, admin on {})",
                 file.display(),
@@ -133,6 +136,9 @@ async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let config = Config::load(&source).context("configuration")?;
     logging::init(config.log_format);
+    for warning in &config.warnings {
+        log::warn!("configuration: {warning}");
+    }
     let open_files = verdict::server::raise_open_file_limit();
     verdict::server::OPEN_FILES.store(open_files, std::sync::atomic::Ordering::Relaxed);
     log::info!("open files: at most {open_files}");

@@ -222,6 +222,8 @@ pub struct Policy {
     /// Whether a path rule holds an upper-case letter: then a case-insensitive
     /// application can serve it for an all-lower-case path, and that reading counts too.
     upper_case_rules: bool,
+    /// Things that are valid but probably not meant (`verdict check` prints them).
+    pub warnings: Vec<String>,
 }
 
 /// The routes a request must be allowed by: the route of the canonical reading, and every
@@ -293,10 +295,12 @@ impl Policy {
         }
         let default = compile_route(default, "default_route", authorizers, readings)?;
         let upper_case_rules = routes.iter().any(Route::has_upper_case_path);
+        let warnings = warnings(&routes, &default);
         Ok(Policy {
             routes,
             default,
             upper_case_rules,
+            warnings,
         })
     }
 
@@ -392,6 +396,65 @@ impl Policy {
         }
         Routing { route, others }
     }
+}
+
+/// Methods clients send; another one in a rule is probably a typo (`PSOT`).
+const KNOWN_METHODS: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "REPORT",
+    "SEARCH",
+    "QUERY",
+];
+
+/// What a valid policy probably did not mean.
+fn warnings(routes: &[Route], default: &Route) -> Vec<String> {
+    let mut out = Vec::new();
+    for (j, route) in routes.iter().enumerate() {
+        for method in route.methods.iter().flatten() {
+            if !KNOWN_METHODS.contains(&method.as_str()) {
+                out.push(format!(
+                    "route {}: method {method:?} is not one clients send; a typo?",
+                    route.name
+                ));
+            }
+        }
+        if let Some(earlier) = routes[..j].iter().find(|r| r.name == route.name) {
+            out.push(format!(
+                "route {}: the name is used twice; logs and metrics cannot tell them apart",
+                earlier.name
+            ));
+        }
+        if let Some(earlier) = routes[..j].iter().find(|r| r.covers(route)) {
+            out.push(format!(
+                "route {}: never matches; route {} before it matches everything it does",
+                route.name, earlier.name
+            ));
+        }
+    }
+    for route in routes.iter().chain([default]) {
+        if route.on_error == OnError::Allow {
+            out.push(format!(
+                "route {}: on_error = \"allow\" lets requests through unauthenticated whenever an authorizer cannot decide",
+                route.name
+            ));
+        }
+    }
+    out
 }
 
 /// A host rule as written (`app.example.com`, `app.example.com:8443`, `*.example.com`),
@@ -575,6 +638,33 @@ impl Route {
             }
             None => false,
         }
+    }
+
+    /// Whether this route matches every request `later` matches (so `later`, after it,
+    /// never does). Globs count only when written the same.
+    fn covers(&self, later: &Route) -> bool {
+        let methods = match (&self.methods, &later.methods) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.iter().all(|m| mine.contains(m)),
+        };
+        let host = match (&self.host, &later.host) {
+            (None, _) => true,
+            (Some(mine), Some(theirs)) => mine == theirs,
+            (Some(_), None) => false,
+        };
+        let path = match (&self.path, &later.path) {
+            (None, _) => true,
+            (Some(PathRule::Prefix(mine)), Some(PathRule::Prefix(theirs))) => {
+                PathRule::Prefix(mine.clone()).matches(theirs.trim_end_matches('/'), false)
+                    || PathRule::Prefix(mine.clone()).matches(theirs, false)
+            }
+            (Some(PathRule::Glob(mine)), Some(PathRule::Glob(theirs))) => {
+                mine.as_str() == theirs.as_str()
+            }
+            _ => false,
+        };
+        methods && host && path
     }
 
     /// The route's rules, for a debug line: why a request fell under it.

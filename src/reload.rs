@@ -83,6 +83,9 @@ pub async fn reload(current: &Current, source: &Source) -> Option<Arc<Resolver>>
             return None;
         }
     };
+    for warning in &config.warnings {
+        log::warn!("reload: configuration: {warning}");
+    }
     for key in needs_restart(&old.config, &config) {
         log::warn!("reload: {key} changed; it takes effect at the next restart");
     }

@@ -117,3 +117,45 @@ fn token_digest_reads_standard_input_and_makes_the_example_digest() {
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
 }
+
+#[test]
+fn check_warns_of_what_is_valid_but_probably_not_meant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("verdict.toml");
+    std::fs::write(
+        &file,
+        "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"http://idp.example/jwks\"\njwks_algorithms = [\"RS256\"]\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\naccess = \"authenticated\"\n\
+         [[route]]\nname = \"writes\"\npath = \"/api/items\"\nmethods = [\"PSOT\"]\naccess = \"authenticated\"\non_error = \"allow\"\n\
+         [[route]]\nname = \"api\"\npath = \"/x\"\naccess = \"public\"\n",
+    )
+    .expect("write");
+    let out = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "warnings do not fail the check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "warning: authorizers.idp: neither issuers nor audiences",
+        "warning: authorizers.idp.jwks_url: plain http",
+        "warning: route writes: method \"PSOT\"",
+        "warning: route writes: never matches; route api before it",
+        "warning: route api: the name is used twice",
+        "warning: route writes: on_error = \"allow\"",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
+    }
+    let example = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(example())
+        .output()
+        .expect("run");
+    assert!(
+        !String::from_utf8_lossy(&example.stderr).contains("warning"),
+        "the example configuration is clean"
+    );
+}
