@@ -812,14 +812,44 @@ async fn the_compose_stack_configs_work_end_to_end() {
     let Some(app) = run_python("deploy/echo_app.py") else {
         return;
     };
-    let v = start_file(
-        "deploy/verdict.toml",
-        &[(
-            "VERDICT__AUTHORIZERS__TV__URLS",
-            format!("http://127.0.0.1:{}/check", backend.port),
-        )],
-    )
-    .await;
+    // the variables the image and the compose file set, as they set them (the listeners
+    // are then moved to free loopback ports)
+    let mut env: Vec<(&str, String)> = Vec::new();
+    let dockerfile = shipped("Dockerfile");
+    for line in dockerfile.lines().chain(compose.lines()) {
+        let line = line
+            .trim()
+            .trim_start_matches("ENV ")
+            .trim_end_matches(" \\");
+        let pair = line
+            .split_once('=')
+            .filter(|(k, _)| k.starts_with("VERDICT__"))
+            .or_else(|| {
+                line.split_once(": ")
+                    .filter(|(k, _)| k.starts_with("VERDICT__"))
+            });
+        if let Some((key, value)) = pair {
+            let key: &'static str = Box::leak(key.trim().to_string().into_boxed_str());
+            env.push((key, value.trim().trim_matches('"').to_string()));
+        }
+    }
+    let names: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
+    for expected in [
+        "VERDICT__SERVER__LISTEN",
+        "VERDICT__SERVER__ADMIN_LISTEN",
+        "VERDICT__SERVER__TRUSTED_PROXIES",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} is set in the image or compose file"
+        );
+    }
+    assert!(env.contains(&("VERDICT__SERVER__LISTEN", "0.0.0.0:8080".into())));
+    env.push((
+        "VERDICT__AUTHORIZERS__TV__URLS",
+        format!("http://127.0.0.1:{}/check", backend.port),
+    ));
+    let v = start_file("deploy/verdict.toml", &env).await;
     let app_addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
     let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app_addr) else {
         return;
@@ -929,4 +959,59 @@ fn traefik_docker_labels_match_the_tested_dynamic_file() {
     from_file.sort();
     assert_eq!(from_labels, from_file);
     assert!(labels.contains("traefik.http.routers.app.middlewares=verdict"));
+}
+
+#[actix_web::test]
+async fn a_reload_under_load_through_nginx_causes_no_5xx() {
+    let mut v = start_logged("", DEMO_KEYS).await;
+    let app = fake_backend(Reply::status(200)).await;
+    let Some(proxy) = start_proxy(Kind::Nginx, v.addr, app.addr) else {
+        return;
+    };
+    let url = proxy.url("/app/load");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        actix_web::rt::spawn(async move {
+            let client = client();
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = client
+                    .get(&url)
+                    .insert_header(("Authorization", "Bearer valid-token"))
+                    .send()
+                    .await;
+                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+            }
+            statuses
+        })
+    };
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    for round in 0..3 {
+        let path = v.config_path();
+        let text = std::fs::read_to_string(&path).expect("config");
+        std::fs::write(
+            &path,
+            format!(
+                "{text}\n[[route]]\nname = \"r{round}\"\npath = \"/r{round}\"\naccess = \"deny\"\n"
+            ),
+        )
+        .expect("write");
+        v.signal("HUP");
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let statuses = load.await.expect("load");
+    assert!(statuses.len() > 50, "{}", statuses.len());
+    let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "through nginx: {failed:?}\n{}",
+        proxy.log()
+    );
+    assert!(v.log().contains("in force (generation 3"), "{}", v.log());
+    assert!(v.wait_for_exit(Duration::from_millis(10)).is_none());
+    drop(proxy);
+    v.stop().await;
+    app.stop().await;
 }
