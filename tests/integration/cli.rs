@@ -159,3 +159,30 @@ fn check_warns_of_what_is_valid_but_probably_not_meant() {
         "the example configuration is clean"
     );
 }
+
+#[test]
+fn a_bind_failure_names_the_listener_and_its_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("verdict.toml");
+    std::fs::write(
+        &file,
+        "[authorizers.keys]\ntype = \"static\"\n[[authorizers.keys.tokens]]\ntoken = \"abcdefghij\"\nuser_id = \"u\"\n",
+    )
+    .expect("write");
+    let out = verdict()
+        .arg("--config")
+        .arg(&file)
+        .env("VERDICT__SERVER__LISTEN", address.to_string())
+        .env("VERDICT__SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("server.listen {address}")),
+        "{stderr}"
+    );
+    drop(taken);
+}
