@@ -62,6 +62,7 @@ fn request(token: &str) -> ForwardedRequest {
     )
     .expect("target");
     ForwardedRequest {
+        caller: Default::default(),
         target,
         client_ip: IpAddr::from([203, 0, 113, 7]),
         headers: vec![

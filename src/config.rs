@@ -421,6 +421,16 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     );
     let names: Vec<&str> = authorizers.iter().map(|a| a.name.as_str()).collect();
     let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
+    for route in policy.routes() {
+        for name in route.dialects.iter().flatten() {
+            if dialect::by_name(name).is_none() {
+                return Err(ConfigError::invalid(
+                    format!("route {}.dialects", route.name),
+                    format!("{name:?} is not one of {}", dialect::names()),
+                ));
+            }
+        }
+    }
 
     let headers = HeaderSets {
         authgear: raw.headers.authgear,

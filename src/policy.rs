@@ -6,15 +6,18 @@
 //! an unknown method/host/path as matching a rule that needs it, skip the role check on a
 //! cache hit, or turn an error into an allow unless the route says `on_error = "allow"`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use ipnet::IpNet;
 
 use serde::Deserialize;
 
 use crate::decision::{Denial, Identity, Outcome, SessionState, Verdict};
 use crate::request::readings::{kind, kinds_from_names};
 use crate::request::{
-    Reading, Target, canonical_host, canonical_method, canonical_path, default_port,
-    split_host_port,
+    Caller, ForwardedRequest, Reading, Target, canonical_host, canonical_method, canonical_path,
+    default_port, split_host_port,
 };
 use crate::settings::{ConfigError, StringList, choices};
 
@@ -73,6 +76,17 @@ pub struct RouteSettings {
     pub path_glob: Option<String>,
     #[serde(default)]
     pub methods: Option<StringList>,
+    /// Only requests from these dialects (`cesbo`, `auth-request`, …): a streaming
+    /// server's viewers or a broker's clients get routes of their own.
+    #[serde(default)]
+    pub dialects: Option<StringList>,
+    /// Only clients in these networks (CIDRs or addresses): the client address the
+    /// dialect established from a trusted peer.
+    #[serde(default)]
+    pub client_ip: Option<StringList>,
+    /// Only these channels (Cesbo `X-Channel-ID`).
+    #[serde(default)]
+    pub channels: Option<StringList>,
     pub access: Access,
     /// Every one of these roles is required (missing one: 403).
     #[serde(default)]
@@ -101,6 +115,9 @@ impl RouteSettings {
             path: None,
             path_glob: None,
             methods: None,
+            dialects: None,
+            client_ip: None,
+            channels: None,
             access,
             roles: None,
             authorizers: Some(StringList(authorizers)),
@@ -188,6 +205,10 @@ pub struct Route {
     host: Option<HostRule>,
     path: Option<PathRule>,
     methods: Option<Vec<String>>,
+    /// Checked against the registered dialects by the configuration.
+    pub dialects: Option<Vec<String>>,
+    client_ip: Option<Vec<IpNet>>,
+    channels: Option<Vec<String>>,
     pub access: Access,
     pub roles: Vec<String>,
     /// Indexes into the configured authorizers.
@@ -201,6 +222,8 @@ pub struct Route {
 pub const NO_METHOD: &str = "proxy sent no original method";
 pub const NO_HOST: &str = "proxy sent no original host";
 pub const NO_PATH: &str = "proxy sent no original path";
+pub const NO_CALLER: &str = "the caller is not known";
+pub const NO_CHANNEL: &str = "caller sent no channel";
 
 /// Which route applies.
 #[derive(Debug, Clone, Copy)]
@@ -252,6 +275,9 @@ struct Facts<'a> {
     scheme: &'a str,
     path: Option<&'a str>,
     fold_case: bool,
+    /// Who asked and from which client; unknown when only a target is routed.
+    caller: Option<&'a Caller>,
+    client_ip: Option<IpAddr>,
 }
 
 impl<'a> Facts<'a> {
@@ -262,15 +288,25 @@ impl<'a> Facts<'a> {
             scheme: &target.scheme,
             path: target.path.as_deref(),
             fold_case: false,
+            caller: None,
+            client_ip: None,
         }
     }
 
-    fn of(target: &'a Target, reading: &'a Reading) -> Facts<'a> {
+    fn of_request(request: &'a ForwardedRequest) -> Facts<'a> {
+        Facts {
+            caller: Some(&request.caller),
+            client_ip: Some(request.client_ip),
+            ..Facts::canonical(&request.target)
+        }
+    }
+
+    fn of(request: &'a ForwardedRequest, reading: &'a Reading) -> Facts<'a> {
         Facts {
             method: reading.method.as_deref(),
             path: reading.path.as_deref(),
             fold_case: reading.fold_case,
-            ..Facts::canonical(target)
+            ..Facts::of_request(request)
         }
     }
 }
@@ -302,6 +338,11 @@ impl Policy {
             upper_case_rules,
             warnings,
         })
+    }
+
+    /// Every route in order, then the default.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().chain([&self.default])
     }
 
     /// The canonical reading's route: the first whose rules all match; the default route
@@ -342,8 +383,9 @@ impl Policy {
     /// Every route the request must be allowed by. When every reading picks the canonical
     /// route and no fact is missing (the common case), `others` is empty and nothing more
     /// needs deciding.
-    pub fn route_readings<'a>(&'a self, target: &Target) -> Routing<'a> {
-        let canonical = self.candidates(Facts::canonical(target));
+    pub fn route_readings<'a>(&'a self, request: &ForwardedRequest) -> Routing<'a> {
+        let target = &request.target;
+        let canonical = self.candidates(Facts::of_request(request));
         let route = canonical.definite;
         let mut others: Vec<(&'a Route, String)> = Vec::new();
         let mut add = |candidates: Candidates<'a>, why: &dyn Fn() -> String| {
@@ -378,7 +420,7 @@ impl Policy {
             if reading.kinds & !route.readings != 0 {
                 continue;
             }
-            add(self.candidates(Facts::of(target, reading)), &|| {
+            add(self.candidates(Facts::of(request, reading)), &|| {
                 format!("the target read as {}", reading.describe())
             });
         }
@@ -388,7 +430,7 @@ impl Policy {
         if self.upper_case_rules && route.readings & kind::CASE != 0 {
             let facts = Facts {
                 fold_case: true,
-                ..Facts::canonical(target)
+                ..Facts::of_request(request)
             };
             add(self.candidates(facts), &|| {
                 "the target read as case".to_string()
@@ -547,6 +589,38 @@ fn compile_route(
             Some(out)
         }
     };
+    let list =
+        |field: &str, value: &Option<StringList>| -> Result<Option<Vec<String>>, ConfigError> {
+            match value {
+                None => Ok(None),
+                Some(list) if list.0.is_empty() => Err(ConfigError::invalid(
+                    format!("{key}.{field}"),
+                    "must not be empty (leave it out to match every request)",
+                )),
+                Some(list) => Ok(Some(list.0.clone())),
+            }
+        };
+    let dialects = list("dialects", &raw.dialects)?;
+    let channels = list("channels", &raw.channels)?;
+    let client_ip = match list("client_ip", &raw.client_ip)? {
+        None => None,
+        Some(texts) => Some(
+            texts
+                .iter()
+                .map(|text| {
+                    text.parse::<IpNet>()
+                        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                        .map(|net| net.trunc())
+                        .map_err(|_| {
+                            ConfigError::invalid(
+                                format!("{key}.client_ip"),
+                                format!("{text:?} is not a CIDR or an IP address"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     let chain_names: Vec<String> = match &raw.authorizers {
         Some(list) => list.0.clone(),
         None => authorizers.iter().map(|s| s.to_string()).collect(),
@@ -588,6 +662,9 @@ fn compile_route(
         host,
         path,
         methods,
+        dialects,
+        client_ip,
+        channels,
         access: raw.access,
         roles,
         chain,
@@ -621,6 +698,36 @@ impl Route {
                 Some(path) if !rule.matches(path, facts.fold_case) => return Ok(false),
                 Some(_) => {}
                 None => missing = missing.or(Some(NO_PATH)),
+            }
+        }
+        if let Some(dialects) = &self.dialects {
+            match facts.caller {
+                Some(caller) if !dialects.iter().any(|d| d == caller.dialect) => {
+                    return Ok(false);
+                }
+                Some(_) => {}
+                None => missing = missing.or(Some(NO_CALLER)),
+            }
+        }
+        if let Some(networks) = &self.client_ip {
+            match facts.client_ip {
+                Some(ip) => {
+                    let ip = ip.to_canonical();
+                    if !networks.iter().any(|net| net.contains(&ip)) {
+                        return Ok(false);
+                    }
+                }
+                None => missing = missing.or(Some(NO_CALLER)),
+            }
+        }
+        if let Some(channels) = &self.channels {
+            match facts.caller.map(|c| c.channel.as_deref()) {
+                Some(Some(channel)) if !channels.iter().any(|c| c == channel) => {
+                    return Ok(false);
+                }
+                Some(Some(_)) => {}
+                Some(None) => missing = missing.or(Some(NO_CHANNEL)),
+                None => missing = missing.or(Some(NO_CALLER)),
             }
         }
         match missing {
@@ -664,7 +771,23 @@ impl Route {
             }
             _ => false,
         };
-        methods && host && path
+        let subset = |mine: &Option<Vec<String>>, theirs: &Option<Vec<String>>| match (mine, theirs)
+        {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.iter().all(|t| mine.contains(t)),
+        };
+        let networks = match (&self.client_ip, &later.client_ip) {
+            (None, _) => true,
+            (Some(mine), Some(theirs)) => mine == theirs,
+            (Some(_), None) => false,
+        };
+        methods
+            && host
+            && path
+            && subset(&self.dialects, &later.dialects)
+            && subset(&self.channels, &later.channels)
+            && networks
     }
 
     /// The route's rules, for a debug line: why a request fell under it.
@@ -685,6 +808,16 @@ impl Route {
             Some(PathRule::Prefix(prefix)) => rules.push(format!("path {prefix}")),
             Some(PathRule::Glob(glob)) => rules.push(format!("path_glob {}", glob.as_str())),
             None => {}
+        }
+        if let Some(dialects) = &self.dialects {
+            rules.push(format!("dialects {}", dialects.join(",")));
+        }
+        if let Some(networks) = &self.client_ip {
+            let networks: Vec<String> = networks.iter().map(ToString::to_string).collect();
+            rules.push(format!("client_ip {}", networks.join(",")));
+        }
+        if let Some(channels) = &self.channels {
+            rules.push(format!("channels {}", channels.join(",")));
         }
         if rules.is_empty() {
             "no rules: every request".to_string()

@@ -90,6 +90,20 @@ pub struct ForwardedRequest {
     pub target: Target,
     pub client_ip: IpAddr,
     pub headers: Vec<Header>,
+    /// Who asked, and what a caller that is not a proxy says of its client.
+    pub caller: Caller,
+}
+
+/// The facts of the asking caller itself: its dialect, and for streaming servers the
+/// channel and session their viewer is on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The dialect's name (`auth-request`, `cesbo`, …): routes can match on it.
+    pub dialect: &'static str,
+    /// The channel (Cesbo `X-Channel-ID`).
+    pub channel: Option<String>,
+    /// The caller's session id for this client (Cesbo `X-Session-ID`).
+    pub session: Option<String>,
 }
 
 impl ForwardedRequest {
@@ -465,6 +479,7 @@ mod tests {
 
     fn request(headers: &[(&str, &str)], query: Option<&str>) -> ForwardedRequest {
         ForwardedRequest {
+            caller: Caller::default(),
             target: Target {
                 query: query.map(str::to_owned),
                 ..Target::default()

@@ -100,7 +100,7 @@ impl Resolver {
     /// the cache, and applies the route's access rules. The request is allowed only when
     /// every reading is; the identity is the canonical reading's.
     pub async fn decide(&self, request: &ForwardedRequest, fetcher: &Fetcher) -> Decided<'_> {
-        let Routing { route, others } = self.config.policy.route_readings(&request.target);
+        let Routing { route, others } = self.config.policy.route_readings(request);
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(
                 "route {} ({}) for {} {} {:?}",

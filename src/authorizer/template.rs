@@ -195,6 +195,7 @@ mod tests {
 
     fn request() -> ForwardedRequest {
         ForwardedRequest {
+            caller: Default::default(),
             target: Target {
                 method: Some("GET".into()),
                 scheme: "https".into(),

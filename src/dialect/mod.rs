@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use self::encode::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal, is_identity_alias};
 use crate::request::{
-    ForwardedRequest, Header, Target, TargetError, canonical_host, canonical_method,
+    Caller, ForwardedRequest, Header, Target, TargetError, canonical_host, canonical_method,
     canonical_scheme, readings, split_uri,
 };
 
@@ -43,6 +43,16 @@ pub trait Dialect: Sync + std::fmt::Debug {
     /// Reads the original target and client address from what the caller sent. Runs only
     /// for trusted peers, on headers with no identity alias among them.
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError>;
+    /// The caller's own facts about its client (channel, session), for callers that send
+    /// them; a proxy sends none.
+    fn caller_facts(&self, _incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
+        Ok(Caller::default())
+    }
+    /// Whether its caller sends its facts in a body: then verdict reads one, bounded and
+    /// with a deadline, from trusted peers only. Proxies never do.
+    fn reads_body(&self) -> bool {
+        false
+    }
     /// Puts an outcome into the caller's terms.
     fn answer(
         &self,
@@ -141,6 +151,12 @@ pub fn read(
         body: None,
     };
     let (mut target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
+    let caller = Caller {
+        dialect: dialect.name(),
+        ..dialect
+            .caller_facts(&incoming)
+            .map_err(Refusal::BadTarget)?
+    };
     // Every other way an application could read this method and path; the resolver
     // allows only when each of them is allowed.
     target.readings = readings(&target, &headers).map_err(Refusal::BadTarget)?;
@@ -148,6 +164,7 @@ pub fn read(
         target,
         client_ip,
         headers,
+        caller,
     })
 }
 

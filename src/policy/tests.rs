@@ -17,6 +17,19 @@ fn route(toml_fields: &str) -> Result<Route, ConfigError> {
     compile_route(wrap.r, "route[0]", &["jwt", "keys"], kind::ALL)
 }
 
+/// A request from a proxy on loopback, for routing.
+fn request_of(target: Target) -> ForwardedRequest {
+    ForwardedRequest {
+        target,
+        client_ip: "203.0.113.7".parse().unwrap(),
+        headers: Vec::new(),
+        caller: Caller {
+            dialect: "auth-request",
+            ..Caller::default()
+        },
+    }
+}
+
 fn target(method: &str, host: &str, path: &str) -> Target {
     Target {
         method: Some(method.into()),
@@ -387,7 +400,7 @@ fn every_reading_is_routed_and_routes_can_narrow_them() {
         path: Some("/admin".into()),
         fold_case: false,
     }];
-    let Routing { route, others } = policy.route_readings(&t);
+    let Routing { route, others } = policy.route_readings(&request_of(t.clone()));
     assert_eq!(route.name, "default");
     assert_eq!(others.len(), 1);
     assert_eq!(others[0].0.access, Access::Deny);
@@ -398,7 +411,7 @@ fn every_reading_is_routed_and_routes_can_narrow_them() {
         ..default
     };
     let policy = Policy::compile(settings, narrowed, &[], kind::ALL).unwrap();
-    assert!(policy.route_readings(&t).others.is_empty());
+    assert!(policy.route_readings(&request_of(t.clone())).others.is_empty());
 }
 
 #[test]
@@ -426,7 +439,7 @@ fn a_route_that_needs_a_missing_fact_is_one_more_candidate() {
         path: None,
         ..target("GET", "h", "/")
     };
-    let Routing { route, others } = policy.route_readings(&nothing);
+    let Routing { route, others } = policy.route_readings(&request_of(nothing.clone()));
     assert_eq!(route.name, "default");
     let names: Vec<&str> = others.iter().map(|(r, _)| r.name.as_str()).collect();
     assert_eq!(names, ["admin", "api"]);
@@ -439,7 +452,30 @@ fn a_route_that_needs_a_missing_fact_is_one_more_candidate() {
         method: None,
         ..target("GET", "app.example.com", "/api")
     };
-    let Routing { others, .. } = policy.route_readings(&no_method);
+    let Routing { others, .. } = policy.route_readings(&request_of(no_method.clone()));
     let names: Vec<&str> = others.iter().map(|(r, _)| r.name.as_str()).collect();
     assert_eq!(names, ["api"]);
+}
+
+#[test]
+fn routes_match_the_dialect_the_client_network_and_the_channel() {
+    let r = route(
+        "dialects = [\"cesbo\"]\nchannels = [\"a001\"]\nclient_ip = [\"10.0.0.0/8\"]\naccess = \"deny\"",
+    )
+    .unwrap();
+    let mut request = request_of(target("GET", "h", "/"));
+    assert!(!r.matches(Facts::of_request(&request)).unwrap(), "another dialect");
+    request.caller.dialect = "cesbo";
+    assert!(
+        !r.matches(Facts::of_request(&request)).unwrap(),
+        "another network: the missing channel does not matter"
+    );
+    request.client_ip = "10.1.2.3".parse().unwrap();
+    assert_eq!(r.matches(Facts::of_request(&request)), Err(NO_CHANNEL));
+    request.caller.channel = Some("a001".into());
+    assert!(r.matches(Facts::of_request(&request)).unwrap());
+    request.caller.channel = Some("a002".into());
+    assert!(!r.matches(Facts::of_request(&request)).unwrap(), "another channel");
+    assert!(route("client_ip = [\"10.0.0.0/33\"]\naccess = \"deny\"").is_err());
+    assert!(route("dialects = []\naccess = \"deny\"").is_err());
 }
