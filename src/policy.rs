@@ -96,6 +96,10 @@ pub struct RouteSettings {
     pub authorizers: Option<StringList>,
     #[serde(default)]
     pub on_error: Option<OnError>,
+    /// Where to send a refused client instead (an absolute URL): Astra's promo redirect
+    /// (`X-Location`), a `302` for browser-facing dialects.
+    #[serde(default)]
+    pub deny_location: Option<String>,
     /// The readings of the target that must all be allowed (default: `server.readings`,
     /// which defaults to every one). Narrow it only for an application whose way of
     /// reading paths and methods you know.
@@ -122,6 +126,7 @@ impl RouteSettings {
             roles: None,
             authorizers: Some(StringList(authorizers)),
             on_error: Some(on_error),
+            deny_location: None,
             readings: None,
         }
     }
@@ -216,6 +221,8 @@ pub struct Route {
     pub on_error: OnError,
     /// The readings this route's requests are decided under ([`kind`] bits).
     pub readings: u8,
+    /// Where a refused client is sent instead, if anywhere.
+    pub deny_location: Option<Arc<str>>,
 }
 
 /// Why a route's rule could not be evaluated (also the log line's reason).
@@ -600,6 +607,22 @@ fn compile_route(
                 Some(list) => Ok(Some(list.0.clone())),
             }
         };
+    let deny_location = match raw.deny_location.as_deref() {
+        None => None,
+        Some(url) => {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://"))
+                || url.len() > 2048
+                || url.bytes().any(|b| b <= 0x20 || b >= 0x7f)
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.deny_location"),
+                    "must be an absolute http(s) URL of printable ASCII, at most 2 KiB",
+                ));
+            }
+            Some(Arc::from(url))
+        }
+    };
     let dialects = list("dialects", &raw.dialects)?;
     let channels = list("channels", &raw.channels)?;
     let client_ip = match list("client_ip", &raw.client_ip)? {
@@ -670,6 +693,7 @@ fn compile_route(
         chain,
         on_error: raw.on_error.unwrap_or(OnError::Deny),
         readings,
+        deny_location,
     })
 }
 
@@ -873,6 +897,17 @@ pub struct Ruling {
 /// Applies the route's access level and roles to the chain's result. Runs on every
 /// request, cached or not.
 pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
+    let ruling = refuse_or_allow(route, chain);
+    match (&route.deny_location, &ruling.outcome) {
+        (Some(location), Outcome::Unauthenticated { .. } | Outcome::Forbidden) => Ruling {
+            outcome: Outcome::Redirect(location.clone()),
+            reason: ruling.reason,
+        },
+        _ => ruling,
+    }
+}
+
+fn refuse_or_allow(route: &Route, chain: ChainResult) -> Ruling {
     let ruling = |outcome: Outcome, reason: Option<&'static str>| Ruling { outcome, reason };
     let anonymous = Outcome::allow(None, SessionState::Absent);
     match (route.access, chain) {

@@ -27,6 +27,9 @@ pub enum Var {
     Cookie(String),
     Header(String),
     SessionId,
+    /// The caller's channel (Cesbo `X-Channel-ID`), else the second path segment
+    /// (`/play/<channel>/…`).
+    Channel,
     /// A claim of the token the `claims_from` authorizer allowed (dotted paths reach in).
     Claim(String),
 }
@@ -147,10 +150,11 @@ fn parse_var(name: &str) -> Result<Var, String> {
         ("cookie", Some(_)) => Var::Cookie(arg_name("cookie")?),
         ("header", Some(_)) => Var::Header(arg_name("header")?.to_ascii_lowercase()),
         ("session_id", None) => Var::SessionId,
+        ("channel", None) => Var::Channel,
         ("claim", Some(_)) => Var::Claim(arg_name("claim")?),
         _ => {
             return Err(format!(
-                "unknown placeholder ${{{name}}} (client_ip, method, scheme, host, path, path.N, query, query.NAME, cookie.NAME, header.NAME, session_id, claim.NAME)"
+                "unknown placeholder ${{{name}}} (client_ip, method, scheme, host, path, path.N, query, query.NAME, cookie.NAME, header.NAME, session_id, channel, claim.NAME)"
             ));
         }
     })
@@ -176,6 +180,10 @@ fn value_of(var: &Var, ctx: &RenderContext<'_>) -> String {
         Var::Cookie(name) => request.cookie(name).unwrap_or_default().to_string(),
         Var::Header(name) => request.header(name).unwrap_or_default().to_string(),
         Var::SessionId => ctx.session_id.to_string(),
+        Var::Channel => match request.caller.channel.as_deref() {
+            Some(channel) => channel.to_string(),
+            None => value_of(&Var::PathSegment(2), ctx),
+        },
         Var::Claim(path) => ctx
             .claims
             .and_then(|claims| claim(claims, path))

@@ -10,6 +10,7 @@
 //! a body unless the dialect says its caller sends its facts in one.
 
 pub mod auth_request;
+pub mod cesbo;
 pub mod encode;
 pub mod ext_authz;
 pub mod forward_auth;
@@ -63,10 +64,11 @@ pub trait Dialect: Sync + std::fmt::Debug {
 }
 
 /// Every dialect, in the order their endpoints are registered.
-pub static DIALECTS: [&dyn Dialect; 3] = [
+pub static DIALECTS: [&dyn Dialect; 4] = [
     &auth_request::AuthRequest,
     &forward_auth::ForwardAuth,
     &ext_authz::ExtAuthz,
+    &cesbo::Cesbo,
 ];
 
 /// The dialect of a configured name.

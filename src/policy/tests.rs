@@ -411,7 +411,12 @@ fn every_reading_is_routed_and_routes_can_narrow_them() {
         ..default
     };
     let policy = Policy::compile(settings, narrowed, &[], kind::ALL).unwrap();
-    assert!(policy.route_readings(&request_of(t.clone())).others.is_empty());
+    assert!(
+        policy
+            .route_readings(&request_of(t.clone()))
+            .others
+            .is_empty()
+    );
 }
 
 #[test]
@@ -464,7 +469,10 @@ fn routes_match_the_dialect_the_client_network_and_the_channel() {
     )
     .unwrap();
     let mut request = request_of(target("GET", "h", "/"));
-    assert!(!r.matches(Facts::of_request(&request)).unwrap(), "another dialect");
+    assert!(
+        !r.matches(Facts::of_request(&request)).unwrap(),
+        "another dialect"
+    );
     request.caller.dialect = "cesbo";
     assert!(
         !r.matches(Facts::of_request(&request)).unwrap(),
@@ -475,7 +483,35 @@ fn routes_match_the_dialect_the_client_network_and_the_channel() {
     request.caller.channel = Some("a001".into());
     assert!(r.matches(Facts::of_request(&request)).unwrap());
     request.caller.channel = Some("a002".into());
-    assert!(!r.matches(Facts::of_request(&request)).unwrap(), "another channel");
+    assert!(
+        !r.matches(Facts::of_request(&request)).unwrap(),
+        "another channel"
+    );
     assert!(route("client_ip = [\"10.0.0.0/33\"]\naccess = \"deny\"").is_err());
     assert!(route("dialects = []\naccess = \"deny\"").is_err());
+}
+
+#[test]
+fn a_deny_location_sends_refused_clients_elsewhere() {
+    let r = route(
+        "access = \"authenticated\"\nroles = [\"a001\"]\ndeny_location = \"http://promo.example.com/p\"",
+    )
+    .unwrap();
+    let viewer = Arc::new(Identity {
+        user_id: "v".into(),
+        ..Identity::default()
+    });
+    for chain in [
+        ChainResult::Allowed(viewer),
+        ChainResult::NoneApplied {
+            credential_presented: false,
+        },
+    ] {
+        assert_eq!(
+            apply(&r, chain).outcome,
+            Outcome::Redirect(Arc::from("http://promo.example.com/p"))
+        );
+    }
+    assert_eq!(apply(&r, ChainResult::Failed).outcome, Outcome::Unavailable);
+    assert!(route("access = \"deny\"\ndeny_location = \"/relative\"").is_err());
 }

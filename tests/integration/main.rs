@@ -4,6 +4,7 @@
 mod admin;
 mod backend;
 mod cache;
+mod callers;
 mod cli;
 mod dialects;
 mod nginx;

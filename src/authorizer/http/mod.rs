@@ -71,7 +71,8 @@ pub struct HttpSettings {
     /// X-Real-Origin. Default true.
     #[serde(default)]
     pub cesbo_headers: Option<bool>,
-    /// Template for X-Channel-ID. Default `${path.2}` (`/play/<channel>/…`).
+    /// Template for X-Channel-ID. Default `${channel}`: the caller's channel, else the
+    /// second path segment (`/play/<channel>/…`).
     #[serde(default)]
     pub channel_id: Option<String>,
     /// Template for the session id. Default: a digest of client IP and User-Agent.
@@ -203,7 +204,7 @@ impl HttpAuthorizer {
         }
         let mut headers: Vec<(String, Template)> = Vec::new();
         if settings.cesbo_headers.unwrap_or(true) {
-            let channel = settings.channel_id.as_deref().unwrap_or("${path.2}");
+            let channel = settings.channel_id.as_deref().unwrap_or("${channel}");
             for (header, template) in [
                 ("x-session-id", "${session_id}"),
                 ("x-channel-id", channel),

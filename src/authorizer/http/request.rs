@@ -128,9 +128,13 @@ impl HttpAuthorizer {
     }
 }
 
-/// The default session id: a digest of client address and User-Agent, stable for one
+/// The default session id: the caller's own session id when it sends one, else a digest of client address and User-Agent, stable for one
 /// viewer so the cache keeps working, and revealing neither.
 fn default_session_id(request: &ForwardedRequest) -> String {
+    // a streaming server names its session itself (Cesbo X-Session-ID)
+    if let Some(session) = request.caller.session.as_deref().filter(|s| !s.is_empty()) {
+        return session.to_string();
+    }
     let material = format!(
         "{}\u{0}{}",
         request.client_ip,
