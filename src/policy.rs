@@ -982,3 +982,4 @@ pub fn chain_step(verdict: &Verdict) -> Option<ChainResult> {
 
 #[cfg(test)]
 mod tests;
+pub mod topics;
