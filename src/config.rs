@@ -25,6 +25,7 @@ use crate::dialect::encode::AnswerSettings;
 use crate::dialect::{self, Dialect};
 use crate::digest::sha256;
 use crate::logging::LogFormat;
+use crate::policy::topics::{TopicRuleSettings, TopicRules, TopicSettings};
 use crate::policy::{Access, OnError, Policy, RouteSettings};
 use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
@@ -52,6 +53,10 @@ struct RawConfig {
     default_route: RawDefaultRoute,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    topic_rule: Vec<TopicRuleSettings>,
+    #[serde(default)]
+    topics: TopicSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +183,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Valid but probably not meant: `verdict check` prints them, the log warns of them.
     pub warnings: Vec<String>,
+    /// What MQTT clients may publish and subscribe to.
+    pub topics: TopicRules,
 }
 
 /// Where the configuration comes from.
@@ -421,6 +428,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     );
     let names: Vec<&str> = authorizers.iter().map(|a| a.name.as_str()).collect();
     let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
+    let topics = TopicRules::compile(raw.topic_rule, raw.topics)?;
     for route in policy.routes() {
         for name in route.dialects.iter().flatten() {
             if dialect::by_name(name).is_none() {
@@ -466,6 +474,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             .chain(policy.warnings.iter().cloned())
             .collect(),
         policy,
+        topics,
     })
 }
 

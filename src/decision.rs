@@ -164,6 +164,8 @@ pub enum Outcome {
     Refused(Refusal),
     /// Could not decide and the route says deny: 503.
     Unavailable,
+    /// Not verdict's to say (a topic rule says `ignore`): the caller asks its next source.
+    Ignore,
 }
 
 impl Outcome {
@@ -186,6 +188,7 @@ impl Outcome {
             Outcome::Refused(Refusal::UntrustedPeer(_)) => "untrusted-peer",
             Outcome::Refused(Refusal::BadTarget(_)) => "bad-target",
             Outcome::Unavailable => "unavailable",
+            Outcome::Ignore => "ignore",
         }
     }
 

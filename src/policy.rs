@@ -702,6 +702,12 @@ impl Route {
     /// when a rule needs a fact the caller did not send and no other rule already fails
     /// (a route that cannot match whatever the missing fact is, is simply skipped).
     fn matches(&self, facts: Facts<'_>) -> Result<bool, &'static str> {
+        // An MQTT access has no HTTP target: a rule on the method, host or path does not
+        // apply to it (it is not a fact the broker failed to send).
+        let targetless = facts.caller.is_some_and(|c| c.mqtt.is_some());
+        if targetless && (self.methods.is_some() || self.host.is_some() || self.path.is_some()) {
+            return Ok(false);
+        }
         let mut missing = None;
         if let Some(methods) = &self.methods {
             match facts.method {

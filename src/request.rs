@@ -45,6 +45,12 @@ pub enum TargetError {
     Conflicting,
     #[error("a header is an alias of an identity header (CGI-style backends would read it as one)")]
     IdentityHeaderAlias,
+    #[error("the caller's body is not a request verdict understands")]
+    BadBody,
+    #[error("the caller's body is over 64 KiB")]
+    BodyTooLarge,
+    #[error("the caller's body did not arrive in time")]
+    SlowBody,
 }
 
 /// The original request's target, canonical where it is known. A field is `None` when
@@ -104,6 +110,28 @@ pub struct Caller {
     pub channel: Option<String>,
     /// The caller's session id for this client (Cesbo `X-Session-ID`).
     pub session: Option<String>,
+    /// What an MQTT broker asks about: then the request has no HTTP target, and routes
+    /// with method, host or path rules do not apply to it.
+    pub mqtt: Option<MqttAccess>,
+}
+
+/// What the client does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Publish,
+    Subscribe,
+}
+
+/// One publish or subscribe, as the broker describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttAccess {
+    pub username: String,
+    pub clientid: String,
+    pub action: Action,
+    /// The topic of a publish, the filter of a subscribe.
+    pub topic: String,
+    pub qos: Option<u8>,
+    pub retain: Option<bool>,
 }
 
 impl ForwardedRequest {

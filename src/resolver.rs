@@ -18,8 +18,9 @@ use crate::cache::{CacheStatus, Cached, DecisionCache};
 use crate::config::Config;
 use crate::decision::{Claims, Outcome, Refusal, Verdict};
 use crate::metrics::Metrics;
+use crate::policy::topics::Permission;
 use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
-use crate::request::ForwardedRequest;
+use crate::request::{ForwardedRequest, MqttAccess};
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
 /// shorter or equal, deadline).
@@ -118,6 +119,12 @@ impl Resolver {
         if !matches!(decided.outcome, Outcome::Allow { .. }) {
             return decided;
         }
+        if let Some(access) = &request.caller.mqtt {
+            // The broker's publish or subscribe: the topic rules decide, every time
+            // (never cached), with the roles of a token the route's authorizers verified.
+            self.apply_topic_rules(access, request, &mut decided);
+            return decided;
+        }
         for (other, reading) in others {
             // Trust decision: another reading of the target, or a fact the caller did not
             // send, may put the request under this route; its answer must be an allow too.
@@ -138,6 +145,45 @@ impl Resolver {
             }
         }
         decided
+    }
+
+    /// Turns an allowed MQTT access into what the topic rules say of it.
+    fn apply_topic_rules(
+        &self,
+        access: &MqttAccess,
+        request: &ForwardedRequest,
+        decided: &mut Decided<'_>,
+    ) {
+        let identity = match &decided.outcome {
+            Outcome::Allow { identity, .. } => identity.clone(),
+            _ => return,
+        };
+        // Trust decision: the broker authenticated the username; a token that names
+        // someone else is somebody else's token.
+        if let Some(identity) = &identity
+            && identity.user_id != access.username
+        {
+            decided.outcome = Outcome::Forbidden;
+            decided.reason = Some(Cow::Borrowed("the token's subject is not the username"));
+            return;
+        }
+        let roles = identity.as_ref().map_or(&[][..], |i| i.roles.as_slice());
+        let (permission, rule) = self.config.topics.decide(access, request.client_ip, roles);
+        let which = match rule {
+            Some(index) => format!("topic_rule[{index}]"),
+            None => "no topic rule matched".to_string(),
+        };
+        match permission {
+            Permission::Allow => {}
+            Permission::Deny => {
+                decided.outcome = Outcome::Forbidden;
+                decided.reason = Some(Cow::Owned(format!("{which} denies")));
+            }
+            Permission::Ignore => {
+                decided.outcome = Outcome::Ignore;
+                decided.reason = Some(Cow::Owned(format!("{which} says ignore")));
+            }
+        }
     }
 
     /// One route's decision: its chain (unless its access makes that moot), then its

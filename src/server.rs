@@ -20,10 +20,12 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::authorizer::{AuthorizerKind, Fetcher};
 use crate::config::{Config, Source};
+use crate::decision::Refusal;
 use crate::dialect::encode::Original;
 use crate::dialect::{self, DIALECTS, Dialect};
 use crate::record::{Record, record};
 use crate::reload::{Current, reload};
+use crate::request::TargetError;
 use crate::resolver::{Decided, FETCH_TIMEOUT, Resolver};
 
 /// The Authgear-compatible endpoint, answered in `server.resolve_dialect`.
@@ -32,6 +34,7 @@ pub const RESOLVE_PATH: &str = "/_resolver/resolve";
 /// One decision request, in the dialect its endpoint chose.
 async fn handle(
     request: HttpRequest,
+    payload: web::Payload,
     current: web::Data<Current>,
     worker: web::Data<WorkerFetcher>,
     dialect: &'static dyn Dialect,
@@ -43,7 +46,22 @@ async fn handle(
     let resolver = current.get();
     let fetcher = worker.for_resolver(&resolver);
     let config = &resolver.config;
-    let forwarded = dialect::read(&request, dialect, prefix, &config.server.trusted_proxies);
+    let trusted = &config.server.trusted_proxies;
+    // Trust decision: a body is read only for a dialect whose caller sends its facts in
+    // one, and only from a trusted peer (anyone else is refused without reading a byte).
+    let peer_trusted = request
+        .peer_addr()
+        .is_some_and(|peer| dialect::is_trusted(peer.ip(), trusted));
+    let body = if dialect.reads_body() && peer_trusted {
+        Some(read_body(payload).await)
+    } else {
+        None
+    };
+    let forwarded = match &body {
+        Some(Err(error)) => Err(Refusal::BadTarget(*error)),
+        Some(Ok(bytes)) => dialect::read(&request, dialect, prefix, trusted, Some(bytes)),
+        None => dialect::read(&request, dialect, prefix, trusted, None),
+    };
     let decided = match &forwarded {
         Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,
         Err(refusal) => Decided::refused(*refusal),
@@ -68,6 +86,31 @@ async fn handle(
     answer.response
 }
 
+/// The most a caller's body may hold: the facts of one access fit in far less.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How long a caller may take to send its body.
+const BODY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A caller's body, bounded in size and time.
+async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, TargetError> {
+    use futures_util::StreamExt as _;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| TargetError::BadBody)?;
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(TargetError::BodyTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    actix_web::rt::time::timeout(BODY_DEADLINE, read)
+        .await
+        .unwrap_or(Err(TargetError::SlowBody))
+}
+
 /// Registers the decision endpoints: every dialect's path (and its path tail, for a
 /// dialect whose caller appends the original path), plus the resolve path in
 /// `resolve_dialect`. Any method is accepted on each.
@@ -78,9 +121,10 @@ pub fn decision_routes(
         let endpoint = |dialect: &'static dyn Dialect, prefix: &'static str| {
             web::route().to(
                 move |req: HttpRequest,
+                      payload: web::Payload,
                       current: web::Data<Current>,
                       worker: web::Data<WorkerFetcher>| {
-                    handle(req, current, worker, dialect, prefix)
+                    handle(req, payload, current, worker, dialect, prefix)
                 },
             )
         };

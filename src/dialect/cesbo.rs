@@ -150,7 +150,8 @@ impl Dialect for Cesbo {
             Outcome::Unauthenticated { .. }
             | Outcome::Forbidden
             | Outcome::Refused(_)
-            | Outcome::Unavailable => refuse(None, settings),
+            | Outcome::Unavailable
+            | Outcome::Ignore => refuse(None, settings),
         }
     }
 }

@@ -100,7 +100,9 @@ pub fn proxy(
             settings,
             redirects,
         )),
-        Outcome::Forbidden | Outcome::Refused(_) => Answer::of(plain(StatusCode::FORBIDDEN)),
+        Outcome::Forbidden | Outcome::Refused(_) | Outcome::Ignore => {
+            Answer::of(plain(StatusCode::FORBIDDEN))
+        }
         Outcome::Redirect(location) => Answer::of(redirect(location, settings, redirects)),
         Outcome::Unavailable => Answer::of(plain(StatusCode::SERVICE_UNAVAILABLE)),
     }

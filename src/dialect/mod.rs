@@ -11,6 +11,7 @@
 
 pub mod auth_request;
 pub mod cesbo;
+pub mod emqx;
 pub mod encode;
 pub mod ext_authz;
 pub mod forward_auth;
@@ -64,11 +65,12 @@ pub trait Dialect: Sync + std::fmt::Debug {
 }
 
 /// Every dialect, in the order their endpoints are registered.
-pub static DIALECTS: [&dyn Dialect; 4] = [
+pub static DIALECTS: [&dyn Dialect; 5] = [
     &auth_request::AuthRequest,
     &forward_auth::ForwardAuth,
     &ext_authz::ExtAuthz,
     &cesbo::Cesbo,
+    &emqx::Emqx,
 ];
 
 /// The dialect of a configured name.
@@ -118,6 +120,7 @@ pub fn read(
     dialect: &dyn Dialect,
     prefix: &str,
     trusted: &[IpNet],
+    body: Option<&[u8]>,
 ) -> Result<ForwardedRequest, Refusal> {
     let peer = request
         .peer_addr()
@@ -150,7 +153,7 @@ pub fn read(
         query: request.uri().query(),
         peer,
         trusted,
-        body: None,
+        body,
     };
     let (mut target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
     let caller = Caller {

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::request::{Action, MqttAccess};
 use crate::settings::{ConfigError, StringList, choices};
 
 /// What a matching rule says.
@@ -31,13 +32,6 @@ choices!(Permission {
     "deny" => Deny,
     "ignore" => Ignore,
 });
-
-/// What the client does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Publish,
-    Subscribe,
-}
 
 /// Which actions a rule covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,18 +125,6 @@ struct TopicRule {
     roles: Vec<String>,
     qos: Option<Vec<u8>>,
     retain: Option<bool>,
-}
-
-/// One publish or subscribe, as the broker describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttAccess {
-    pub username: String,
-    pub clientid: String,
-    pub action: Action,
-    /// The topic of a publish, the filter of a subscribe.
-    pub topic: String,
-    pub qos: Option<u8>,
-    pub retain: Option<bool>,
 }
 
 /// The compiled rules, in order.

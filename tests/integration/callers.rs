@@ -172,3 +172,239 @@ async fn cesbo_requests_are_refused_from_untrusted_peers_and_when_hosts_disagree
     assert_eq!(r.status(), 403, "a duplicated channel header is ambiguous");
     v.stop().await;
 }
+
+/// A broker's clients: the broker authenticated them; topic rules decide.
+const BROKER: &str = r##"
+[authorizers.devices]
+type = "static"
+token_sources = ["query:password"]
+[[authorizers.devices.tokens]]
+token = "alice-device-token"
+user_id = "alice"
+roles = ["operator"]
+
+[[route]]
+name = "broker"
+dialects = ["emqx"]
+access = "identify"
+authorizers = ["devices"]
+
+[[topic_rule]]
+permission = "allow"
+topics = ["sensors/${username}/#"]
+
+[[topic_rule]]
+permission = "allow"
+action = "publish"
+topics = ["cmd/#"]
+roles = ["operator"]
+
+[[topic_rule]]
+permission = "deny"
+topics = ["#"]
+"##;
+
+/// EMQX 5's POST, as its HTTP authorization source sends it by default.
+fn emqx_post(v: &Verdict, body: &str) -> awc::ClientRequest {
+    client()
+        .post(v.url("/_resolver/emqx"))
+        .insert_header(("accept", "application/json"))
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("keep-alive", "timeout=30, max=1000"))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("content-length", body.len().to_string()))
+}
+
+async fn emqx_result(request: awc::ClientRequest, body: String) -> String {
+    let mut r = request.send_body(body).await.expect("send");
+    assert_eq!(r.status(), 200, "EMQX reads any other status as ignore");
+    assert_eq!(r.headers().get("content-type").unwrap(), "application/json");
+    let value: serde_json::Value =
+        serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+    value["result"].as_str().expect("result").to_string()
+}
+
+fn access(user: &str, topic: &str, action: &str) -> String {
+    serde_json::json!({
+        "username": user, "clientid": format!("c-{user}"), "peerhost": "10.1.2.3",
+        "topic": topic, "action": action, "qos": "1", "retain": "false", "mountpoint": ""
+    })
+    .to_string()
+}
+
+#[actix_web::test]
+async fn emqx_authorization_follows_the_topic_rules() {
+    let v = start("", BROKER).await;
+    for (user, topic, action, expected) in [
+        ("alice", "sensors/alice/temp", "publish", "allow"),
+        ("alice", "sensors/alice/+", "subscribe", "allow"),
+        ("alice", "sensors/bob/temp", "publish", "deny"),
+        ("alice", "sensors/+/temp", "subscribe", "deny"),
+        ("#", "sensors/#", "subscribe", "deny"),
+        ("alice", "cmd/restart", "publish", "deny"),
+        ("alice", "$SYS/brokers", "subscribe", "deny"),
+    ] {
+        let body = access(user, topic, action);
+        assert_eq!(
+            emqx_result(emqx_post(&v, &body), body.clone()).await,
+            expected,
+            "{user} {action} {topic}"
+        );
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn emqx_tokens_bring_roles_and_must_name_the_username() {
+    let v = start("", BROKER).await;
+    let with_token = |user: &str| {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&access(user, "cmd/restart", "publish")).unwrap();
+        value["password"] = "alice-device-token".into();
+        value.to_string()
+    };
+    let body = with_token("alice");
+    assert_eq!(
+        emqx_result(emqx_post(&v, &body), body.clone()).await,
+        "allow",
+        "an operator's token"
+    );
+    let body = with_token("mallory");
+    assert_eq!(
+        emqx_result(emqx_post(&v, &body), body.clone()).await,
+        "deny",
+        "alice's token, mallory's login"
+    );
+    // the same access asked again (EMQX retries) gets the same answer; another topic
+    // never shares it
+    let body = access("alice", "sensors/alice/t", "publish");
+    assert_eq!(
+        emqx_result(emqx_post(&v, &body), body.clone()).await,
+        "allow"
+    );
+    let other = access("alice", "sensors/bob/t", "publish");
+    assert_eq!(
+        emqx_result(emqx_post(&v, &other), other.clone()).await,
+        "deny"
+    );
+    assert_eq!(
+        emqx_result(emqx_post(&v, &body), body.clone()).await,
+        "allow"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn emqx_get_form_and_emqx4_requests_read_the_same_facts() {
+    let v = start("", BROKER).await;
+    // GET: the body map as query parameters; %2B is a plus, never a space
+    let mut r = client()
+        .get(v.url("/_resolver/emqx?username=alice&clientid=c1&topic=sensors%2Falice%2Fa%2Bb&action=publish"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body().await.unwrap(), r#"{"result": "allow"}"#.as_bytes());
+    // a form body
+    let form = "username=alice&clientid=c1&topic=sensors%2Falice%2Fx&action=subscribe";
+    let mut r = client()
+        .post(v.url("/_resolver/emqx"))
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .send_body(form)
+        .await
+        .expect("send");
+    assert_eq!(r.body().await.unwrap(), r#"{"result": "allow"}"#.as_bytes());
+    // EMQX 4: access 1 is subscribe, 2 is publish
+    for (access_code, topic, expected) in [
+        ("2", "sensors%2Falice%2Fx", "allow"),
+        ("1", "cmd%2Fx", "deny"),
+    ] {
+        let mut r = client()
+            .get(v.url(&format!(
+                "/_resolver/emqx?username=alice&clientid=c1&topic={topic}&access={access_code}"
+            )))
+            .sent()
+            .await;
+        let text = String::from_utf8(r.body().await.unwrap().to_vec()).unwrap();
+        assert!(text.contains(expected), "access {access_code}: {text}");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn malformed_emqx_requests_are_denied_never_4xx() {
+    let v = start("", BROKER).await;
+    let big = format!(
+        "{{\"username\":\"alice\",\"topic\":\"sensors/alice/x\",\"action\":\"publish\",\"pad\":\"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    for body in [
+        access("", "sensors//x", "publish"), // an unresolved ${username}
+        access("alice", "", "publish"),      // no topic
+        access("alice", "sensors/alice/x", "delete"), // no such action
+        "{\"username\": \"alice\", \"topic\": [1]}".to_string(),
+        "not json".to_string(),
+        big,
+    ] {
+        assert_eq!(
+            emqx_result(emqx_post(&v, &body), body.clone()).await,
+            "deny",
+            "{}",
+            &body[..body.len().min(60)]
+        );
+    }
+    // a field sent twice is ambiguous
+    let mut r = client()
+        .get(v.url("/_resolver/emqx?username=alice&topic=sensors%2Fbob%2Fx&topic=sensors%2Falice%2Fx&action=publish"))
+        .sent()
+        .await;
+    assert_eq!(r.body().await.unwrap(), r#"{"result": "deny"}"#.as_bytes());
+    v.stop().await;
+    // an untrusted peer gets a deny, and its body is never read
+    let v = start("trusted_proxies = [\"10.0.0.0/8\"]", BROKER).await;
+    let body = access("alice", "sensors/alice/x", "publish");
+    assert_eq!(
+        emqx_result(emqx_post(&v, &body), body.clone()).await,
+        "deny"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_slow_emqx_body_is_denied_at_the_deadline() {
+    let v = start("", BROKER).await;
+    let addr = v.addr;
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(8))).expect("timeout");
+        s.write_all(b"POST /_resolver/emqx HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user").expect("write");
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#"{"result": "deny"}"#), "{answer}");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn pipelined_emqx_requests_are_answered_in_order() {
+    let v = start("", BROKER).await;
+    let mut request = Vec::new();
+    for topic in ["sensors/alice/1", "sensors/bob/2", "sensors/alice/3"] {
+        let body = access("alice", topic, "publish");
+        request.extend_from_slice(
+            format!("POST /_resolver/emqx HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        );
+    }
+    let (bytes, _) = raw(v.addr, &request, std::time::Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&bytes);
+    let results: Vec<&str> = text
+        .match_indices("\"result\": \"")
+        .map(|(i, _)| &text[i + 11..i + 15])
+        .collect();
+    assert_eq!(results, ["allo", "deny", "allo"], "{text}");
+    v.stop().await;
+}

@@ -1,0 +1,199 @@
+//! The emqx dialect: EMQX 5 (and 4) HTTP authorization, both directions.
+//!
+//! Takes: the fields EMQX renders from its placeholders (`username`, `clientid`,
+//! `peerhost`, `topic`, `action` or EMQX 4's `access`, `qos`, `retain`, `mountpoint`, and
+//! any token field) from a POST body (JSON or form, by `Content-Type`) or the GET query.
+//! Every field is also offered to token sources as a query parameter (`query:password`,
+//! `query:token`). Returns: a request with no HTTP target whose caller facts are the MQTT
+//! access; answers always `200`, `Content-Type: application/json`, `{"result": "allow"}`,
+//! `{"result": "deny"}`, or `{"result": "ignore"}` where a topic rule says so.
+//! Must never: answer a 4xx or 5xx (EMQX reads those as "ignore", which older
+//! installations turn into an allow), take `+` for a space, accept a field sent twice,
+//! or admit an access with an empty username or topic (an unresolved placeholder).
+
+use std::net::IpAddr;
+
+use actix_web::HttpResponse;
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
+
+use super::encode::{Answer, AnswerSettings, Original};
+use super::{Dialect, Incoming, parse_hop};
+use crate::decision::Outcome;
+use crate::request::{Action, Caller, MqttAccess, Target, TargetError, URL_COMPONENT};
+
+/// EMQX authorization.
+#[derive(Debug)]
+pub struct Emqx;
+
+impl Dialect for Emqx {
+    fn name(&self) -> &'static str {
+        "emqx"
+    }
+    fn reads(&self) -> &'static [&'static str] {
+        &["content-type"]
+    }
+    fn path(&self) -> &'static str {
+        "/_resolver/emqx"
+    }
+    fn reads_body(&self) -> bool {
+        true
+    }
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+        let fields = fields(incoming)?;
+        // Every field as a query parameter, for the token sources of the route's
+        // authorizers; percent-encoded, so `+` stays `+`.
+        let query = fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, URL_COMPONENT),
+                    utf8_percent_encode(v, URL_COMPONENT)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let target = Target {
+            scheme: "http".into(),
+            query: Some(query),
+            ..Target::default()
+        };
+        let client_ip = match field(&fields, "peerhost") {
+            Some(host) if !host.is_empty() => parse_hop(host)?,
+            _ => incoming.peer,
+        };
+        Ok((target, client_ip))
+    }
+    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
+        let fields = fields(incoming)?;
+        let text = |name: &str| field(&fields, name).unwrap_or_default().to_string();
+        let action = match (field(&fields, "action"), field(&fields, "access")) {
+            (Some("publish"), _) => Action::Publish,
+            (Some("subscribe"), _) => Action::Subscribe,
+            // EMQX 4: access 1 is subscribe, 2 is publish
+            (None, Some("1")) => Action::Subscribe,
+            (None, Some("2")) => Action::Publish,
+            _ => return Err(TargetError::BadBody),
+        };
+        let access = MqttAccess {
+            username: text("username"),
+            clientid: text("clientid"),
+            action,
+            topic: text("topic"),
+            qos: match field(&fields, "qos") {
+                None | Some("") => None,
+                Some(q) => Some(
+                    q.parse::<u8>()
+                        .ok()
+                        .filter(|q| *q <= 2)
+                        .ok_or(TargetError::BadBody)?,
+                ),
+            },
+            retain: match field(&fields, "retain") {
+                None | Some("") => None,
+                Some("true" | "1") => Some(true),
+                Some("false" | "0") => Some(false),
+                Some(_) => return Err(TargetError::BadBody),
+            },
+        };
+        // An unresolved placeholder renders empty: never decide on it.
+        if access.username.is_empty() || access.topic.is_empty() {
+            return Err(TargetError::BadBody);
+        }
+        Ok(Caller {
+            mqtt: Some(access),
+            ..Caller::default()
+        })
+    }
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        _original: Original<'_>,
+        _settings: &AnswerSettings,
+    ) -> Answer {
+        let result = match outcome {
+            Outcome::Allow { .. } => "allow",
+            Outcome::Ignore => "ignore",
+            // every refusal and every error is a deny: a 4xx/5xx would be "ignore"
+            Outcome::Unauthenticated { .. }
+            | Outcome::Forbidden
+            | Outcome::Redirect(_)
+            | Outcome::Refused(_)
+            | Outcome::Unavailable => "deny",
+        };
+        Answer::of(
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .insert_header(("cache-control", "no-store"))
+                .body(format!("{{\"result\": \"{result}\"}}")),
+        )
+    }
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The request's fields: the JSON or form body, else the query. A field sent twice is
+/// ambiguous and refused.
+fn fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetError> {
+    let body = incoming.body.unwrap_or_default();
+    let kind = incoming
+        .headers
+        .single("content-type")?
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let pairs: Vec<(String, String)> = if body.is_empty() {
+        form(incoming.query.unwrap_or_default())?
+    } else if kind == "application/x-www-form-urlencoded" {
+        form(std::str::from_utf8(body).map_err(|_| TargetError::BadBody)?)?
+    } else {
+        // JSON by default, as EMQX sends it
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| TargetError::BadBody)?;
+        let object = value.as_object().ok_or(TargetError::BadBody)?;
+        let mut pairs = Vec::with_capacity(object.len());
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => String::new(),
+                _ => return Err(TargetError::BadBody),
+            };
+            pairs.push((key.clone(), text));
+        }
+        pairs
+    };
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(k, _)| k == key) {
+            return Err(TargetError::BadBody);
+        }
+    }
+    Ok(pairs)
+}
+
+/// `a=1&b=%2B` → pairs, percent-decoded once; `+` stays `+` (EMQX topics use it).
+fn form(text: &str) -> Result<Vec<(String, String)>, TargetError> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| TargetError::BadBody)
+            };
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
