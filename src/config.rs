@@ -57,7 +57,29 @@ struct RawConfig {
     topic_rule: Vec<TopicRuleSettings>,
     #[serde(default)]
     topics: TopicSettings,
+    #[serde(default)]
+    mqtt: RawMqtt,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    #[serde(default)]
+    answer: MqttAnswer,
+}
+
+/// How the mqtt dialect answers: the broker plugin's `response_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum MqttAnswer {
+    #[default]
+    Status,
+    Json,
+}
+
+crate::settings::choices!(MqttAnswer {
+    "status" => Status,
+    "json" => Json,
+});
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -459,6 +481,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         login_redirect_param: server.login_redirect_param.clone(),
         headers,
         lists: ListRules::for_sets(headers),
+        mqtt_json: raw.mqtt.answer == MqttAnswer::Json,
         max_header_bytes: server.max_response_header_bytes,
     };
     Ok(Config {

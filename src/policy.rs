@@ -704,7 +704,7 @@ impl Route {
     fn matches(&self, facts: Facts<'_>) -> Result<bool, &'static str> {
         // An MQTT access has no HTTP target: a rule on the method, host or path does not
         // apply to it (it is not a fact the broker failed to send).
-        let targetless = facts.caller.is_some_and(|c| c.mqtt.is_some());
+        let targetless = facts.caller.is_some_and(|c| c.targetless);
         if targetless && (self.methods.is_some() || self.host.is_some() || self.path.is_some()) {
             return Ok(false);
         }

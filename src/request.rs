@@ -110,9 +110,13 @@ pub struct Caller {
     pub channel: Option<String>,
     /// The caller's session id for this client (Cesbo `X-Session-ID`).
     pub session: Option<String>,
-    /// What an MQTT broker asks about: then the request has no HTTP target, and routes
-    /// with method, host or path rules do not apply to it.
+    /// What an MQTT broker asks about (a publish or subscribe), for the topic rules.
     pub mqtt: Option<MqttAccess>,
+    /// The username the caller authenticated: a token presented alongside must name it.
+    pub username: Option<String>,
+    /// The request has no HTTP target (EMQX): routes with method, host or path rules do
+    /// not apply to it.
+    pub targetless: bool,
 }
 
 /// What the client does.
@@ -120,6 +124,8 @@ pub struct Caller {
 pub enum Action {
     Publish,
     Subscribe,
+    /// Both at once (the broker contract's `acc = 3`): allowed only if each is.
+    ReadWrite,
 }
 
 /// One publish or subscribe, as the broker describes it.

@@ -20,7 +20,7 @@ use crate::decision::{Claims, Outcome, Refusal, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::topics::Permission;
 use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
-use crate::request::{ForwardedRequest, MqttAccess};
+use crate::request::{Action, ForwardedRequest, MqttAccess};
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
 /// shorter or equal, deadline).
@@ -119,6 +119,19 @@ impl Resolver {
         if !matches!(decided.outcome, Outcome::Allow { .. }) {
             return decided;
         }
+        if let Some(username) = &request.caller.username
+            && let Outcome::Allow {
+                identity: Some(identity),
+                ..
+            } = &decided.outcome
+            && identity.user_id != *username
+        {
+            // Trust decision: the caller authenticated the username; a token that names
+            // someone else is somebody else's token.
+            decided.outcome = Outcome::Forbidden;
+            decided.reason = Some(Cow::Borrowed("the token's subject is not the username"));
+            return decided;
+        }
         if let Some(access) = &request.caller.mqtt {
             // The broker's publish or subscribe: the topic rules decide, every time
             // (never cached), with the roles of a token the route's authorizers verified.
@@ -154,34 +167,41 @@ impl Resolver {
         request: &ForwardedRequest,
         decided: &mut Decided<'_>,
     ) {
-        let identity = match &decided.outcome {
-            Outcome::Allow { identity, .. } => identity.clone(),
+        let roles = match &decided.outcome {
+            Outcome::Allow { identity, .. } => identity
+                .as_ref()
+                .map(|i| i.roles.clone())
+                .unwrap_or_default(),
             _ => return,
         };
-        // Trust decision: the broker authenticated the username; a token that names
-        // someone else is somebody else's token.
-        if let Some(identity) = &identity
-            && identity.user_id != access.username
-        {
-            decided.outcome = Outcome::Forbidden;
-            decided.reason = Some(Cow::Borrowed("the token's subject is not the username"));
-            return;
-        }
-        let roles = identity.as_ref().map_or(&[][..], |i| i.roles.as_slice());
-        let (permission, rule) = self.config.topics.decide(access, request.client_ip, roles);
-        let which = match rule {
-            Some(index) => format!("topic_rule[{index}]"),
-            None => "no topic rule matched".to_string(),
+        // read-write is allowed only if reading and writing each are
+        let actions: &[Action] = match access.action {
+            Action::ReadWrite => &[Action::Publish, Action::Subscribe],
+            Action::Publish => &[Action::Publish],
+            Action::Subscribe => &[Action::Subscribe],
         };
-        match permission {
-            Permission::Allow => {}
-            Permission::Deny => {
-                decided.outcome = Outcome::Forbidden;
-                decided.reason = Some(Cow::Owned(format!("{which} denies")));
-            }
-            Permission::Ignore => {
-                decided.outcome = Outcome::Ignore;
-                decided.reason = Some(Cow::Owned(format!("{which} says ignore")));
+        for action in actions {
+            let one = MqttAccess {
+                action: *action,
+                ..access.clone()
+            };
+            let (permission, rule) = self.config.topics.decide(&one, request.client_ip, &roles);
+            let which = match rule {
+                Some(index) => format!("topic_rule[{index}]"),
+                None => "no topic rule matched".to_string(),
+            };
+            match permission {
+                Permission::Allow => {}
+                Permission::Deny => {
+                    decided.outcome = Outcome::Forbidden;
+                    decided.reason = Some(Cow::Owned(format!("{which} denies")));
+                    return;
+                }
+                Permission::Ignore => {
+                    decided.outcome = Outcome::Ignore;
+                    decided.reason = Some(Cow::Owned(format!("{which} says ignore")));
+                    return;
+                }
             }
         }
     }

@@ -14,10 +14,10 @@
 use std::net::IpAddr;
 
 use actix_web::HttpResponse;
-use percent_encoding::{percent_decode_str, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use super::encode::{Answer, AnswerSettings, Original};
-use super::{Dialect, Incoming, parse_hop};
+use super::{Dialect, Incoming, caller_fields, field, parse_hop};
 use crate::decision::Outcome;
 use crate::request::{Action, Caller, MqttAccess, Target, TargetError, URL_COMPONENT};
 
@@ -39,7 +39,7 @@ impl Dialect for Emqx {
         true
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
-        let fields = fields(incoming)?;
+        let fields = caller_fields(incoming)?;
         // Every field as a query parameter, for the token sources of the route's
         // authorizers; percent-encoded, so `+` stays `+`.
         let query = fields
@@ -65,7 +65,7 @@ impl Dialect for Emqx {
         Ok((target, client_ip))
     }
     fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
-        let fields = fields(incoming)?;
+        let fields = caller_fields(incoming)?;
         let text = |name: &str| field(&fields, name).unwrap_or_default().to_string();
         let action = match (field(&fields, "action"), field(&fields, "access")) {
             (Some("publish"), _) => Action::Publish,
@@ -101,7 +101,9 @@ impl Dialect for Emqx {
             return Err(TargetError::BadBody);
         }
         Ok(Caller {
+            username: Some(access.username.clone()),
             mqtt: Some(access),
+            targetless: true,
             ..Caller::default()
         })
     }
@@ -128,72 +130,4 @@ impl Dialect for Emqx {
                 .body(format!("{{\"result\": \"{result}\"}}")),
         )
     }
-}
-
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The request's fields: the JSON or form body, else the query. A field sent twice is
-/// ambiguous and refused.
-fn fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetError> {
-    let body = incoming.body.unwrap_or_default();
-    let kind = incoming
-        .headers
-        .single("content-type")?
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let pairs: Vec<(String, String)> = if body.is_empty() {
-        form(incoming.query.unwrap_or_default())?
-    } else if kind == "application/x-www-form-urlencoded" {
-        form(std::str::from_utf8(body).map_err(|_| TargetError::BadBody)?)?
-    } else {
-        // JSON by default, as EMQX sends it
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| TargetError::BadBody)?;
-        let object = value.as_object().ok_or(TargetError::BadBody)?;
-        let mut pairs = Vec::with_capacity(object.len());
-        for (key, value) in object {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Null => String::new(),
-                _ => return Err(TargetError::BadBody),
-            };
-            pairs.push((key.clone(), text));
-        }
-        pairs
-    };
-    for (i, (key, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(k, _)| k == key) {
-            return Err(TargetError::BadBody);
-        }
-    }
-    Ok(pairs)
-}
-
-/// `a=1&b=%2B` → pairs, percent-decoded once; `+` stays `+` (EMQX topics use it).
-fn form(text: &str) -> Result<Vec<(String, String)>, TargetError> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_decode_str(s)
-                    .decode_utf8()
-                    .map(|c| c.into_owned())
-                    .map_err(|_| TargetError::BadBody)
-            };
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
 }

@@ -28,6 +28,8 @@ pub struct AnswerSettings {
     pub headers: HeaderSets,
     /// How list items are checked for the enabled headers (from `headers`, once).
     pub lists: ListRules,
+    /// The mqtt dialect answers `{"ok": …}` instead of a status (`[mqtt] answer = "json"`).
+    pub mqtt_json: bool,
     pub max_header_bytes: usize,
 }
 
@@ -314,6 +316,7 @@ mod tests {
                 remote_user: false,
                 auth_request: false,
             },
+            mqtt_json: false,
             lists: ListRules::for_sets(HeaderSets {
                 authgear: true,
                 session_name: true,

@@ -239,6 +239,7 @@ impl TopicRules {
 
 impl TopicRule {
     fn applies(&self, access: &MqttAccess, client_ip: IpAddr, roles: &[String]) -> bool {
+        // (a read-write access is decided as a publish and a subscribe, one by one)
         let action = matches!(
             (self.actions, access.action),
             (Actions::All, _)

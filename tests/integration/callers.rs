@@ -408,3 +408,124 @@ async fn pipelined_emqx_requests_are_answered_in_order() {
     assert_eq!(results, ["allo", "deny", "allo"], "{text}");
     v.stop().await;
 }
+
+/// A broker's HTTP backend (mosquitto-go-auth, amqtt, rmqtt): devices log in with a token
+/// as the MQTT password; topic rules decide publishes and subscriptions.
+const BROKER_BACKEND: &str = r##"
+[authorizers.devices]
+type = "static"
+token_sources = ["query:password"]
+[[authorizers.devices.tokens]]
+token = "alice-device-token"
+user_id = "alice"
+roles = ["operator"]
+
+[[route]]
+name = "logins"
+dialects = ["mqtt"]
+path = "/user"
+access = "authenticated"
+authorizers = ["devices"]
+
+[[route]]
+name = "acl"
+dialects = ["mqtt"]
+path = "/acl"
+access = "public"
+
+[[route]]
+name = "superusers"
+dialects = ["mqtt"]
+path = "/superuser"
+access = "deny"
+
+[[topic_rule]]
+permission = "allow"
+topics = ["sensors/${username}/#"]
+
+[[topic_rule]]
+permission = "deny"
+topics = ["#"]
+"##;
+
+async fn mqtt_status(v: &Verdict, check: &str, body: serde_json::Value) -> u16 {
+    client()
+        .post(v.url(&format!("/_resolver/mqtt/{check}")))
+        .send_json(&body)
+        .await
+        .expect("send")
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn the_broker_contract_checks_logins_superusers_and_acls() {
+    let v = start("", BROKER_BACKEND).await;
+    let login = |user: &str, password: &str| serde_json::json!({"username": user, "password": password, "client_id": "c-1"});
+    assert_eq!(
+        mqtt_status(&v, "user", login("alice", "alice-device-token")).await,
+        200
+    );
+    assert_eq!(
+        mqtt_status(&v, "user", login("alice", "wrong-token-xyz")).await,
+        403
+    );
+    assert_eq!(
+        mqtt_status(&v, "user", login("mallory", "alice-device-token")).await,
+        403,
+        "the token names alice"
+    );
+    assert_eq!(
+        mqtt_status(&v, "user", login("", "alice-device-token")).await,
+        403
+    );
+    assert_eq!(
+        mqtt_status(&v, "superuser", serde_json::json!({"username": "alice"})).await,
+        403
+    );
+    let acl = |topic: &str, acc: u8| serde_json::json!({"username": "alice", "clientid": "c-1", "topic": topic, "acc": acc});
+    for (topic, acc, expected) in [
+        ("sensors/alice/t", 2, 200),
+        ("sensors/alice/t", 1, 200),
+        ("sensors/alice/+", 4, 200),
+        ("sensors/alice/t", 3, 200),
+        ("sensors/bob/t", 2, 403),
+        ("sensors/+/t", 4, 403),
+        ("sensors/alice/t", 9, 403),
+    ] {
+        assert_eq!(
+            mqtt_status(&v, "acl", acl(topic, acc)).await,
+            expected,
+            "{topic} acc {acc}"
+        );
+    }
+    // GET with the query, as mosquitto-go-auth can send it
+    let r =
+        client()
+            .get(v.url(
+                "/_resolver/mqtt/acl?username=alice&clientid=c-1&topic=sensors%2Falice%2Fx&acc=2",
+            ))
+            .status()
+            .await;
+    assert_eq!(r, 200);
+    v.stop().await;
+    // the JSON answer mode: always 200, {"ok": …}
+    let v = start(
+        "",
+        &format!("{BROKER_BACKEND}\n[mqtt]\nanswer = \"json\"\n"),
+    )
+    .await;
+    for (body, expected) in [
+        (login("alice", "alice-device-token"), r#"{"ok": true}"#),
+        (login("alice", "nope-nope-nope"), r#"{"ok": false}"#),
+    ] {
+        let mut r = client()
+            .post(v.url("/_resolver/mqtt/user"))
+            .send_json(&body)
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.body().await.unwrap(), expected.as_bytes());
+    }
+    v.stop().await;
+}
