@@ -529,3 +529,128 @@ async fn the_broker_contract_checks_logins_superusers_and_acls() {
     }
     v.stop().await;
 }
+
+/// A Python script of `tests/callers/`, run with the test environment's Python (where
+/// amqtt is installed); `None` only when it is missing and `VERDICT_E2E=skip` is set.
+fn amqtt_python() -> Option<String> {
+    let venv = std::env::var("VERDICT_PROXY_BIN")
+        .map(|d| format!("{d}/python"))
+        .unwrap_or_else(|_| format!("{}/build/proxies/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let python = require_binary("python (with amqtt)", &[&venv])?;
+    let has_amqtt = std::process::Command::new(&python)
+        .args(["-c", "import amqtt.contrib.http"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_amqtt,
+        "{python} has no amqtt: run scripts/test, which installs it"
+    );
+    Some(python)
+}
+
+fn amqtt_client(python: &str, port: u16, args: &[&str]) -> serde_json::Value {
+    let script = format!(
+        "{}/tests/callers/amqtt_client.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("run the MQTT client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "client said {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[actix_web::test]
+async fn a_real_amqtt_broker_asks_verdict_for_logins_and_topics() {
+    let Some(python) = amqtt_python() else {
+        return;
+    };
+    let v = start("", BROKER_BACKEND).await;
+    let port = free_port();
+    let script = format!(
+        "{}/tests/callers/amqtt_broker.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let broker = std::process::Command::new(&python)
+        .arg(script)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--verdict-port")
+        .arg(v.addr.port().to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start amqtt");
+    // stopped by its PID however the test ends
+    let _broker = KillOnDrop(broker);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "amqtt did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (python_a, python_b) = (python.clone(), python.clone());
+    let alice = actix_web::rt::task::spawn_blocking(move || {
+        amqtt_client(
+            &python_a,
+            port,
+            &[
+                "--user",
+                "alice",
+                "--password",
+                "alice-device-token",
+                "--subscribe",
+                "sensors/alice/#",
+                "--subscribe",
+                "sensors/bob/#",
+                "--publish",
+                "sensors/alice/t",
+                "--publish",
+                "sensors/bob/t",
+            ],
+        )
+    })
+    .await
+    .expect("client");
+    assert_eq!(alice["connected"], true, "{alice}");
+    assert_eq!(
+        alice["granted"],
+        serde_json::json!([0, 128]),
+        "bob's topics refused: {alice}"
+    );
+    assert_eq!(
+        alice["received"],
+        serde_json::json!(["sensors/alice/t"]),
+        "{alice}"
+    );
+    let intruder = actix_web::rt::task::spawn_blocking(move || {
+        amqtt_client(
+            &python_b,
+            port,
+            &["--user", "alice", "--password", "not-the-token"],
+        )
+    })
+    .await
+    .expect("client");
+    assert_eq!(intruder["connected"], false, "{intruder}");
+    v.stop().await;
+}
+
+/// A child process of the test, stopped by its PID when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
