@@ -15,6 +15,7 @@ pub mod emqx;
 pub mod encode;
 pub mod ext_authz;
 pub mod forward_auth;
+pub mod icecast;
 pub mod mqtt;
 
 use std::net::IpAddr;
@@ -52,6 +53,14 @@ pub trait Dialect: Sync + std::fmt::Debug {
     fn caller_facts(&self, _incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
         Ok(Caller::default())
     }
+    /// Credentials the caller sends as facts rather than headers (Icecast's `user` and
+    /// `pass`), offered to token sources as headers of these names.
+    fn credential_headers(
+        &self,
+        _incoming: &Incoming<'_>,
+    ) -> Result<Vec<(String, String)>, TargetError> {
+        Ok(Vec::new())
+    }
     /// Whether its caller sends its facts in a body: then verdict reads one, bounded and
     /// with a deadline, from trusted peers only. Proxies never do.
     fn reads_body(&self) -> bool {
@@ -67,13 +76,14 @@ pub trait Dialect: Sync + std::fmt::Debug {
 }
 
 /// Every dialect, in the order their endpoints are registered.
-pub static DIALECTS: [&dyn Dialect; 6] = [
+pub static DIALECTS: [&dyn Dialect; 7] = [
     &auth_request::AuthRequest,
     &forward_auth::ForwardAuth,
     &ext_authz::ExtAuthz,
     &cesbo::Cesbo,
     &emqx::Emqx,
     &mqtt::Mqtt,
+    &icecast::Icecast,
 ];
 
 /// The dialect of a configured name.
@@ -165,6 +175,18 @@ pub fn read(
             .caller_facts(&incoming)
             .map_err(Refusal::BadTarget)?
     };
+    let extra = dialect
+        .credential_headers(&incoming)
+        .map_err(Refusal::BadTarget)?;
+    let mut headers = headers;
+    for (name, value) in extra {
+        // Trust decision: these names carry the caller's facts, never a client's header.
+        headers.retain(|h| h.name != name);
+        headers.push(Header {
+            name,
+            value: value.into_bytes(),
+        });
+    }
     // Every other way an application could read this method and path; the resolver
     // allows only when each of them is allowed.
     target.readings = readings(&target, &headers).map_err(Refusal::BadTarget)?;

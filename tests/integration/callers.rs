@@ -654,3 +654,140 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Listeners' tokens, in the query of the mount they ask for.
+const LISTENERS: &str = r#"
+[authorizers.listeners]
+type = "static"
+token_sources = ["query:token", "header:icecast-pass"]
+[[authorizers.listeners.tokens]]
+token = "good-listener-token"
+user_id = "l-1"
+
+[[route]]
+name = "listeners"
+dialects = ["icecast"]
+access = "authenticated"
+authorizers = ["listeners"]
+"#;
+
+#[actix_web::test]
+async fn icecast_listener_requests_are_answered_as_icecast_reads_them() {
+    let v = start("", LISTENERS).await;
+    let form = |fields: &str| {
+        client()
+            .post(v.url("/_resolver/icecast"))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .send_body(fields.to_string())
+    };
+    let add = "action=listener_add&server=radio.example.com&port=8000&client=42&mount=%2flive%2eogg%3ftoken%3dgood-listener-token&user=&pass=&ip=203.0.113.7&agent=VLC";
+    let r = form(add).await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("icecast-auth-user").unwrap(), "1");
+    // Basic credentials arrive as user/pass
+    let basic = "action=listener_add&server=radio.example.com&port=8000&client=43&mount=%2flive%2eogg&user=l-1&pass=good-listener-token&ip=203.0.113.8&agent=VLC";
+    let r = form(basic).await.expect("send");
+    assert_eq!(r.headers().get("icecast-auth-user").unwrap(), "1");
+    let bad = "action=listener_add&server=radio.example.com&port=8000&client=44&mount=%2flive%2eogg%3ftoken%3dnope-nope&user=&pass=&ip=203.0.113.9&agent=VLC";
+    let r = form(bad).await.expect("send");
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("icecast-auth-user").is_none());
+    // a notification is acknowledged, and admits nobody
+    let r = form(
+        "action=listener_remove&server=radio.example.com&port=8000&client=42&mount=%2flive%2eogg",
+    )
+    .await
+    .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("icecast-auth-user").is_none());
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_real_icecast_admits_the_listeners_verdict_allows() {
+    let Some(icecast) = require_binary("icecast2", &["/usr/bin/icecast2"]) else {
+        return;
+    };
+    let v = start("", LISTENERS).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // icecast drops to `nobody` (it will not run as root) and writes its logs here
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let port = free_port();
+    let template = std::fs::read_to_string(format!(
+        "{}/tests/callers/icecast.xml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("config");
+    let config = template
+        .replace("@PORT@", &port.to_string())
+        .replace("@VERDICT@", &v.addr.to_string())
+        .replace("@LOGDIR@", &dir.path().display().to_string());
+    let file = dir.path().join("icecast.xml");
+    std::fs::write(&file, config).expect("write");
+    let server = std::process::Command::new(icecast)
+        .arg("-c")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start icecast2");
+    let _server = KillOnDrop(server);
+    let log = dir.path().join("error.log");
+    let answers = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut source = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => panic!("icecast did not start: {e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()),
+            }
+        };
+        // a source, streaming to the mount (base64 of source:source-secret)
+        source
+            .write_all(b"PUT /live.ogg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic c291cmNlOnNvdXJjZS1zZWNyZXQ=\r\nContent-Type: audio/mpeg\r\nIce-Public: 0\r\n\r\n")
+            .expect("source");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let feeding = {
+            let stop = stop.clone();
+            let mut source = source.try_clone().expect("clone");
+            std::thread::spawn(move || {
+                let frame = [&[0xffu8, 0xfb, 0x90, 0x00][..], &[0u8; 1000][..]].concat();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && source.write_all(&frame).is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut answers = Vec::new();
+        for token in ["good-listener-token", "not-a-listener-token"] {
+            let mut listener = std::net::TcpStream::connect(("127.0.0.1", port)).expect("listener");
+            listener.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+            listener
+                .write_all(format!("GET /live.ogg?token={token} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+                .expect("listener");
+            let mut buf = [0u8; 64];
+            let n = listener.read(&mut buf).unwrap_or(0);
+            answers.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = feeding.join();
+        answers
+    })
+    .await
+    .expect("join");
+    assert!(
+        answers[0].starts_with("HTTP/1.0 200"),
+        "admitted: {:?}",
+        answers[0]
+    );
+    assert!(
+        !answers[1].starts_with("HTTP/1.0 200"),
+        "refused: {:?}",
+        answers[1]
+    );
+    v.stop().await;
+}
