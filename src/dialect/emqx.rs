@@ -1,4 +1,5 @@
-//! The emqx dialect: EMQX 5 (and 4) HTTP authorization, both directions.
+//! The emqx dialects: EMQX 5 HTTP authorization (`emqx`), EMQX 4's status-only form of it
+//! (`emqx4`) and EMQX 5 HTTP authentication (`emqx-authn`), both directions.
 //!
 //! Takes: the fields EMQX renders from its placeholders (`username`, `clientid`,
 //! `peerhost`, `topic`, `action` or EMQX 4's `access`, `qos`, `retain`, `mountpoint`, and
@@ -128,6 +129,126 @@ impl Dialect for Emqx {
                 .content_type("application/json")
                 .insert_header(("cache-control", "no-store"))
                 .body(format!("{{\"result\": \"{result}\"}}")),
+        )
+    }
+}
+
+/// EMQX 4 authorization: the same request, answered by status only (`200` allow, `403`
+/// deny), as EMQX 4 read its HTTP ACL.
+#[derive(Debug)]
+pub struct Emqx4;
+
+impl Dialect for Emqx4 {
+    fn name(&self) -> &'static str {
+        "emqx4"
+    }
+    fn reads(&self) -> &'static [&'static str] {
+        Emqx.reads()
+    }
+    fn path(&self) -> &'static str {
+        "/_resolver/emqx4"
+    }
+    fn reads_body(&self) -> bool {
+        true
+    }
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+        Emqx.read(incoming)
+    }
+    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
+        Emqx.caller_facts(incoming)
+    }
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        _original: Original<'_>,
+        _settings: &AnswerSettings,
+    ) -> Answer {
+        match outcome {
+            Outcome::Allow { .. } => Answer::of(
+                HttpResponse::Ok()
+                    .insert_header(("cache-control", "no-store"))
+                    .finish(),
+            ),
+            _ => Answer::of(super::encode::plain(actix_web::http::StatusCode::FORBIDDEN)),
+        }
+    }
+}
+
+/// EMQX 5 HTTP authentication: the MQTT password (or a token field) is the credential.
+///
+/// Takes: `username`, `password`, `clientid`, `peerhost` (and any token field) like the
+/// authorization request; the route's authorizers read them as query parameters
+/// (`query:password`). Returns: `200` JSON `{"result": "allow", "is_superuser": …,
+/// "client_attrs": {"roles": …}, "expire_at": …}` (`expire_at` is the token's `exp`, so
+/// EMQX disconnects the client when its token expires; `is_superuser` is the role
+/// `superuser`), or `{"result": "deny"}`. A token must name the username.
+#[derive(Debug)]
+pub struct EmqxAuthn;
+
+impl Dialect for EmqxAuthn {
+    fn name(&self) -> &'static str {
+        "emqx-authn"
+    }
+    fn reads(&self) -> &'static [&'static str] {
+        Emqx.reads()
+    }
+    fn path(&self) -> &'static str {
+        "/_resolver/emqx/authn"
+    }
+    fn reads_body(&self) -> bool {
+        true
+    }
+    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+        Emqx.read(incoming)
+    }
+    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
+        let fields = caller_fields(incoming)?;
+        let username = field(&fields, "username").unwrap_or_default();
+        // an unresolved ${username} renders empty: never authenticate it
+        if username.is_empty() {
+            return Err(TargetError::BadBody);
+        }
+        Ok(Caller {
+            username: Some(username.to_string()),
+            targetless: true,
+            ..Caller::default()
+        })
+    }
+    fn answer(
+        &self,
+        outcome: &Outcome,
+        _original: Original<'_>,
+        _settings: &AnswerSettings,
+    ) -> Answer {
+        let body = match outcome {
+            Outcome::Allow {
+                identity: Some(identity),
+                ..
+            } => {
+                let mut answer = serde_json::json!({
+                    "result": "allow",
+                    "is_superuser": identity.roles.iter().any(|r| r == "superuser"),
+                    "client_attrs": { "roles": identity.roles.join(",") },
+                });
+                if let Some(exp) = identity
+                    .claims
+                    .as_ref()
+                    .and_then(|c| c.get("exp"))
+                    .and_then(serde_json::Value::as_u64)
+                {
+                    answer["expire_at"] = exp.into();
+                }
+                answer
+            }
+            Outcome::Ignore => serde_json::json!({"result": "ignore"}),
+            // an anonymous allow (a public route) authenticates nobody
+            _ => serde_json::json!({"result": "deny"}),
+        };
+        Answer::of(
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .insert_header(("cache-control", "no-store"))
+                .body(body.to_string()),
         )
     }
 }

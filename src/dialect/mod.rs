@@ -76,12 +76,14 @@ pub trait Dialect: Sync + std::fmt::Debug {
 }
 
 /// Every dialect, in the order their endpoints are registered.
-pub static DIALECTS: [&dyn Dialect; 7] = [
+pub static DIALECTS: [&dyn Dialect; 9] = [
     &auth_request::AuthRequest,
     &forward_auth::ForwardAuth,
     &ext_authz::ExtAuthz,
     &cesbo::Cesbo,
     &emqx::Emqx,
+    &emqx::EmqxAuthn,
+    &emqx::Emqx4,
     &mqtt::Mqtt,
     &icecast::Icecast,
 ];

@@ -791,3 +791,78 @@ async fn a_real_icecast_admits_the_listeners_verdict_allows() {
     );
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn emqx_authentication_checks_the_password_and_says_when_it_expires() {
+    let body = format!(
+        "{}{}\n[[route]]\nname = \"logins\"\ndialects = [\"emqx-authn\"]\naccess = \"authenticated\"\n",
+        jwt_hs("").replace(
+            "token_sources = [\"bearer\", \"cookie:sess\"]",
+            "token_sources = [\"query:password\"]"
+        ),
+        BROKER.split("[[route]]").next().unwrap_or_default()
+    );
+    let v = start("", &body).await;
+    let login = |user: &str, password: &str| {
+        serde_json::json!({"username": user, "password": password, "clientid": "c-1", "peerhost": "10.1.2.3"}).to_string()
+    };
+    let claims = serde_json::json!({"sub": "alice", "iss": "https://idp.test", "aud": "api",
+        "exp": now() + 600, "roles": ["operator", "superuser"]});
+    let token = hs_token(claims);
+    let answer = |body: String| {
+        let v = &v;
+        async move {
+            let mut r = client()
+                .post(v.url("/_resolver/emqx/authn"))
+                .insert_header(("content-type", "application/json"))
+                .send_body(body)
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            serde_json::from_slice::<serde_json::Value>(&r.body().await.unwrap()).unwrap()
+        }
+    };
+    let allowed = answer(login("alice", &token)).await;
+    assert_eq!(allowed["result"], "allow", "{allowed}");
+    assert_eq!(allowed["is_superuser"], true);
+    assert_eq!(allowed["client_attrs"]["roles"], "operator,superuser");
+    let expire_at = allowed["expire_at"].as_u64().expect("expire_at");
+    assert!(
+        expire_at > now() && expire_at <= now() + 600,
+        "the token's exp"
+    );
+    assert_eq!(
+        answer(login("mallory", &token)).await["result"],
+        "deny",
+        "alice's token"
+    );
+    assert_eq!(
+        answer(login("alice", "not.a.token")).await["result"],
+        "deny"
+    );
+    assert_eq!(
+        answer(login("", &token)).await["result"],
+        "deny",
+        "an unresolved ${{username}}"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn emqx4_reads_the_same_request_and_answers_by_status() {
+    let v = start(
+        "",
+        &BROKER.replace("dialects = [\"emqx\"]", "dialects = [\"emqx\", \"emqx4\"]"),
+    )
+    .await;
+    for (topic, expected) in [("sensors%2Falice%2Fx", 200), ("sensors%2Fbob%2Fx", 403)] {
+        let r = client()
+            .get(v.url(&format!(
+                "/_resolver/emqx4?username=alice&clientid=c1&topic={topic}&access=2"
+            )))
+            .status()
+            .await;
+        assert_eq!(r, expected, "{topic}");
+    }
+    v.stop().await;
+}
