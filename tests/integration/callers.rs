@@ -866,3 +866,70 @@ async fn emqx4_reads_the_same_request_and_answers_by_status() {
     }
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn every_body_reading_dialect_refuses_oversized_duplicated_and_untrusted_requests() {
+    // (endpoint, a well-formed form body, what "refused" looks like)
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "/_resolver/emqx",
+            "username=alice&clientid=c1&topic=sensors%2Falice%2Fx&action=publish",
+            "deny",
+        ),
+        (
+            "/_resolver/mqtt/acl",
+            "username=alice&clientid=c1&topic=sensors%2Falice%2Fx&acc=2",
+            "403",
+        ),
+        (
+            "/_resolver/icecast",
+            "action=listener_add&server=r&port=8000&mount=%2flive%2eogg%3ftoken%3dgood-listener-token&ip=203.0.113.7",
+            "403",
+        ),
+    ];
+    let config = format!(
+        "{BROKER}\n{}",
+        LISTENERS.replace(
+            "[[route]]\nname = \"listeners\"",
+            "[[route]]\nname = \"listeners\"\n"
+        )
+    );
+    let config = config.replace("dialects = [\"emqx\"]", "dialects = [\"emqx\", \"mqtt\"]");
+    let send = |v: &Verdict, path: &str, body: String| {
+        client()
+            .post(v.url(path))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .send_body(body)
+    };
+    let refused = |status: u16, body: &[u8], expect: &str| match expect {
+        "deny" => status == 200 && body == br#"{"result": "deny"}"#,
+        _ => status == 403,
+    };
+    let v = start("", &config).await;
+    for (path, good, expect) in cases {
+        let mut ok = send(&v, path, good.to_string()).await.expect("send");
+        let status = ok.status().as_u16();
+        let body = ok.body().await.unwrap();
+        assert!(
+            !refused(status, &body, expect),
+            "{path}: the good request is admitted"
+        );
+        let oversized = format!("{good}&pad={}", "x".repeat(70 * 1024));
+        let duplicated = format!("{good}&username=mallory&action=listener_add");
+        for (what, body) in [("oversized", oversized), ("duplicated", duplicated)] {
+            let mut r = send(&v, path, body).await.expect("send");
+            let status = r.status().as_u16();
+            let body = r.body().await.unwrap();
+            assert!(refused(status, &body, expect), "{path}: {what} ({status})");
+        }
+    }
+    v.stop().await;
+    let v = start("trusted_proxies = [\"10.0.0.0/8\"]", &config).await;
+    for (path, good, expect) in cases {
+        let mut r = send(&v, path, good.to_string()).await.expect("send");
+        let status = r.status().as_u16();
+        let body = r.body().await.unwrap();
+        assert!(refused(status, &body, expect), "{path}: an untrusted peer");
+    }
+    v.stop().await;
+}
