@@ -1,6 +1,7 @@
 //! Unit tests of routes and access rules.
 
 use super::*;
+use crate::decision::{Denial, Outcome, SessionState};
 use crate::request::readings::kind;
 
 fn route(toml_fields: &str) -> Result<Route, ConfigError> {

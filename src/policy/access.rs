@@ -1,0 +1,126 @@
+//! Access: what a route makes of its authorizer chain's result. Runs on every request,
+//! cached or not.
+//!
+//! Takes: the route and how its chain ended. Returns: the outcome and, for the log line
+//! only, the reason of the rule that decided. Must never: let an error through unless the
+//! route says `on_error = "allow"`, skip a required role, or give a reason to a client.
+
+use std::sync::Arc;
+
+use super::{Access, Route};
+use crate::decision::{Denial, Identity, Outcome, SessionState, Verdict};
+
+/// How a chain ended, before the route's access level is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainResult {
+    Allowed(Arc<Identity>),
+    Denied(Denial),
+    /// Every authorizer abstained; `credential_presented` says whether any saw a credential.
+    NoneApplied {
+        credential_presented: bool,
+    },
+    /// An authorizer could not decide and `on_error = "deny"`.
+    Failed,
+    /// An authorizer could not decide and `on_error = "allow"`.
+    FailedOpen,
+}
+
+/// Reasons the log line gives, each written once, by the rule that decides.
+pub const MISSING_ROLE: &str = "missing required role";
+pub const UNRECOGNISED: &str = "no authorizer recognised the credential";
+pub const COULD_NOT_DECIDE: &str = "authorizer could not decide";
+pub const FAILED_OPEN: &str = "authorizer could not decide; on_error = allow";
+
+/// What the route makes of the chain: the outcome and, for the log line only, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruling {
+    pub outcome: Outcome,
+    /// Operators need to see why; clients never do.
+    pub reason: Option<&'static str>,
+}
+
+/// Applies the route's access level and roles to the chain's result. Runs on every
+/// request, cached or not.
+pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
+    let ruling = refuse_or_allow(route, chain);
+    match (&route.deny_location, &ruling.outcome) {
+        (Some(location), Outcome::Unauthenticated { .. } | Outcome::Forbidden) => Ruling {
+            outcome: Outcome::Redirect(location.clone()),
+            reason: ruling.reason,
+        },
+        _ => ruling,
+    }
+}
+
+fn refuse_or_allow(route: &Route, chain: ChainResult) -> Ruling {
+    let ruling = |outcome: Outcome, reason: Option<&'static str>| Ruling { outcome, reason };
+    let anonymous = Outcome::allow(None, SessionState::Absent);
+    match (route.access, chain) {
+        (Access::Public, _) => ruling(anonymous, None),
+        (Access::Deny, _) => ruling(Outcome::Forbidden, None),
+        (_, ChainResult::Failed) => ruling(Outcome::Unavailable, Some(COULD_NOT_DECIDE)),
+        // The operator chose availability over safety for this route (logged at warn).
+        (_, ChainResult::FailedOpen) => ruling(anonymous, Some(FAILED_OPEN)),
+        (Access::Identify, ChainResult::Allowed(identity)) => {
+            ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
+        }
+        (Access::Identify, ChainResult::Denied(denial)) => ruling(
+            Outcome::allow(None, SessionState::Invalid),
+            Some(denial.reason()),
+        ),
+        (
+            Access::Identify,
+            ChainResult::NoneApplied {
+                credential_presented,
+            },
+        ) => ruling(
+            Outcome::allow(
+                None,
+                if credential_presented {
+                    SessionState::Invalid
+                } else {
+                    SessionState::Absent
+                },
+            ),
+            credential_presented.then_some(UNRECOGNISED),
+        ),
+        (Access::Authenticated, ChainResult::Allowed(identity)) => {
+            if route.missing_role(&identity).is_some() {
+                ruling(Outcome::Forbidden, Some(MISSING_ROLE))
+            } else {
+                ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
+            }
+        }
+        (Access::Authenticated, ChainResult::Denied(denial)) => {
+            let reason = Some(denial.reason());
+            let outcome = match denial {
+                Denial::Redirect(location) => Outcome::Redirect(location),
+                Denial::Forbidden(_) => Outcome::Forbidden,
+                Denial::InvalidCredential(_) => Outcome::Unauthenticated {
+                    credential_presented: true,
+                },
+            };
+            ruling(outcome, reason)
+        }
+        (
+            Access::Authenticated,
+            ChainResult::NoneApplied {
+                credential_presented,
+            },
+        ) => ruling(
+            Outcome::Unauthenticated {
+                credential_presented,
+            },
+            credential_presented.then_some(UNRECOGNISED),
+        ),
+    }
+}
+
+/// Folds one authorizer's verdict into the chain: `Some` ends the chain.
+pub fn chain_step(verdict: &Verdict) -> Option<ChainResult> {
+    match verdict {
+        Verdict::Allow(identity) => Some(ChainResult::Allowed(identity.clone())),
+        Verdict::Deny(denial) => Some(ChainResult::Denied(denial.clone())),
+        Verdict::Abstain => None,
+    }
+}
