@@ -1,15 +1,18 @@
 //! verdict: a forward-auth decision service.
 //!
-//! A reverse proxy (or a server with an HTTP auth hook) asks verdict about every client
-//! request; verdict answers in the caller's terms: `200` with identity headers, or
-//! `401`/`403`. The flow, one module per stage:
+//! A reverse proxy (nginx, Traefik, Caddy, Envoy, APISIX, HAProxy) or a server with an HTTP
+//! auth hook (Cesbo Astra and Alta, EMQX and other MQTT brokers, Icecast) asks verdict
+//! about every client; verdict answers in the caller's terms: `200` with identity
+//! headers or `401`/`403` for proxies, `{"result": …}` for EMQX, and so on. The flow, one
+//! module per stage:
 //!
 //! ```text
 //! caller request
 //!   └─► server::handle            the actix edge, one endpoint per dialect
 //!         └─► dialect::read       trusted peers; the dialect's own header family
 //!               └─► ForwardedRequest   (request) method, scheme, host, path, query,
-//!                                      client ip, headers; credentials (credential)
+//!                                      client ip, headers, the caller's own facts
+//!                                      (channel, MQTT access); credentials (credential)
 //!                     └─► resolver::decide    no actix: routing, the chain, access
 //!                           ├─► policy::route_readings  the route of every reading of the
 //!                           │                        target (request::readings) and of
@@ -17,7 +20,8 @@
 //!                           ├─► cache::get_or_decide per-authorizer results, TTL, coalesced
 //!                           │     └─► authorizer     jwt/ | static_tokens | http/
 //!                           │           └─► Verdict  Allow(Identity) | Deny | Abstain
-//!                           └─► policy::apply        access and roles, every request
+//!                           ├─► policy::apply        access and roles, every request
+//!                           └─► policy::topics       MQTT topic rules, every request
 //!                                 └─► Decided        Outcome + route + the rule's reason
 //!   ◄── Dialect::answer           the outcome in the caller's terms (dialect/encode)
 //!   ◄── record::record            one decision log line, the decision metrics
