@@ -933,3 +933,23 @@ async fn every_body_reading_dialect_refuses_oversized_duplicated_and_untrusted_r
     }
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn emqx_raw_utf8_in_the_request_line_is_read_as_sent() {
+    // EMQX does not percent-encode non-ASCII in a GET's query
+    let v = start(
+        "",
+        &BROKER.replace("sensors/${username}/#", "sensors/${username}/#\", \"télé/#"),
+    )
+    .await;
+    let request = "GET /_resolver/emqx?username=alice&clientid=c1&topic=télé/ch1&action=publish HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n";
+    let (bytes, _) = raw(
+        v.addr,
+        request.as_bytes(),
+        std::time::Duration::from_secs(2),
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#"{"result": "allow"}"#), "{text}");
+    v.stop().await;
+}
