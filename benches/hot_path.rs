@@ -157,6 +157,23 @@ fn benches(c: &mut Criterion) {
         b.iter(|| runtime.block_on(black_box(&question).decide(&fetcher)))
     });
 
+    // A static-token miss costs the same with 10 or 20,000 configured tokens.
+    for count in [10usize, 20_000] {
+        let mut text = String::from("[authorizers.keys]\ntype = \"static\"\n");
+        for i in 0..count {
+            text.push_str(&format!(
+                "[[authorizers.keys.tokens]]\ntoken = \"configured-token-{i:06}\"\nuser_id = \"u{i}\"\n"
+            ));
+        }
+        let many = Config::from_toml(&text).expect("tokens");
+        let keys = &many.authorizers[0];
+        let unknown = request("an-unknown-token-of-some-length");
+        let question = keys.prepare(&unknown, None).expect("a bearer token");
+        c.bench_function(&format!("static_miss_{count}_tokens"), |b| {
+            b.iter(|| runtime.block_on(black_box(&question).decide(&fetcher)))
+        });
+    }
+
     let decided = runtime.block_on(resolver.decide(&cached, &fetcher));
     c.bench_function("encode_allow", |b| {
         b.iter(|| {
