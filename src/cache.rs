@@ -10,9 +10,12 @@
 //! Must never: cache an error, store a raw credential, or be consulted for route policy
 //! (roles, paths, methods are re-checked by the caller on every request).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use crate::decision::{AuthError, Decision, Verdict};
 use crate::digest::sha256;
@@ -86,6 +89,33 @@ pub struct CacheSettings {
 pub struct DecisionCache {
     inner: moka::future::Cache<CacheKey, Entry>,
     settings: CacheSettings,
+    /// Decisions being made now, by key: concurrent misses wait for the one in flight
+    /// instead of asking again, whether or not the answer will be kept.
+    in_flight: Arc<Mutex<HashMap<CacheKey, Arc<Flight>>>>,
+}
+
+/// One decision in flight, and its answer once there.
+#[derive(Default)]
+struct Flight {
+    answer: OnceLock<Result<(Decision, Duration), Arc<AuthError>>>,
+    done: Notify,
+}
+
+/// Ends a flight however its leader stops: with its answer, or, when the leader's future
+/// is dropped half-way (its client went away), with none, so that a waiter decides itself.
+struct Landing<'a> {
+    cache: &'a DecisionCache,
+    key: CacheKey,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.cache.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
+        self.flight.done.notify_waiters();
+    }
 }
 
 impl DecisionCache {
@@ -96,6 +126,7 @@ impl DecisionCache {
                 .expire_after(PerEntryTtl)
                 .build(),
             settings,
+            in_flight: Arc::default(),
         }
     }
 
@@ -107,6 +138,7 @@ impl DecisionCache {
             DecisionCache {
                 inner: self.inner.clone(),
                 settings,
+                in_flight: self.in_flight.clone(),
             }
         } else {
             DecisionCache::new(settings)
@@ -137,43 +169,107 @@ impl DecisionCache {
     }
 
     /// The cached decision for `key`, or the result of `decide` (run once for all
-    /// concurrent callers). Errors reach every waiter and are not stored.
+    /// concurrent callers). A decision whose TTL is zero is shared with the callers
+    /// waiting for it and never stored (no entry, nothing to expire). Errors reach every
+    /// waiter and are not stored.
     pub async fn get_or_decide<F>(&self, key: CacheKey, decide: F) -> Cached
     where
         F: Future<Output = Result<Decision, AuthError>>,
     {
-        let entry = self
-            .inner
-            .entry(key)
-            .or_try_insert_with(async {
-                let decision = decide.await?;
-                let ttl = self.ttl_for(&decision);
-                Ok::<_, AuthError>(Entry {
-                    decision,
-                    ttl,
-                    expires_at: Instant::now() + ttl,
-                })
-            })
-            .await;
-        match entry {
-            Ok(entry) => {
-                let status = if entry.is_fresh() {
-                    CacheStatus::Miss
-                } else {
-                    CacheStatus::Hit
+        if let Some(entry) = self.inner.get(&key).await {
+            return Cached {
+                remaining: entry.expires_at.saturating_duration_since(Instant::now()),
+                answer: Ok(entry.decision),
+                status: CacheStatus::Hit,
+            };
+        }
+        let mut decide = std::pin::pin!(decide);
+        loop {
+            let (flight, leader) = match self.in_flight.lock() {
+                Ok(mut in_flight) => match in_flight.get(&key) {
+                    Some(flight) => (flight.clone(), false),
+                    None => {
+                        let flight = Arc::new(Flight::default());
+                        in_flight.insert(key, flight.clone());
+                        (flight, true)
+                    }
+                },
+                // a poisoned map: decide alone rather than not at all
+                Err(_) => (Arc::new(Flight::default()), true),
+            };
+            if leader {
+                let landing = Landing {
+                    cache: self,
+                    key,
+                    flight: flight.clone(),
                 };
-                let entry = entry.into_value();
-                Cached {
-                    remaining: entry.expires_at.saturating_duration_since(Instant::now()),
-                    answer: Ok(entry.decision),
-                    status,
+                // A leader that just finished stored its answer before it landed: look
+                // again, so a caller that missed a moment ago does not ask a second time.
+                if let Some(entry) = self.inner.get(&key).await {
+                    let _ = flight.answer.set(Ok((
+                        entry.decision.clone(),
+                        entry.expires_at.saturating_duration_since(Instant::now()),
+                    )));
+                    drop(landing);
+                    return Cached {
+                        remaining: entry.expires_at.saturating_duration_since(Instant::now()),
+                        answer: Ok(entry.decision),
+                        status: CacheStatus::Hit,
+                    };
                 }
+                let answer = match decide.as_mut().await {
+                    Ok(decision) => {
+                        let ttl = self.ttl_for(&decision);
+                        if !ttl.is_zero() {
+                            let entry = Entry {
+                                decision: decision.clone(),
+                                ttl,
+                                expires_at: Instant::now() + ttl,
+                            };
+                            self.inner.insert(key, entry).await;
+                        }
+                        Ok((decision, ttl))
+                    }
+                    Err(error) => Err(Arc::new(error)),
+                };
+                let _ = flight.answer.set(answer.clone());
+                drop(landing);
+                return match answer {
+                    Ok((decision, ttl)) => Cached {
+                        answer: Ok(decision),
+                        status: CacheStatus::Miss,
+                        remaining: ttl,
+                    },
+                    Err(error) => Cached {
+                        answer: Err(error),
+                        status: CacheStatus::Miss,
+                        remaining: Duration::ZERO,
+                    },
+                };
             }
-            Err(error) => Cached {
-                answer: Err(error),
-                status: CacheStatus::Miss,
-                remaining: Duration::ZERO,
-            },
+            // Wait for the leader: register first, then look, so no wake-up is missed.
+            let notified = flight.done.notified();
+            if flight.answer.get().is_none() {
+                notified.await;
+            }
+            match flight.answer.get() {
+                Some(Ok((decision, ttl))) => {
+                    return Cached {
+                        answer: Ok(decision.clone()),
+                        status: CacheStatus::Hit,
+                        remaining: *ttl,
+                    };
+                }
+                Some(Err(error)) => {
+                    return Cached {
+                        answer: Err(error.clone()),
+                        status: CacheStatus::Miss,
+                        remaining: Duration::ZERO,
+                    };
+                }
+                // the leader went away without an answer: try again (maybe as leader)
+                None => continue,
+            }
         }
     }
 
@@ -340,6 +436,59 @@ mod tests {
             })
             .await;
         assert_eq!(error.remaining, Duration::ZERO);
+    }
+
+    #[actix_web::test]
+    async fn a_zero_ttl_is_never_stored_but_concurrent_misses_still_decide_once() {
+        let cache = cache(0, 0);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let key = DecisionCache::key(&sha256(b"a"), "token");
+        let futures = (0..50).map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            async move {
+                cache
+                    .get_or_decide(key, async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                        Ok(allow(None))
+                    })
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(futures).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "coalesced");
+        assert!(results.iter().all(|c| c.answer.is_ok()));
+        cache.inner.run_pending_tasks().await;
+        assert_eq!(cache.entry_count(), 0, "nothing stored");
+        // and the next request decides again
+        cache
+            .get_or_decide(key, async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(allow(None))
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_cancelled_leader_hands_over_to_a_waiter() {
+        let cache = cache(10_000, 1_000);
+        let key = DecisionCache::key(&sha256(b"a"), "token");
+        let leader = cache.get_or_decide(key, async {
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+            Ok(allow(None))
+        });
+        let waiter = cache.get_or_decide(key, async { Ok(allow(None)) });
+        // the leader starts, the waiter joins it, then the leader's client goes away
+        let mut leader = Box::pin(leader);
+        assert!(futures_util::poll!(&mut leader).is_pending());
+        let mut waiter = Box::pin(waiter);
+        assert!(futures_util::poll!(&mut waiter).is_pending());
+        drop(leader);
+        let answer = actix_web::rt::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .expect("the waiter decides itself");
+        assert!(answer.answer.is_ok());
     }
 
     #[test]

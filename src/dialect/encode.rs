@@ -136,8 +136,10 @@ pub fn allow(
     }
     match allow_response(&headers, settings.max_header_bytes) {
         Ok(mut response) => {
-            // Whole seconds, rounded down: a proxy never keeps it past verdict's own entry.
-            let seconds = cache_for.as_secs();
+            // Whole seconds, rounded down, less one: nginx's cache clock ticks in whole
+            // seconds and keeps an answer until the end of the second its lifetime ends
+            // in, so `N` can mean up to N+1 seconds. Never past verdict's own entry.
+            let seconds = cache_for.as_secs().saturating_sub(1);
             let lifetime = if seconds > 0 {
                 (X_ACCEL_EXPIRES, HeaderValue::from(seconds))
             } else {
@@ -548,10 +550,14 @@ mod tests {
             original,
             &settings(None),
         );
-        assert_eq!(header(&r, "x-accel-expires"), Some("42"), "rounded down");
+        assert_eq!(
+            header(&r, "x-accel-expires"),
+            Some("41"),
+            "rounded down, less the second nginx may add"
+        );
         assert!(r.headers().get("cache-control").is_none());
         let (r, _) = encode(
-            &outcome(Duration::from_millis(900)),
+            &outcome(Duration::from_millis(1900)),
             &AuthRequest,
             original,
             &settings(None),
