@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Load comparison on this machine, loopback only, in one run:
-#   1. nginx alone answering `return 204`            (the floor: what a proxy costs)
-#   2. verdict answering /_resolver/auth-request     (a cached static-token allow)
-#   3. nginx auth_request -> verdict, app = `return 204` (the real deployment)
-# Prints requests/s and latency for each and the ratios against (1).
-# Usage: bench/load.sh [seconds per run, default 10] [connections, default 32]
+# Load comparison on this machine, loopback only, in one run, at 64 and 256 connections:
+#   1. nginx alone answering `return 204`                    (the floor)
+#   2. verdict answering /_resolver/auth-request             (a cached static-token allow),
+#      at log level warn and at the default info
+#   3. nginx with the SHIPPED nginx/verdict.conf -> verdict -> app (`return 204`)
+#   4. the same shipped file with nginx itself as the auth service (its ceiling)
+# Prints requests/s, latency and new TCP connections per 1,000 requests for each, and the
+# ratios: verdict / nginx-204, shipped / ceiling.
+# Usage: bench/load.sh [seconds per run, default 10]
 # Needs wrk and nginx (installed with apt-get when missing and running as root).
 # Stops by itself; only the processes it started are stopped, by their PIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
-connections="${2:-32}"
 threads=1
 
 for tool in wrk nginx; do
@@ -35,12 +37,14 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-verdict_port=$(free_port); admin_port=$(free_port); nginx_port=$(free_port); app_port=$(free_port)
+verdict_port=$(free_port); admin_port=$(free_port); quiet_port=$(free_port); quiet_admin=$(free_port)
+nginx_port=$(free_port); ceiling_port=$(free_port); auth_port=$(free_port); app_port=$(free_port)
 
-cat > "$work/verdict.toml" <<TOML
+verdict_config() { # listen admin
+    cat <<TOML
 [server]
-listen = "127.0.0.1:$verdict_port"
-admin_listen = "127.0.0.1:$admin_port"
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
 workers = 1
 [authorizers.keys]
 type = "static"
@@ -48,54 +52,88 @@ type = "static"
 token = "load-test-token"
 user_id = "load"
 TOML
-RUST_LOG=warn ./target/release/verdict --config "$work/verdict.toml" &
+}
+verdict_config "$verdict_port" "$admin_port" > "$work/verdict.toml"
+verdict_config "$quiet_port" "$quiet_admin" > "$work/quiet.toml"
+# the default log level (one line per decision) serves the shipped nginx config
+./target/release/verdict --config "$work/verdict.toml" > "$work/verdict.log" 2>&1 &
+pids+=($!)
+RUST_LOG=warn ./target/release/verdict --config "$work/quiet.toml" > /dev/null 2>&1 &
 pids+=($!)
 
-sed -e "s/127.0.0.1:8080/127.0.0.1:$verdict_port/" \
-    -e "s/127.0.0.1:9000/127.0.0.1:$app_port/" \
-    -e "s/listen 80;/listen 127.0.0.1:$nginx_port;/" nginx/verdict.conf > "$work/site.conf"
+# The shipped file, twice: once asking verdict, once asking nginx's own `return 200`.
+ship() { # listen-port auth-port
+    sed -e "s/127.0.0.1:8080/127.0.0.1:$2/" \
+        -e "s/127.0.0.1:9000/127.0.0.1:$app_port/" \
+        -e "s/listen 80;/listen 127.0.0.1:$1;/" \
+        -e "s/upstream verdict {/upstream verdict_$1 {/" -e "s#http://verdict/#http://verdict_$1/#" \
+        -e "s/upstream app {/upstream app_$1 {/" -e "s#http://app;#http://app_$1;#" \
+        -e "s/map \$http_upgrade \$verdict_app_connection/map \$http_upgrade \$verdict_app_connection_$1/" \
+        -e "s/\$verdict_app_connection;/\$verdict_app_connection_$1;/" \
+        nginx/verdict.conf
+}
+ship "$nginx_port" "$verdict_port" > "$work/shipped.conf"
+ship "$ceiling_port" "$auth_port" > "$work/ceiling.conf"
 cat > "$work/nginx.conf" <<NGINX
 daemon off;
 master_process off;
 worker_processes 1;
 pid $work/nginx.pid;
 error_log $work/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path $work/body; proxy_temp_path $work/proxy;
   fastcgi_temp_path $work/fastcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+  keepalive_requests 100000;
   server { listen 127.0.0.1:$app_port; location / { return 204; } }
-  include $work/site.conf;
+  server { listen 127.0.0.1:$auth_port; location / { add_header x-authgear-user-id load; return 200; } }
+  include $work/shipped.conf;
+  include $work/ceiling.conf;
 }
 NGINX
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" &
 pids+=($!)
 
-for port in $verdict_port $nginx_port $app_port; do
+for port in $verdict_port $quiet_port $nginx_port $ceiling_port $app_port $auth_port; do
     for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
-run() { # name url [header]
-    local name="$1" url="$2"; shift 2
-    local out
+opens() { awk '/^Tcp:/ && ++n == 2 {print $6}' /proc/net/snmp; }
+
+run() { # name connections url [header]...
+    local name="$1" connections="$2" url="$3"; shift 3
+    local before after out rps p50 p99 requests per1000
+    before=$(opens)
     out=$(wrk -t$threads -c"$connections" -d"${duration}s" --latency "$@" "$url")
-    local rps p50 p99
+    after=$(opens)
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    printf '%-34s %12s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99" >&2
+    per1000=$(python3 -c "print(f'{($after - $before) * 1000 / max($requests, 1):.1f}')")
+    errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    printf '%-36s c=%-4s %10s req/s  p50 %8s  p99 %8s  new TCP/1000 %6s %s\n' \
+        "$name" "$connections" "$rps" "$p50" "$p99" "$per1000" "$errors" >&2
     echo "$rps"
 }
 
-echo "loopback, ${duration}s per run, $connections connections, $(nproc) cores" >&2
-base=$(run "nginx return 204" "http://127.0.0.1:$app_port/")
-direct=$(run "verdict auth-request (cached)" "http://127.0.0.1:$verdict_port/_resolver/auth-request" \
-    -H 'Authorization: Bearer load-test-token' -H 'X-Original-URI: /app/page?x=1' -H 'X-Original-Method: GET')
-full=$(run "nginx auth_request -> verdict" "http://127.0.0.1:$nginx_port/app/page?x=1" -H 'Authorization: Bearer load-test-token')
-python3 - "$base" "$direct" "$full" <<'PY'
+token=(-H 'Authorization: Bearer load-test-token')
+direct=(-H 'X-Original-URI: /app/page?x=1' -H 'X-Original-Method: GET')
+echo "loopback, ${duration}s per run, $(nproc) cores, one nginx worker, one verdict worker" >&2
+declare -A r
+for c in 64 256; do
+    r[base$c]=$(run "nginx return 204" $c "http://127.0.0.1:$app_port/")
+    r[quiet$c]=$(run "verdict direct, cached, warn" $c "http://127.0.0.1:$quiet_port/_resolver/auth-request" "${token[@]}" "${direct[@]}")
+    r[info$c]=$(run "verdict direct, cached, info" $c "http://127.0.0.1:$verdict_port/_resolver/auth-request" "${token[@]}" "${direct[@]}")
+    r[ceiling$c]=$(run "shipped nginx conf, nginx as auth" $c "http://127.0.0.1:$ceiling_port/app/page?x=1" "${token[@]}")
+    r[shipped$c]=$(run "shipped nginx conf -> verdict" $c "http://127.0.0.1:$nginx_port/app/page?x=1" "${token[@]}")
+done
+python3 - "${r[base64]}" "${r[quiet64]}" "${r[info64]}" "${r[ceiling64]}" "${r[shipped64]}" \
+          "${r[base256]}" "${r[quiet256]}" "${r[info256]}" "${r[ceiling256]}" "${r[shipped256]}" <<'PY'
 import sys
-base, direct, full = (float(x) for x in sys.argv[1:])
-print(f"ratio verdict / nginx-204:                 {direct / base:.2f}")
-print(f"ratio nginx+verdict / nginx-204:           {full / base:.2f}")
+v = [float(x) for x in sys.argv[1:]]
+for c, (base, quiet, info, ceiling, shipped) in zip((64, 256), (v[:5], v[5:])):
+    print(f"c={c}: verdict/nginx-204 warn {quiet / base:.2f}, info {info / base:.2f}; "
+          f"shipped/ceiling {shipped / ceiling:.2f}")
 PY

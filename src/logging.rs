@@ -1,7 +1,9 @@
 //! Log output: every record through `log` and `env_logger`, filtered by `RUST_LOG`
 //! (default `info`), written plain or as one JSON object per line (`[log] format`).
 //!
-//! Takes: the configured format, once at start. Returns: nothing; it installs the logger.
+//! Takes: the configured format, once at start. Returns: nothing; it installs the logger,
+//! whose lines reach standard error in batches (no system call per decision) and are all
+//! written by [`flush`] before the process exits.
 //! Decision records carry their fields as key-values (`crate::record`): the plain format
 //! writes them as ` key=value` after the message (quoted where a value holds a space or
 //! a quote), the JSON format as fields of the record's object. Must never: add a field
@@ -9,6 +11,8 @@
 //! write a record over more than one line.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use crate::settings::choices;
 use log::kv::{Key, Value, VisitSource};
@@ -94,10 +98,77 @@ pub fn json_line(record: &log::Record<'_>, timestamp: &str) -> String {
     serde_json::Value::Object(object).to_string()
 }
 
-/// Installs the logger: `RUST_LOG` filters (default `info`), `format` writes.
+/// Log lines waiting to be written, shared by the logger and the thread that writes them.
+static PENDING: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+/// How often pending lines are written: one `write(2)` for all of them.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Past this much, lines are written at once rather than waiting for the interval.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The logger's output: lines collect in memory and reach standard error in batches, so a
+/// decision costs no system call. `env_logger` flushes its pipe after every record; here
+/// that flush only hands the line over.
+struct Batched(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Batched {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut pending = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("log buffer"))?;
+        pending.extend_from_slice(bytes);
+        if pending.len() >= FLUSH_AT {
+            write_out(&mut pending);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_out(pending: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(pending);
+        let _ = stderr.flush();
+        pending.clear();
+    }
+}
+
+/// Writes every pending line now. Called at the end of a stop (no line is lost on
+/// SIGTERM) and before the process exits for any reason.
+pub fn flush() {
+    if let Some(pending) = PENDING.get()
+        && let Ok(mut pending) = pending.lock()
+    {
+        write_out(&mut pending);
+    }
+}
+
+/// Installs the logger: `RUST_LOG` filters (default `info`), `format` writes, lines reach
+/// standard error in batches every 100 ms (and at once past 64 KiB, and at [`flush`]).
 pub fn init(format: LogFormat) {
+    let pending = PENDING.get_or_init(|| {
+        let pending = Arc::new(Mutex::new(Vec::with_capacity(FLUSH_AT)));
+        let writer = pending.clone();
+        let _ = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    if let Ok(mut pending) = writer.lock() {
+                        write_out(&mut pending);
+                    }
+                }
+            });
+        pending
+    });
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    builder.target(env_logger::Target::Pipe(Box::new(Batched(pending.clone()))));
     builder.format(move |buf, record| {
         let timestamp = buf.timestamp_micros().to_string();
         match format {

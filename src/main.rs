@@ -67,15 +67,20 @@ fn main() -> ExitCode {
         Command::Token {
             action: TokenAction::Digest,
         } => token_digest(),
-        Command::Serve => match serve(cli.config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                // the logger may not be installed yet (a configuration that does not load)
-                logging::init(LogFormat::Plain);
-                log::error!("{e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Serve => {
+            let code = match serve(cli.config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    // the logger may not be installed yet (a configuration that does not load)
+                    logging::init(LogFormat::Plain);
+                    log::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+            // every line, the stop's last ones included, reaches the log
+            logging::flush();
+            code
+        }
     }
 }
 

@@ -84,7 +84,11 @@ impl Verdict {
     /// Every line this instance has logged so far. Only for [`start_logged`] instances.
     pub fn log(&self) -> String {
         match &self.instance {
-            Instance::Process { log, .. } => std::fs::read_to_string(log).expect("read the log"),
+            Instance::Process { log, .. } => {
+                // verdict writes its log in batches every 100 ms
+                std::thread::sleep(Duration::from_millis(250));
+                std::fs::read_to_string(log).expect("read the log")
+            }
             Instance::InProcess(..) => {
                 panic!("the log is read only from an instance started with start_logged")
             }
