@@ -67,22 +67,44 @@ fn fields(record: &log::Record<'_>) -> Vec<(String, serde_json::Value)> {
     fields.0
 }
 
+/// Appends ` key=value` for each field of a record, without allocating per field.
+struct PlainFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        use std::fmt::Write as _;
+        let line = &mut *self.0;
+        if let Some(number) = value.to_u64() {
+            let _ = write!(line, " {key}={number}");
+            return Ok(());
+        }
+        let text = match value.to_borrowed_str() {
+            Some(text) => std::borrow::Cow::Borrowed(text),
+            None => std::borrow::Cow::Owned(value.to_string()),
+        };
+        if text.is_empty() {
+            return Ok(());
+        }
+        if key.as_str() == "path" || text.contains([' ', '"', '=']) {
+            let _ = write!(line, " {key}={text:?}");
+        } else {
+            let _ = write!(line, " {key}={text}");
+        }
+        Ok(())
+    }
+}
+
 /// One record as a plain line (without the time and level prefix).
 pub fn plain_line(record: &log::Record<'_>) -> String {
-    let mut line = record.args().to_string();
-    for (key, value) in fields(record) {
-        match value {
-            serde_json::Value::String(text)
-                if key == "path" || text.contains([' ', '"', '=']) || text.is_empty() =>
-            {
-                line.push_str(&format!(" {key}={text:?}"));
-            }
-            serde_json::Value::String(text) => line.push_str(&format!(" {key}={text}")),
-            other => line.push_str(&format!(" {key}={other}")),
-        }
-    }
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(256);
+    let _ = write!(line, "{}", record.args());
+    let _ = record.key_values().visit(&mut PlainFields(&mut line));
     // one record, one line, whatever a message holds
-    line.replace(['\r', '\n'], " ")
+    if line.contains(['\r', '\n']) {
+        line = line.replace(['\r', '\n'], " ");
+    }
+    line
 }
 
 /// One record as a JSON object.
@@ -170,7 +192,7 @@ pub fn init(format: LogFormat) {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     builder.target(env_logger::Target::Pipe(Box::new(Batched(pending.clone()))));
     builder.format(move |buf, record| {
-        let timestamp = buf.timestamp_micros().to_string();
+        let timestamp = buf.timestamp_micros();
         match format {
             LogFormat::Plain => writeln!(
                 buf,
@@ -179,7 +201,7 @@ pub fn init(format: LogFormat) {
                 record.target(),
                 plain_line(record)
             ),
-            LogFormat::Json => writeln!(buf, "{}", json_line(record, &timestamp)),
+            LogFormat::Json => writeln!(buf, "{}", json_line(record, &timestamp.to_string())),
         }
     });
     // A second init (tests) keeps the first logger.

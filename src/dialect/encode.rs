@@ -125,16 +125,10 @@ pub fn allow(
             problem: Some(EncodeProblem::AmbiguousList),
         };
     }
-    let mut headers: Vec<(&str, String)> = identity_headers(identity, session, settings.headers);
-    if let Some(identity) = identity {
-        headers.extend(
-            identity
-                .extra_headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.clone())),
-        );
-    }
-    match allow_response(&headers, settings.max_header_bytes) {
+    let headers: Vec<(&'static str, String)> =
+        identity_headers(identity, session, settings.headers);
+    let extra: &[(String, String)] = identity.map_or(&[], |i| i.extra_headers.as_slice());
+    match allow_response(headers, extra, settings.max_header_bytes) {
         Ok(mut response) => {
             // Whole seconds, rounded down, less one: nginx's cache clock ticks in whole
             // seconds and keeps an answer until the end of the second its lifetime ends
@@ -155,25 +149,37 @@ pub fn allow(
     }
 }
 
+/// The allow's response: the identity headers (names from the table, values handed over
+/// without a copy) and the backend's `copy_headers`, within the header budget.
 fn allow_response(
-    headers: &[(&str, String)],
+    identity: Vec<(&'static str, String)>,
+    extra: &[(String, String)],
     budget: usize,
 ) -> Result<HttpResponse, EncodeProblem> {
-    let mut response = HttpResponse::Ok();
-    let mut used = 0usize;
-    for (name, value) in headers {
-        // obs-text (raw UTF-8) is allowed, control characters are not
-        let header_value =
-            HeaderValue::from_bytes(value.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
-        let header_name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
-        used += name.len() + value.len() + 4;
-        response.insert_header((header_name, header_value));
-    }
+    let used: usize = identity
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .chain(extra.iter().map(|(n, v)| n.len() + v.len() + 4))
+        .sum();
     if used > budget {
         return Err(EncodeProblem::TooLarge);
     }
-    Ok(response.finish())
+    let mut response = HttpResponse::Ok().finish();
+    let map = response.headers_mut();
+    map.reserve(identity.len() + extra.len() + 1);
+    for (name, value) in identity {
+        // obs-text (raw UTF-8) is allowed, control characters are not
+        let value = HeaderValue::try_from(value).map_err(|_| EncodeProblem::UnsafeValue)?;
+        map.insert(HeaderName::from_static(name), value);
+    }
+    for (name, value) in extra {
+        let value =
+            HeaderValue::from_bytes(value.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
+        map.insert(name, value);
+    }
+    Ok(response)
 }
 
 /// A backend-chosen redirect, in the dialect's style.
