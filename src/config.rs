@@ -373,6 +373,9 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             ));
         };
         authorizers[index].claims_source = Some(found);
+        if let AuthorizerKind::Jwt(jwt) = &mut authorizers[found].kind {
+            jwt.keep_claims = true;
+        }
     }
 
     let default_chain = match &raw.default_route.authorizers {

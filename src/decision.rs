@@ -38,8 +38,11 @@ pub struct Identity {
     pub can_reauthenticate: bool,
     /// Backend headers passed on to the proxy with the allow (`http` `copy_headers`).
     pub extra_headers: Vec<(String, String)>,
-    /// The verified token's claims (`jwt`), for `${claim.NAME}` in `http` templates.
+    /// The verified token's claims (`jwt`), kept only when an `http` authorizer reads them
+    /// (`claims_from`, for `${claim.NAME}`): a cached decision stays small otherwise.
     pub claims: Option<Arc<Claims>>,
+    /// When the credential expires (a token's `exp`), Unix seconds.
+    pub expires_at: Option<u64>,
 }
 
 /// A claim by name, or by a dotted path into nested objects (`realm_access.roles`).

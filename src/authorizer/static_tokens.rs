@@ -155,6 +155,7 @@ impl StaticTokens {
                 can_reauthenticate: false,
                 extra_headers: Vec::new(),
                 claims: None,
+                expires_at: None,
             };
             entries.insert(digest, identity);
         }

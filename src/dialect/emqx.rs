@@ -230,12 +230,7 @@ impl Dialect for EmqxAuthn {
                     "is_superuser": identity.roles.iter().any(|r| r == "superuser"),
                     "client_attrs": { "roles": identity.roles.join(",") },
                 });
-                if let Some(exp) = identity
-                    .claims
-                    .as_ref()
-                    .and_then(|c| c.get("exp"))
-                    .and_then(serde_json::Value::as_u64)
-                {
+                if let Some(exp) = identity.expires_at {
                     answer["expire_at"] = exp.into();
                 }
                 answer

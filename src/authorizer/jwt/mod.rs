@@ -105,6 +105,9 @@ pub struct JwtAuthorizer {
     jwks: Option<JwksSource>,
     validations: HashMap<Algorithm, Validation>,
     claims: ClaimNames,
+    /// Whether an `http` authorizer reads this one's claims (`claims_from`): only then are
+    /// they kept with a cached allow.
+    pub keep_claims: bool,
 }
 
 impl JwtAuthorizer {
@@ -246,6 +249,7 @@ impl JwtAuthorizer {
             jwks,
             validations,
             claims: settings.claims,
+            keep_claims: false,
         })
     }
 

@@ -103,7 +103,9 @@ impl JwtAuthorizer {
             can_reauthenticate: false,
             user_id,
             extra_headers: Vec::new(),
-            claims: Some(Arc::new(claims.clone())),
+            // the claims only where an authorizer reads them (claims_from)
+            claims: self.keep_claims.then(|| Arc::new(claims.clone())),
+            expires_at: claims.get("exp").and_then(Value::as_u64),
         };
         let valid_for = claims.get("exp").and_then(Value::as_u64).map(|exp| {
             let now = SystemTime::now()
