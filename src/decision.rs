@@ -103,8 +103,14 @@ pub struct Decision {
 
 impl Decision {
     pub fn allow(identity: Identity, valid_for: Option<Duration>) -> Self {
+        Self::allow_shared(Arc::new(identity), valid_for)
+    }
+
+    /// An allow for an identity held elsewhere (a static token's): every decision and
+    /// cache entry for it shares the one copy.
+    pub fn allow_shared(identity: Arc<Identity>, valid_for: Option<Duration>) -> Self {
         Decision {
-            verdict: Verdict::Allow(Arc::new(identity)),
+            verdict: Verdict::Allow(identity),
             ttl: None,
             valid_for,
         }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -67,8 +68,9 @@ struct TokensFile {
 #[derive(Debug)]
 pub struct StaticTokens {
     sources: Vec<TokenSource>,
-    /// By SHA-256 digest of the token: a look-up costs the same for 10 or 100,000.
-    entries: HashMap<[u8; 32], Identity>,
+    /// By SHA-256 digest of the token: a look-up costs the same for 10 or 100,000. The
+    /// identity is shared with every decision (and cache entry) made for the token.
+    entries: HashMap<[u8; 32], Arc<Identity>>,
 }
 
 impl StaticTokens {
@@ -157,7 +159,7 @@ impl StaticTokens {
                 claims: None,
                 expires_at: None,
             };
-            entries.insert(digest, identity);
+            entries.insert(digest, Arc::new(identity));
         }
         Ok(StaticTokens { sources, entries })
     }
@@ -179,7 +181,7 @@ impl StaticTokens {
         let presented = sha256(token.as_bytes());
         let found = self.entries.get(&presented);
         match found {
-            Some(identity) => Decision::allow(identity.clone(), None),
+            Some(identity) => Decision::allow_shared(Arc::clone(identity), None),
             None => Decision::abstain(),
         }
     }
@@ -223,6 +225,19 @@ mod tests {
         );
         assert_eq!(tokens.decide("first-tokeN").verdict, Verdict::Abstain);
         assert_eq!(tokens.decide("").verdict, Verdict::Abstain);
+    }
+
+    #[test]
+    fn decisions_for_one_token_share_its_identity() {
+        let tokens =
+            build("[[a.tokens]]\ntoken = \"first-token\"\nuser_id = \"u1\"\n").expect("builds");
+        match (
+            tokens.decide("first-token").verdict,
+            tokens.decide("first-token").verdict,
+        ) {
+            (Verdict::Allow(a), Verdict::Allow(b)) => assert!(Arc::ptr_eq(&a, &b)),
+            other => panic!("expected two allows, got {other:?}"),
+        }
     }
 
     #[test]
