@@ -5,6 +5,8 @@
 #      at log level warn and at the default info
 #   3. nginx with the SHIPPED nginx/verdict.conf -> verdict -> app (`return 204`)
 #   4. the same shipped file with nginx itself as the auth service (its ceiling)
+#   5. verdict direct with `allow_ttl = "0s"` (every request decided, nothing stored), at
+#      64 connections, whose p99 is compared with the cached one
 # Prints requests/s, latency and new TCP connections per 1,000 requests for each, and the
 # ratios: verdict / nginx-204, shipped / ceiling.
 # Usage: bench/load.sh [seconds per run, default 10]
@@ -38,6 +40,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 verdict_port=$(free_port); admin_port=$(free_port); quiet_port=$(free_port); quiet_admin=$(free_port)
+nocache_port=$(free_port); nocache_admin=$(free_port)
 nginx_port=$(free_port); ceiling_port=$(free_port); auth_port=$(free_port); app_port=$(free_port)
 
 verdict_config() { # listen admin
@@ -55,10 +58,13 @@ TOML
 }
 verdict_config "$verdict_port" "$admin_port" > "$work/verdict.toml"
 verdict_config "$quiet_port" "$quiet_admin" > "$work/quiet.toml"
+{ verdict_config "$nocache_port" "$nocache_admin"; printf '[cache]\nallow_ttl = "0s"\ndeny_ttl = "0s"\n'; } > "$work/nocache.toml"
 # the default log level (one line per decision) serves the shipped nginx config
 ./target/release/verdict --config "$work/verdict.toml" > "$work/verdict.log" 2>&1 &
 pids+=($!)
 RUST_LOG=warn ./target/release/verdict --config "$work/quiet.toml" > /dev/null 2>&1 &
+pids+=($!)
+RUST_LOG=warn ./target/release/verdict --config "$work/nocache.toml" > /dev/null 2>&1 &
 pids+=($!)
 
 # The shipped file, twice: once asking verdict, once asking nginx's own `return 200`.
@@ -95,7 +101,7 @@ NGINX
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" &
 pids+=($!)
 
-for port in $verdict_port $quiet_port $nginx_port $ceiling_port $app_port $auth_port; do
+for port in $verdict_port $quiet_port $nocache_port $nginx_port $ceiling_port $app_port $auth_port; do
     for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -113,6 +119,7 @@ run() { # name connections url [header]...
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     per1000=$(python3 -c "print(f'{($after - $before) * 1000 / max($requests, 1):.1f}')")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    echo "$p99" > "$work/p99.$connections.${name//[^a-z0-9]/_}"
     printf '%-36s c=%-4s %10s req/s  p50 %8s  p99 %8s  new TCP/1000 %6s %s\n' \
         "$name" "$connections" "$rps" "$p50" "$p99" "$per1000" "$errors" >&2
     echo "$rps"
@@ -129,6 +136,17 @@ for c in 64 256; do
     r[ceiling$c]=$(run "shipped nginx conf, nginx as auth" $c "http://127.0.0.1:$ceiling_port/app/page?x=1" "${token[@]}")
     r[shipped$c]=$(run "shipped nginx conf -> verdict" $c "http://127.0.0.1:$nginx_port/app/page?x=1" "${token[@]}")
 done
+run "verdict direct, allow_ttl 0s, warn" 64 "http://127.0.0.1:$nocache_port/_resolver/auth-request" \
+    "${token[@]}" "${direct[@]}" > /dev/null
+python3 - "$(cat "$work/p99.64.verdict_direct__cached__warn")" \
+          "$(cat "$work/p99.64.verdict_direct__allow_ttl_0s__warn")" <<'PY'
+import re, sys
+def seconds(text):
+    number, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+cached, uncached = (seconds(x) for x in sys.argv[1:])
+print(f"c=64: allow_ttl 0s p99 / cached p99 {uncached / cached:.2f}")
+PY
 python3 - "${r[base64]}" "${r[quiet64]}" "${r[info64]}" "${r[ceiling64]}" "${r[shipped64]}" \
           "${r[base256]}" "${r[quiet256]}" "${r[info256]}" "${r[ceiling256]}" "${r[shipped256]}" <<'PY'
 import sys
