@@ -726,3 +726,28 @@ async fn a_thousand_slow_clients_stopped_all_service() {
     );
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn decision_lines_written_just_before_sigterm_were_lost() {
+    let mut v = start_logged("", DEMO_KEYS).await;
+    for i in 0..25 {
+        let status = auth_request(&v, &format!("/last/{i}"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .status()
+            .await;
+        assert_eq!(status, 200);
+    }
+    // at once: the lines are still in the batch the writer flushes every 100 ms
+    v.signal("TERM");
+    let status = v
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("verdict exits");
+    assert_eq!(status.code(), Some(0));
+    let log = v.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("outcome=allow") && l.contains("path=\"/last/"))
+        .count();
+    assert_eq!(lines, 25, "every decision line reaches the log:\n{log}");
+    assert!(log.contains("stop: done"), "{log}");
+}
