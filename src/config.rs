@@ -373,8 +373,17 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             ));
         };
         authorizers[index].claims_source = Some(found);
-        if let AuthorizerKind::Jwt(jwt) = &mut authorizers[found].kind {
+        let source = &mut authorizers[found];
+        if let AuthorizerKind::Jwt(jwt) = &mut source.kind
+            && !jwt.keep_claims
+        {
             jwt.keep_claims = true;
+            // Its cached decisions now carry the claims: a reload that adds or removes a
+            // `claims_from` must not reuse decisions made without them (an http
+            // authorizer would read a valid token as one without claims).
+            let mut material = source.fingerprint.to_vec();
+            material.extend_from_slice(b"\0keep_claims");
+            source.fingerprint = sha256(&material);
         }
     }
 

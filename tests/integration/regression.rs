@@ -751,3 +751,42 @@ async fn decision_lines_written_just_before_sigterm_were_lost() {
     assert_eq!(lines, 25, "every decision line reaches the log:\n{log}");
     assert!(log.contains("stop: done"), "{log}");
 }
+
+#[actix_web::test]
+async fn a_reload_adding_claims_from_reused_jwt_decisions_cached_without_claims() {
+    // A jwt authorizer keeps a token's claims only when an http authorizer reads them,
+    // so whether it keeps them is part of what its cached decisions mean.
+    let backend = fake_backend(Reply::status(200)).await;
+    let v = start_logged(
+        "",
+        &format!(
+            "[cache]\nallow_ttl = \"60s\"\n{}\n[default_route]\nauthorizers = [\"jwt\"]\n",
+            jwt_hs("")
+        ),
+    )
+    .await;
+    let token = hs_token(user_claims("u-claims", &[], 600));
+    assert_eq!(status_with(&v, "/c", &token).await, 200);
+    rewrite_config(&v, |text| {
+        text.replace("authorizers = [\"jwt\"]", "authorizers = [\"backend\"]")
+            + &format!(
+                "\n[authorizers.backend]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nclaims_from = \"jwt\"\n[authorizers.backend.headers]\nX-User = \"${{claim.sub}}\"\n",
+                backend.url("/check")
+            )
+    });
+    v.signal("HUP");
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert!(v.log().contains("reload"), "{}", v.log());
+    assert_eq!(status_with(&v, "/c", &token).await, 200);
+    assert_eq!(
+        backend
+            .received()
+            .pop()
+            .expect("the backend was asked")
+            .header("x-user"),
+        Some("u-claims"),
+        "the backend is told the token's subject"
+    );
+    v.stop().await;
+    backend.stop().await;
+}
