@@ -34,7 +34,8 @@
 //! Modules are declared below in flow order, and each imports only modules declared
 //! after it (downward). `config` builds everything once at start-up from the file; the
 //! shared nouns sit at the bottom: `decision` (identities, verdicts, outcomes, the
-//! identity-header table), `request`, `settings` (the config vocabulary), `digest`
+//! identity-header table), `request`, `fields` (a JSON or form body's fields, a name sent
+//! twice refused), `settings` (the config vocabulary), `digest`
 //! and `metrics`.
 //!
 //! Takes: a validated [`config::Config`]. Returns: running listeners ([`server::bind`]).
@@ -52,6 +53,7 @@ pub mod authorizer;
 pub mod credential;
 pub mod decision;
 pub mod request;
+pub mod fields;
 pub mod settings;
 pub mod digest;
 pub mod logging;

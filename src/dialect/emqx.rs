@@ -18,8 +18,9 @@ use actix_web::HttpResponse;
 use percent_encoding::utf8_percent_encode;
 
 use super::encode::{Answer, AnswerSettings, Original};
-use super::{Dialect, Incoming, caller_fields, field, parse_hop};
+use super::{Dialect, Incoming, caller_fields, parse_hop};
 use crate::decision::Outcome;
+use crate::fields::field;
 use crate::request::{Action, Caller, MqttAccess, Target, TargetError, URL_COMPONENT};
 
 /// EMQX authorization.

@@ -16,8 +16,9 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Dialect, Incoming, build_target, caller_fields, field, parse_hop};
+use super::{Dialect, Incoming, build_target, caller_fields, parse_hop};
 use crate::decision::{Outcome, Refusal};
+use crate::fields::field;
 use crate::request::{Target, TargetError};
 
 /// Icecast 2 URL listener authentication.

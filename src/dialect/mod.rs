@@ -22,10 +22,10 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use ipnet::IpNet;
-use percent_encoding::percent_decode_str;
 
 use self::encode::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal, is_identity_alias};
+use crate::fields::{self, FieldsError};
 use crate::request::{
     Caller, ForwardedRequest, Header, Target, TargetError, canonical_host, canonical_method,
     canonical_scheme, readings, split_uri,
@@ -304,14 +304,6 @@ pub fn build_target(
     })
 }
 
-/// A caller field by name.
-pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// The fields of a caller that sends its facts as a JSON or form body, or the query when
 /// the body is empty. A field sent twice is
 /// ambiguous and refused.
@@ -327,51 +319,17 @@ pub fn caller_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, T
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let pairs: Vec<(String, String)> = if body.is_empty() {
-        form(incoming.query.unwrap_or_default())?
+    let read = if body.is_empty() {
+        fields::form(incoming.query.unwrap_or_default())
     } else if kind == "application/x-www-form-urlencoded" {
-        form(std::str::from_utf8(body).map_err(|_| TargetError::BadBody)?)?
+        std::str::from_utf8(body)
+            .map_err(|_| FieldsError::BadEncoding)
+            .and_then(fields::form)
     } else {
         // JSON by default, as EMQX sends it
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| TargetError::BadBody)?;
-        let object = value.as_object().ok_or(TargetError::BadBody)?;
-        let mut pairs = Vec::with_capacity(object.len());
-        for (key, value) in object {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Null => String::new(),
-                _ => return Err(TargetError::BadBody),
-            };
-            pairs.push((key.clone(), text));
-        }
-        pairs
+        fields::json(body)
     };
-    for (i, (key, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(k, _)| k == key) {
-            return Err(TargetError::BadBody);
-        }
-    }
-    Ok(pairs)
-}
-
-/// `a=1&b=%2B` → pairs, percent-decoded once; `+` stays `+` (EMQX topics use it).
-fn form(text: &str) -> Result<Vec<(String, String)>, TargetError> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_decode_str(s)
-                    .decode_utf8()
-                    .map(|c| c.into_owned())
-                    .map_err(|_| TargetError::BadBody)
-            };
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
+    read.map_err(|_| TargetError::BadBody)
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use actix_web::HttpResponse;
 use percent_encoding::utf8_percent_encode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Dialect, Incoming, build_target, caller_fields, field};
+use super::{Dialect, Incoming, build_target, caller_fields};
 use crate::decision::Outcome;
+use crate::fields::field;
 use crate::request::{Action, Caller, MqttAccess, Target, TargetError, URL_COMPONENT};
 
 /// mosquitto-go-auth, amqtt and rmqtt HTTP backends.

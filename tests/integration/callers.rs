@@ -174,7 +174,7 @@ async fn cesbo_requests_are_refused_from_untrusted_peers_and_when_hosts_disagree
 }
 
 /// A broker's clients: the broker authenticated them; topic rules decide.
-const BROKER: &str = r##"
+pub(crate) const BROKER: &str = r##"
 [authorizers.devices]
 type = "static"
 token_sources = ["query:password"]
@@ -205,7 +205,7 @@ topics = ["#"]
 "##;
 
 /// EMQX 5's POST, as its HTTP authorization source sends it by default.
-fn emqx_post(v: &Verdict, body: &str) -> awc::ClientRequest {
+pub(crate) fn emqx_post(v: &Verdict, body: &str) -> awc::ClientRequest {
     client()
         .post(v.url("/_resolver/emqx"))
         .insert_header(("accept", "application/json"))
@@ -215,7 +215,7 @@ fn emqx_post(v: &Verdict, body: &str) -> awc::ClientRequest {
         .insert_header(("content-length", body.len().to_string()))
 }
 
-async fn emqx_result(request: awc::ClientRequest, body: String) -> String {
+pub(crate) async fn emqx_result(request: awc::ClientRequest, body: String) -> String {
     let mut r = request.send_body(body).await.expect("send");
     assert_eq!(r.status(), 200, "EMQX reads any other status as ignore");
     assert_eq!(r.headers().get("content-type").unwrap(), "application/json");

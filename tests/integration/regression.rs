@@ -790,3 +790,69 @@ async fn a_reload_adding_claims_from_reused_jwt_decisions_cached_without_claims(
     v.stop().await;
     backend.stop().await;
 }
+
+#[actix_web::test]
+async fn a_json_field_sent_twice_was_read_as_its_last_copy() {
+    use crate::callers::{BROKER, emqx_post, emqx_result};
+    let v = start("", BROKER).await;
+    // bob's topic first, alice's last: a reader that keeps one copy decides on either
+    for body in [
+        r#"{"username": "alice", "topic": "sensors/bob/x", "topic": "sensors/alice/x", "action": "publish"}"#,
+        r#"{"username": "bob", "username": "alice", "topic": "sensors/alice/x", "action": "publish"}"#,
+    ] {
+        assert_eq!(
+            emqx_result(emqx_post(&v, body), body.to_string()).await,
+            "deny",
+            "{body}"
+        );
+    }
+    // one copy of each is decided as usual
+    let body = r#"{"username": "alice", "topic": "sensors/alice/x", "action": "publish"}"#;
+    assert_eq!(
+        emqx_result(emqx_post(&v, body), body.to_string()).await,
+        "allow"
+    );
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_backend_result_sent_twice_was_read_as_its_last_copy() {
+    let backend = fake_backend(Reply::status(204)).await;
+    let v = start(
+        "",
+        &format!(
+            "[authorizers.backend]\ntype = \"http\"\nprotocol = \"json\"\nurls = [\"{}\"]\nretries = 0\n",
+            backend.url("/emqx")
+        ),
+    )
+    .await;
+    for (content_type, body) in [
+        (
+            "application/json",
+            r#"{"result": "deny", "result": "allow"}"#,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "result=deny&result=allow",
+        ),
+    ] {
+        backend.push(
+            Reply::status(200)
+                .header("content-type", content_type)
+                .body(body),
+        );
+        let status = auth_request(&v, "/twice")
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .status()
+            .await;
+        assert_ne!(status, 200, "{body}");
+    }
+    backend.push(
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(r#"{"result": "allow"}"#),
+    );
+    assert_eq!(auth_request(&v, "/once").status().await, 200);
+    v.stop().await;
+    backend.stop().await;
+}

@@ -8,13 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::transport::Answer;
 use super::{HttpAuthorizer, Protocol};
 use crate::decision::{
     Decision, Denial, HeaderFamily, IDENTITY_HEADERS, Identity, IdentityField, Verdict,
 };
+use crate::fields::{self, FieldsError, field};
 
 impl HttpAuthorizer {
     pub(super) fn interpret(&self, answer: &Answer) -> Result<Decision, String> {
@@ -152,24 +151,19 @@ fn read_result(content_type: Option<&str>, body: &[u8]) -> Result<String, String
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    match kind.as_str() {
-        "application/json" => {
-            let value: Value =
-                serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-            value
-                .get("result")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| "JSON body has no string \"result\"".to_string())
-        }
-        "application/x-www-form-urlencoded" => {
-            let text =
-                std::str::from_utf8(body).map_err(|_| "form body is not UTF-8".to_string())?;
-            crate::request::query_param(text, "result")
-                .ok_or_else(|| "form body has no result".to_string())
-        }
-        other => Err(format!("content type {other:?} is neither JSON nor a form")),
+    let fields = match kind.as_str() {
+        "application/json" => fields::json(body),
+        "application/x-www-form-urlencoded" => std::str::from_utf8(body)
+            .map_err(|_| FieldsError::BadEncoding)
+            .and_then(fields::form),
+        other => return Err(format!("content type {other:?} is neither JSON nor a form")),
     }
+    // a `result` sent twice could be read as either: an error, never a guess
+    .map_err(|e| e.to_string())?;
+    field(&fields, "result")
+        .filter(|result| !result.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "answer has no \"result\"".to_string())
 }
 
 /// How long `Cache-Control` lets a decision live: `no-store`/`no-cache` → zero,
