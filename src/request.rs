@@ -184,22 +184,27 @@ impl ForwardedRequest {
     }
 }
 
-/// A query parameter from a raw query string, percent-decoded once. `+` is kept literal:
-/// tokens and EMQX topics use it as a character, never as a space.
+/// A query parameter from a raw query string, percent-decoded once: its first non-empty
+/// value. `+` is kept literal: tokens and EMQX topics use it as a character, never as a
+/// space.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(key.as_bytes()).decode_utf8().ok()?;
-            (key == name).then(|| {
-                percent_decode(value.as_bytes())
-                    .decode_utf8()
-                    .ok()
-                    .map(|v| v.into_owned())
-            })?
-        })
-        .find(|value| !value.is_empty())
+    query_params(query, name).find(|value| !value.is_empty())
+}
+
+/// Every value of a query parameter, in order, names and values percent-decoded once
+/// (`%5Fmethod` is `_method`). Pairs that do not decode as UTF-8 are skipped.
+pub fn query_params<'a>(query: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    query.split('&').filter_map(move |pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key.as_bytes()).decode_utf8().ok()?;
+        if key != name {
+            return None;
+        }
+        percent_decode(value.as_bytes())
+            .decode_utf8()
+            .ok()
+            .map(|v| v.into_owned())
+    })
 }
 
 /// Splits a raw request URI into path and query (fragment dropped) and canonicalises the

@@ -10,7 +10,7 @@
 //! invalid override method pass as "no override".
 
 use super::{
-    Header, Target, TargetError, canonical_method, decode_path, query_param, resolve_dots,
+    Header, Target, TargetError, canonical_method, decode_path, query_params, resolve_dots,
 };
 
 /// The transformations an application may apply, one bit each.
@@ -223,11 +223,15 @@ fn override_methods(target: &Target, headers: &[Header]) -> Result<Vec<String>, 
             methods.push(canonical_method(&header.value)?);
         }
     }
+    // Every `_method`, not one: frameworks disagree on which copy wins (Rack and PHP take
+    // the last). Its name may be percent-encoded, so only a query without `%` can be
+    // ruled out by a plain search.
     if let Some(query) = target.query.as_deref()
-        && query.contains(METHOD_OVERRIDE_PARAM)
-        && let Some(value) = query_param(query, METHOD_OVERRIDE_PARAM)
+        && (query.contains('%') || query.contains(METHOD_OVERRIDE_PARAM))
     {
-        methods.push(canonical_method(value.as_bytes())?);
+        for value in query_params(query, METHOD_OVERRIDE_PARAM).filter(|v| !v.is_empty()) {
+            methods.push(canonical_method(value.as_bytes())?);
+        }
     }
     Ok(methods)
 }

@@ -816,6 +816,23 @@ async fn a_json_field_sent_twice_was_read_as_its_last_copy() {
 }
 
 #[actix_web::test]
+async fn a_second_or_encoded_method_parameter_escaped_the_override_reading() {
+    // Rack, Laravel and PHP read the last `_method`, and every one decodes the name.
+    let v = bypass_verdict().await;
+    let post = |uri: &str| as_nginx(&v, uri).insert_header(("X-Original-Method", "POST"));
+    for uri in [
+        "/api/items?_method=POST&_method=DELETE",
+        "/api/items?_method=DELETE&_method=POST",
+        "/api/items?%5Fmethod=DELETE",
+        "/api/items?_%6Dethod=DELETE",
+    ] {
+        assert_eq!(post(uri).status().await, 403, "{uri}");
+    }
+    assert_eq!(post("/api/items?_method=POST").status().await, 200);
+    v.stop().await;
+}
+
+#[actix_web::test]
 async fn a_backend_result_sent_twice_was_read_as_its_last_copy() {
     let backend = fake_backend(Reply::status(204)).await;
     let v = start(
