@@ -15,13 +15,12 @@
 use std::net::IpAddr;
 
 use actix_web::HttpResponse;
-use percent_encoding::utf8_percent_encode;
 
 use super::encode::{Answer, AnswerSettings, Original};
-use super::{Dialect, Incoming, caller_fields, parse_hop};
+use super::{Dialect, Incoming, caller_fields, fields_as_query, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Action, Caller, MqttAccess, Target, TargetError, URL_COMPONENT};
+use crate::request::{Action, Caller, MqttAccess, Target, TargetError};
 
 /// EMQX authorization.
 #[derive(Debug)]
@@ -44,17 +43,7 @@ impl Dialect for Emqx {
         let fields = caller_fields(incoming)?;
         // Every field as a query parameter, for the token sources of the route's
         // authorizers; percent-encoded, so `+` stays `+`.
-        let query = fields
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    utf8_percent_encode(k, URL_COMPONENT),
-                    utf8_percent_encode(v, URL_COMPONENT)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let query = fields_as_query(&fields);
         let target = Target {
             scheme: "http".into(),
             query: Some(query),

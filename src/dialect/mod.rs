@@ -22,13 +22,14 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use ipnet::IpNet;
+use percent_encoding::utf8_percent_encode;
 
 use self::encode::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal, is_identity_alias};
 use crate::fields::{self, FieldsError};
 use crate::request::{
-    Caller, ForwardedRequest, Header, Target, TargetError, canonical_host, canonical_method,
-    canonical_scheme, readings, split_uri,
+    Caller, ForwardedRequest, Header, Target, TargetError, URL_COMPONENT, canonical_host,
+    canonical_method, canonical_scheme, readings, split_uri,
 };
 
 /// A caller family: where it sends its checks, how it describes the original request,
@@ -302,6 +303,21 @@ pub fn build_target(
         raw_uri,
         readings: Vec::new(),
     })
+}
+
+/// A caller's fields as a query string, for the token sources of the route's authorizers
+/// (`query:password`): percent-encoded, so `+` stays `+` and `&` cannot split a value.
+pub fn fields_as_query(fields: &[(String, String)]) -> String {
+    let mut query = String::new();
+    for (name, value) in fields {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.extend(utf8_percent_encode(name, URL_COMPONENT));
+        query.push('=');
+        query.extend(utf8_percent_encode(value, URL_COMPONENT));
+    }
+    query
 }
 
 /// The fields of a caller that sends its facts as a JSON or form body, or the query when

@@ -16,13 +16,12 @@
 use std::net::IpAddr;
 
 use actix_web::HttpResponse;
-use percent_encoding::utf8_percent_encode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Dialect, Incoming, build_target, caller_fields};
+use super::{Dialect, Incoming, build_target, caller_fields, fields_as_query};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Action, Caller, MqttAccess, Target, TargetError, URL_COMPONENT};
+use crate::request::{Action, Caller, MqttAccess, Target, TargetError};
 
 /// mosquitto-go-auth, amqtt and rmqtt HTTP backends.
 #[derive(Debug)]
@@ -57,17 +56,7 @@ impl Dialect for Mqtt {
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         let path = check(incoming)?;
         let fields = caller_fields(incoming)?;
-        let query = fields
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    utf8_percent_encode(k, URL_COMPONENT),
-                    utf8_percent_encode(v, URL_COMPONENT)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let query = fields_as_query(&fields);
         let uri = format!("{path}?{query}");
         let target = build_target(Some(b"GET"), None, None, Some(uri.as_bytes()))?;
         Ok((target, incoming.peer))
