@@ -43,13 +43,13 @@ impl Dialect for Emqx {
         let fields = caller_fields(incoming)?;
         // Every field as a query parameter, for the token sources of the route's
         // authorizers; percent-encoded, so `+` stays `+`.
-        let query = fields_as_query(&fields);
+        let query = fields_as_query(fields);
         let target = Target {
             scheme: "http".into(),
             query: Some(query),
             ..Target::default()
         };
-        let client_ip = match field(&fields, "peerhost") {
+        let client_ip = match field(fields, "peerhost") {
             Some(host) if !host.is_empty() => parse_hop(host)?,
             _ => incoming.peer,
         };
@@ -57,8 +57,8 @@ impl Dialect for Emqx {
     }
     fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
         let fields = caller_fields(incoming)?;
-        let text = |name: &str| field(&fields, name).unwrap_or_default().to_string();
-        let action = match (field(&fields, "action"), field(&fields, "access")) {
+        let text = |name: &str| field(fields, name).unwrap_or_default().to_string();
+        let action = match (field(fields, "action"), field(fields, "access")) {
             (Some("publish"), _) => Action::Publish,
             (Some("subscribe"), _) => Action::Subscribe,
             // EMQX 4: access 1 is subscribe, 2 is publish
@@ -71,7 +71,7 @@ impl Dialect for Emqx {
             clientid: text("clientid"),
             action,
             topic: text("topic"),
-            qos: match field(&fields, "qos") {
+            qos: match field(fields, "qos") {
                 None | Some("") => None,
                 Some(q) => Some(
                     q.parse::<u8>()
@@ -80,7 +80,7 @@ impl Dialect for Emqx {
                         .ok_or(TargetError::BadBody)?,
                 ),
             },
-            retain: match field(&fields, "retain") {
+            retain: match field(fields, "retain") {
                 None | Some("") => None,
                 Some("true" | "1") => Some(true),
                 Some("false" | "0") => Some(false),
@@ -193,7 +193,7 @@ impl Dialect for EmqxAuthn {
     }
     fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
         let fields = caller_fields(incoming)?;
-        let username = field(&fields, "username").unwrap_or_default();
+        let username = field(fields, "username").unwrap_or_default();
         // an unresolved ${username} renders empty: never authenticate it
         if username.is_empty() {
             return Err(TargetError::BadBody);

@@ -43,12 +43,12 @@ impl Dialect for Icecast {
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         let fields = caller_fields(incoming)?;
-        if field(&fields, "action") != Some("listener_add") {
+        if field(fields, "action") != Some("listener_add") {
             // listener_remove, mount_add, … are notifications: there is nothing to decide
             return Err(TargetError::Notification);
         }
-        let mount = field(&fields, "mount").ok_or(TargetError::BadBody)?;
-        let host = match (field(&fields, "server"), field(&fields, "port")) {
+        let mount = field(fields, "mount").ok_or(TargetError::BadBody)?;
+        let host = match (field(fields, "server"), field(fields, "port")) {
             (Some(server), Some(port)) if !server.is_empty() && !port.is_empty() => {
                 Some(format!("{server}:{port}"))
             }
@@ -61,7 +61,7 @@ impl Dialect for Icecast {
             host.as_deref().map(str::as_bytes),
             Some(mount.as_bytes()),
         )?;
-        let client_ip = match field(&fields, "ip") {
+        let client_ip = match field(fields, "ip") {
             Some(ip) if !ip.is_empty() => parse_hop(ip)?,
             _ => incoming.peer,
         };
@@ -101,7 +101,7 @@ fn credential_headers(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, 
     Ok(["user", "pass"]
         .iter()
         .filter_map(|name| {
-            field(&fields, name)
+            field(fields, name)
                 .filter(|v| !v.is_empty())
                 .map(|v| (format!("icecast-{name}"), v.to_string()))
         })

@@ -18,6 +18,7 @@ pub mod forward_auth;
 pub mod icecast;
 pub mod mqtt;
 
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
@@ -119,6 +120,8 @@ pub struct Incoming<'a> {
     /// The bounded body, for dialects whose callers send their facts in one; `None` for
     /// the proxy dialects, which never read it.
     pub body: Option<&'a [u8]>,
+    /// The caller's fields, read from the body at most once per request.
+    pub fields: OnceCell<Result<Vec<(String, String)>, TargetError>>,
 }
 
 /// Whether a TCP peer may speak for a client. Everything a dialect reads depends on this.
@@ -170,6 +173,7 @@ pub fn read(
         peer,
         trusted,
         body,
+        fields: OnceCell::new(),
     };
     let (mut target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
     let caller = Caller {
@@ -321,9 +325,18 @@ pub fn fields_as_query(fields: &[(String, String)]) -> String {
 }
 
 /// The fields of a caller that sends its facts as a JSON or form body, or the query when
-/// the body is empty. A field sent twice is
-/// ambiguous and refused.
-pub fn caller_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetError> {
+/// the body is empty; a field sent twice is ambiguous and refused. Read once per request,
+/// however many of the dialect's steps ask.
+pub fn caller_fields<'i>(
+    incoming: &'i Incoming<'_>,
+) -> Result<&'i [(String, String)], TargetError> {
+    match incoming.fields.get_or_init(|| read_fields(incoming)) {
+        Ok(fields) => Ok(fields),
+        Err(e) => Err(*e),
+    }
+}
+
+fn read_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetError> {
     let body = incoming.body.unwrap_or_default();
     let kind = incoming
         .headers

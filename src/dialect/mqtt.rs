@@ -56,7 +56,7 @@ impl Dialect for Mqtt {
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         let path = check(incoming)?;
         let fields = caller_fields(incoming)?;
-        let query = fields_as_query(&fields);
+        let query = fields_as_query(fields);
         let uri = format!("{path}?{query}");
         let target = build_target(Some(b"GET"), None, None, Some(uri.as_bytes()))?;
         Ok((target, incoming.peer))
@@ -64,17 +64,17 @@ impl Dialect for Mqtt {
     fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
         let path = check(incoming)?;
         let fields = caller_fields(incoming)?;
-        let username = field(&fields, "username").unwrap_or_default().to_string();
+        let username = field(fields, "username").unwrap_or_default().to_string();
         if username.is_empty() {
             return Err(TargetError::BadBody);
         }
-        let clientid = field(&fields, "clientid")
-            .or_else(|| field(&fields, "client_id"))
+        let clientid = field(fields, "clientid")
+            .or_else(|| field(fields, "client_id"))
             .unwrap_or_default()
             .to_string();
         let mqtt = if path == "/acl" {
-            let topic = field(&fields, "topic").unwrap_or_default().to_string();
-            let action = match field(&fields, "acc") {
+            let topic = field(fields, "topic").unwrap_or_default().to_string();
+            let action = match field(fields, "acc") {
                 Some("1" | "4") => Action::Subscribe,
                 Some("2") => Action::Publish,
                 Some("3") => Action::ReadWrite,
