@@ -11,7 +11,7 @@
 //! write a record over more than one line.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use crate::settings::choices;
@@ -121,7 +121,10 @@ pub fn json_line(record: &log::Record<'_>, timestamp: &str) -> String {
 }
 
 /// Log lines waiting to be written, shared by the logger and the thread that writes them.
-static PENDING: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Held while a batch is taken and written.
+static WRITING: Mutex<()> = Mutex::new(());
 
 /// How often pending lines are written: one `write(2)` for all of them.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -132,17 +135,19 @@ const FLUSH_AT: usize = 64 * 1024;
 /// The logger's output: lines collect in memory and reach standard error in batches, so a
 /// decision costs no system call. `env_logger` flushes its pipe after every record; here
 /// that flush only hands the line over.
-struct Batched(Arc<Mutex<Vec<u8>>>);
+struct Batched;
 
 impl Write for Batched {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let mut pending = self
-            .0
-            .lock()
-            .map_err(|_| std::io::Error::other("log buffer"))?;
-        pending.extend_from_slice(bytes);
-        if pending.len() >= FLUSH_AT {
-            write_out(&mut pending);
+        let full = {
+            let mut pending = PENDING
+                .lock()
+                .map_err(|_| std::io::Error::other("log buffer"))?;
+            pending.extend_from_slice(bytes);
+            pending.len() >= FLUSH_AT
+        };
+        if full {
+            flush();
         }
         Ok(bytes.len())
     }
@@ -151,46 +156,39 @@ impl Write for Batched {
     }
 }
 
-fn write_out(pending: &mut Vec<u8>) {
-    if !pending.is_empty() {
-        let mut stderr = std::io::stderr().lock();
-        let _ = stderr.write_all(pending);
-        let _ = stderr.flush();
-        pending.clear();
-    }
-}
-
-/// Writes every pending line now. Called at the end of a stop (no line is lost on
-/// SIGTERM) and before the process exits for any reason.
+/// Writes every pending line now. Called every [`FLUSH_EVERY`] by the writer thread, past
+/// [`FLUSH_AT`], and before the process exits for any reason (no line is lost on
+/// SIGTERM). The batch is taken out of the buffer first, so a slow standard error never
+/// holds up a request that logs.
 pub fn flush() {
-    if let Some(pending) = PENDING.get()
-        && let Ok(mut pending) = pending.lock()
-    {
-        write_out(&mut pending);
-    }
+    // one writer at a time, so batches reach standard error in the order they were taken
+    let _writing = WRITING.lock();
+    let batch = match PENDING.lock() {
+        Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
+        _ => return,
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(&batch);
+    let _ = stderr.flush();
 }
 
 /// Installs the logger: `RUST_LOG` filters (default `info`), `format` writes, lines reach
 /// standard error in batches every 100 ms (and at once past 64 KiB, and at [`flush`]).
 pub fn init(format: LogFormat) {
-    let pending = PENDING.get_or_init(|| {
-        let pending = Arc::new(Mutex::new(Vec::with_capacity(FLUSH_AT)));
-        let writer = pending.clone();
+    static WRITER: Once = Once::new();
+    WRITER.call_once(|| {
         let _ = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || {
+            .spawn(|| {
                 loop {
                     std::thread::sleep(FLUSH_EVERY);
-                    if let Ok(mut pending) = writer.lock() {
-                        write_out(&mut pending);
-                    }
+                    flush();
                 }
             });
-        pending
     });
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    builder.target(env_logger::Target::Pipe(Box::new(Batched(pending.clone()))));
+    builder.target(env_logger::Target::Pipe(Box::new(Batched)));
     builder.format(move |buf, record| {
         let timestamp = buf.timestamp_micros();
         match format {
