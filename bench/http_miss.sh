@@ -12,37 +12,14 @@ connections="${2:-16}"
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 command -v wrk >/dev/null || { echo "bench/http_miss.sh: wrk is missing" >&2; exit 1; }
 
-cargo build --release --quiet
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+source bench/common.sh
 verdict_port=$(free_port); admin_port=$(free_port); backend_port=$(free_port)
 
-cat > "$work/nginx.conf" <<NGINX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-  fastcgi_temp_path $work/fastcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
-  keepalive_requests 100000;
+nginx_config "
   server {
     listen 127.0.0.1:$backend_port;
     location / { add_header X-Session-Name viewer; return 200; }
-  }
-}
-NGINX
+  }" > "$work/nginx.conf"
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" &
 backend_pid=$!
 pids+=("$backend_pid")
@@ -62,9 +39,7 @@ TOML
 RUST_LOG=warn ./target/release/verdict --config "$work/verdict.toml" > "$work/verdict.log" 2>&1 &
 verdict_pid=$!
 pids+=("$verdict_pid")
-for port in $verdict_port $backend_port; do
-    for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-done
+wait_for_ports $verdict_port $backend_port
 
 cat > "$work/miss.lua" <<'LUA'
 local counter = 0

@@ -28,17 +28,7 @@ for tool in wrk nginx; do
 done
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
-cargo build --release --quiet
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+source bench/common.sh
 verdict_port=$(free_port); admin_port=$(free_port); quiet_port=$(free_port); quiet_admin=$(free_port)
 nocache_port=$(free_port); nocache_admin=$(free_port)
 nginx_port=$(free_port); ceiling_port=$(free_port); auth_port=$(free_port); app_port=$(free_port)
@@ -80,30 +70,15 @@ ship() { # listen-port auth-port
 }
 ship "$nginx_port" "$verdict_port" > "$work/shipped.conf"
 ship "$ceiling_port" "$auth_port" > "$work/ceiling.conf"
-cat > "$work/nginx.conf" <<NGINX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-  fastcgi_temp_path $work/fastcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
-  keepalive_requests 100000;
+nginx_config "
   server { listen 127.0.0.1:$app_port; location / { return 204; } }
   server { listen 127.0.0.1:$auth_port; location / { add_header x-authgear-user-id load; return 200; } }
   include $work/shipped.conf;
-  include $work/ceiling.conf;
-}
-NGINX
+  include $work/ceiling.conf;" > "$work/nginx.conf"
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" &
 pids+=($!)
 
-for port in $verdict_port $quiet_port $nocache_port $nginx_port $ceiling_port $app_port $auth_port; do
-    for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-done
+wait_for_ports $verdict_port $quiet_port $nocache_port $nginx_port $ceiling_port $app_port $auth_port
 
 opens() { awk '/^Tcp:/ && ++n == 2 {print $6}' /proc/net/snmp; }
 

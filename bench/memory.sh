@@ -13,17 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 entries="${1:-100000}"
 
-cargo build --release --quiet
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+source bench/common.sh
 secret="memory-bench-secret-of-at-least-32-bytes"
 
 python3 - "$entries" "$work/tokens.toml" <<'PY'
@@ -57,7 +47,7 @@ TOML
     RUST_LOG=warn ./target/release/verdict --config "$work/$kind.toml" > "$work/$kind.log" 2>&1 &
     pid=$!
     pids+=("$pid")
-    for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    wait_for_ports "$port"
 }
 
 fill() { # kind pid port
