@@ -1,6 +1,6 @@
 //! The decision cache: authorizer results keyed by a hash of what they depend on.
 //!
-//! Takes: a key and the future that would decide on a miss. The key is the SHA-256 of the
+//! Takes: a key and what makes the future that would decide on a miss. The key is the SHA-256 of the
 //! authorizer's name and its question's cache material: for `jwt` and `static`, the
 //! presented credential; for `http`, the rendered backend request (method, first URL with
 //! its query, every header sent, the body), or the rendered `cache_key` templates when
@@ -168,12 +168,13 @@ impl DecisionCache {
         }
     }
 
-    /// The cached decision for `key`, or the result of `decide` (run once for all
-    /// concurrent callers). A decision whose TTL is zero is shared with the callers
-    /// waiting for it and never stored (no entry, nothing to expire). Errors reach every
-    /// waiter and are not stored.
-    pub async fn get_or_decide<F>(&self, key: CacheKey, decide: F) -> Cached
+    /// The cached decision for `key`, or the result of the future `decide` makes (made
+    /// and run once for all concurrent callers). A decision whose TTL is zero is shared
+    /// with the callers waiting for it and never stored (no entry, nothing to expire).
+    /// Errors reach every waiter and are not stored.
+    pub async fn get_or_decide<D, F>(&self, key: CacheKey, decide: D) -> Cached
     where
+        D: FnOnce() -> F,
         F: Future<Output = Result<Decision, AuthError>>,
     {
         if let Some(entry) = self.inner.get(&key).await {
@@ -183,8 +184,19 @@ impl DecisionCache {
                 status: CacheStatus::Hit,
             };
         }
-        let mut decide = std::pin::pin!(decide);
-        loop {
+        // The miss path holds the authorizer's own future (a backend exchange, a JWKS
+        // fetch): boxed, so the hit path that nearly every request takes stays a small
+        // future instead of carrying, and copying, kilobytes of state it never uses.
+        Box::pin(self.decide_once(key, decide)).await
+    }
+
+    /// A miss: waits for the caller already deciding `key`, or becomes that caller.
+    async fn decide_once<D, F>(&self, key: CacheKey, decide: D) -> Cached
+    where
+        D: FnOnce() -> F,
+        F: Future<Output = Result<Decision, AuthError>>,
+    {
+        let (flight, landing) = loop {
             let (flight, leader) = match self.in_flight.lock() {
                 Ok(mut in_flight) => match in_flight.get(&key) {
                     Some(flight) => (flight.clone(), false),
@@ -203,49 +215,7 @@ impl DecisionCache {
                     key,
                     flight: flight.clone(),
                 };
-                // A leader that just finished stored its answer before it landed: look
-                // again, so a caller that missed a moment ago does not ask a second time.
-                if let Some(entry) = self.inner.get(&key).await {
-                    let _ = flight.answer.set(Ok((
-                        entry.decision.clone(),
-                        entry.expires_at.saturating_duration_since(Instant::now()),
-                    )));
-                    drop(landing);
-                    return Cached {
-                        remaining: entry.expires_at.saturating_duration_since(Instant::now()),
-                        answer: Ok(entry.decision),
-                        status: CacheStatus::Hit,
-                    };
-                }
-                let answer = match decide.as_mut().await {
-                    Ok(decision) => {
-                        let ttl = self.ttl_for(&decision);
-                        if !ttl.is_zero() {
-                            let entry = Entry {
-                                decision: decision.clone(),
-                                ttl,
-                                expires_at: Instant::now() + ttl,
-                            };
-                            self.inner.insert(key, entry).await;
-                        }
-                        Ok((decision, ttl))
-                    }
-                    Err(error) => Err(Arc::new(error)),
-                };
-                let _ = flight.answer.set(answer.clone());
-                drop(landing);
-                return match answer {
-                    Ok((decision, ttl)) => Cached {
-                        answer: Ok(decision),
-                        status: CacheStatus::Miss,
-                        remaining: ttl,
-                    },
-                    Err(error) => Cached {
-                        answer: Err(error),
-                        status: CacheStatus::Miss,
-                        remaining: Duration::ZERO,
-                    },
-                };
+                break (flight, landing);
             }
             // Wait for the leader: register first, then look, so no wake-up is missed.
             let notified = flight.done.notified();
@@ -270,6 +240,49 @@ impl DecisionCache {
                 // the leader went away without an answer: try again (maybe as leader)
                 None => continue,
             }
+        };
+        // A leader that just finished stored its answer before it landed: look again, so
+        // a caller that missed a moment ago does not ask a second time.
+        if let Some(entry) = self.inner.get(&key).await {
+            let _ = flight.answer.set(Ok((
+                entry.decision.clone(),
+                entry.expires_at.saturating_duration_since(Instant::now()),
+            )));
+            drop(landing);
+            return Cached {
+                remaining: entry.expires_at.saturating_duration_since(Instant::now()),
+                answer: Ok(entry.decision),
+                status: CacheStatus::Hit,
+            };
+        }
+        let answer = match decide().await {
+            Ok(decision) => {
+                let ttl = self.ttl_for(&decision);
+                if !ttl.is_zero() {
+                    let entry = Entry {
+                        decision: decision.clone(),
+                        ttl,
+                        expires_at: Instant::now() + ttl,
+                    };
+                    self.inner.insert(key, entry).await;
+                }
+                Ok((decision, ttl))
+            }
+            Err(error) => Err(Arc::new(error)),
+        };
+        let _ = flight.answer.set(answer.clone());
+        drop(landing);
+        match answer {
+            Ok((decision, ttl)) => Cached {
+                answer: Ok(decision),
+                status: CacheStatus::Miss,
+                remaining: ttl,
+            },
+            Err(error) => Cached {
+                answer: Err(error),
+                status: CacheStatus::Miss,
+                remaining: Duration::ZERO,
+            },
         }
     }
 
@@ -311,11 +324,11 @@ mod tests {
             answer: first,
             status,
             ..
-        } = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        } = cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
         assert!(first.is_ok());
         assert_eq!(status, CacheStatus::Miss);
         let Cached { status, .. } = cache
-            .get_or_decide(key, async { panic!("must not run on a hit") })
+            .get_or_decide(key, || async { panic!("must not run on a hit") })
             .await;
         assert_eq!(status, CacheStatus::Hit);
     }
@@ -325,14 +338,14 @@ mod tests {
         let cache = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let Cached { answer: result, .. } = cache
-            .get_or_decide(key, async { Err(AuthError::Internal("boom".into())) })
+            .get_or_decide(key, || async { Err(AuthError::Internal("boom".into())) })
             .await;
         assert!(result.is_err());
         let Cached {
             answer: result,
             status,
             ..
-        } = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        } = cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
         assert!(result.is_ok());
         assert_eq!(status, CacheStatus::Miss);
     }
@@ -344,15 +357,15 @@ mod tests {
         let allow_key = DecisionCache::key(&sha256(b"a"), "good");
         let short_key = DecisionCache::key(&sha256(b"a"), "expiring");
         let _ = cache
-            .get_or_decide(deny_key, async {
+            .get_or_decide(deny_key, || async {
                 Ok(Decision::deny(Denial::InvalidCredential("x")))
             })
             .await;
         let _ = cache
-            .get_or_decide(allow_key, async { Ok(allow(None)) })
+            .get_or_decide(allow_key, || async { Ok(allow(None)) })
             .await;
         let _ = cache
-            .get_or_decide(short_key, async {
+            .get_or_decide(short_key, || async {
                 Ok(allow(Some(Duration::from_millis(100))))
             })
             .await;
@@ -361,19 +374,19 @@ mod tests {
             status: deny_status,
             ..
         } = cache
-            .get_or_decide(deny_key, async { Ok(Decision::abstain()) })
+            .get_or_decide(deny_key, || async { Ok(Decision::abstain()) })
             .await;
         let Cached {
             status: allow_status,
             ..
         } = cache
-            .get_or_decide(allow_key, async { Ok(Decision::abstain()) })
+            .get_or_decide(allow_key, || async { Ok(Decision::abstain()) })
             .await;
         let Cached {
             status: short_status,
             ..
         } = cache
-            .get_or_decide(short_key, async { Ok(Decision::abstain()) })
+            .get_or_decide(short_key, || async { Ok(Decision::abstain()) })
             .await;
         assert_eq!(deny_status, CacheStatus::Miss);
         assert_eq!(allow_status, CacheStatus::Hit);
@@ -393,7 +406,7 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             async move {
                 cache
-                    .get_or_decide(key, async {
+                    .get_or_decide(key, || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
                         Ok(allow(None))
@@ -418,12 +431,12 @@ mod tests {
         let cache = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let first = cache
-            .get_or_decide(key, async { Ok(allow(Some(Duration::from_secs(3)))) })
+            .get_or_decide(key, || async { Ok(allow(Some(Duration::from_secs(3)))) })
             .await;
         assert!(first.remaining <= Duration::from_secs(3));
         assert!(first.remaining > Duration::from_millis(2500));
         actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-        let hit = cache.get_or_decide(key, async { Ok(allow(None)) }).await;
+        let hit = cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
         assert_eq!(hit.status, CacheStatus::Hit);
         assert!(
             hit.remaining <= Duration::from_millis(2700),
@@ -431,7 +444,7 @@ mod tests {
             hit.remaining
         );
         let error = cache
-            .get_or_decide(DecisionCache::key(&sha256(b"a"), "x"), async {
+            .get_or_decide(DecisionCache::key(&sha256(b"a"), "x"), || async {
                 Err(AuthError::Internal("boom".into()))
             })
             .await;
@@ -447,7 +460,7 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             async move {
                 cache
-                    .get_or_decide(key, async {
+                    .get_or_decide(key, || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
                         Ok(allow(None))
@@ -462,7 +475,7 @@ mod tests {
         assert_eq!(cache.entry_count(), 0, "nothing stored");
         // and the next request decides again
         cache
-            .get_or_decide(key, async {
+            .get_or_decide(key, || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Ok(allow(None))
             })
@@ -474,11 +487,11 @@ mod tests {
     async fn a_cancelled_leader_hands_over_to_a_waiter() {
         let cache = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
-        let leader = cache.get_or_decide(key, async {
+        let leader = cache.get_or_decide(key, || async {
             actix_web::rt::time::sleep(Duration::from_secs(60)).await;
             Ok(allow(None))
         });
-        let waiter = cache.get_or_decide(key, async { Ok(allow(None)) });
+        let waiter = cache.get_or_decide(key, || async { Ok(allow(None)) });
         // the leader starts, the waiter joins it, then the leader's client goes away
         let mut leader = Box::pin(leader);
         assert!(futures_util::poll!(&mut leader).is_pending());

@@ -67,7 +67,8 @@ fn fields(record: &log::Record<'_>) -> Vec<(String, serde_json::Value)> {
     fields.0
 }
 
-/// Appends ` key=value` for each field of a record, without allocating per field.
+/// Appends ` key=value` for each field of a record, without allocating per field and
+/// without the formatting machinery for the strings that make up nearly every field.
 struct PlainFields<'a>(&'a mut String);
 
 impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
@@ -75,7 +76,10 @@ impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
         use std::fmt::Write as _;
         let line = &mut *self.0;
         if let Some(number) = value.to_u64() {
-            let _ = write!(line, " {key}={number}");
+            line.push(' ');
+            line.push_str(key.as_str());
+            line.push('=');
+            let _ = write!(line, "{number}");
             return Ok(());
         }
         let text = match value.to_borrowed_str() {
@@ -85,10 +89,16 @@ impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
         if text.is_empty() {
             return Ok(());
         }
-        if key.as_str() == "path" || text.contains([' ', '"', '=']) {
-            let _ = write!(line, " {key}={text:?}");
+        line.push(' ');
+        line.push_str(key.as_str());
+        line.push('=');
+        // one record, one line: a control character never reaches the output raw
+        if key.as_str() == "path"
+            || text.contains(|c: char| matches!(c, ' ' | '"' | '=') || c.is_control())
+        {
+            let _ = write!(line, "{text:?}");
         } else {
-            let _ = write!(line, " {key}={text}");
+            line.push_str(&text);
         }
         Ok(())
     }
@@ -96,9 +106,14 @@ impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
 
 /// One record as a plain line (without the time and level prefix).
 pub fn plain_line(record: &log::Record<'_>) -> String {
-    use std::fmt::Write as _;
     let mut line = String::with_capacity(256);
-    let _ = write!(line, "{}", record.args());
+    match record.args().as_str() {
+        Some(message) => line.push_str(message),
+        None => {
+            use std::fmt::Write as _;
+            let _ = write!(line, "{}", record.args());
+        }
+    }
     let _ = record.key_values().visit(&mut PlainFields(&mut line));
     // one record, one line, whatever a message holds
     if line.contains(['\r', '\n']) {
@@ -192,13 +207,14 @@ pub fn init(format: LogFormat) {
     builder.format(move |buf, record| {
         let timestamp = buf.timestamp_micros();
         match format {
-            LogFormat::Plain => writeln!(
-                buf,
-                "[{timestamp} {:<5} {}] {}",
-                record.level(),
-                record.target(),
-                plain_line(record)
-            ),
+            LogFormat::Plain => {
+                write!(buf, "[{timestamp} {:<5} ", record.level())?;
+                buf.write_all(record.target().as_bytes())?;
+                buf.write_all(b"] ")?;
+                let mut line = plain_line(record);
+                line.push('\n');
+                buf.write_all(line.as_bytes())
+            }
             LogFormat::Json => writeln!(buf, "{}", json_line(record, &timestamp.to_string())),
         }
     });
@@ -234,6 +250,21 @@ mod tests {
                 "decision dialect=auth-request status=200 path=\"/a b\""
             );
         });
+    }
+
+    #[test]
+    fn plain_lines_quote_control_characters() {
+        let kvs: [(&str, &dyn log::kv::ToValue); 2] =
+            [("host", &"a\u{1b}[31mb"), ("reason", &"one\ttwo")];
+        let record = log::Record::builder()
+            .args(format_args!("decision"))
+            .level(log::Level::Info)
+            .target("verdict::decision")
+            .key_values(&kvs)
+            .build();
+        let line = plain_line(&record);
+        assert_eq!(line, "decision host=\"a\\u{1b}[31mb\" reason=\"one\\ttwo\"");
+        assert!(!line.contains(|c: char| c.is_control()));
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl Resolver {
             question.cache_material(),
         );
         self.cache
-            .get_or_decide(key, question.decide(fetcher))
+            .get_or_decide(key, || question.decide(fetcher))
             .await
     }
 
