@@ -53,7 +53,7 @@ authorizers = ["jwt", "keys"]
     .expect("bench config")
 }
 
-fn request(token: &str) -> ForwardedRequest {
+fn request(token: &str) -> ForwardedRequest<'static> {
     let target = build_target(
         Some(b"GET"),
         Some(b"https"),
@@ -66,18 +66,9 @@ fn request(token: &str) -> ForwardedRequest {
         target,
         client_ip: IpAddr::from([203, 0, 113, 7]),
         headers: vec![
-            RequestHeader {
-                name: "authorization".into(),
-                value: format!("Bearer {token}").into_bytes(),
-            },
-            RequestHeader {
-                name: "user-agent".into(),
-                value: b"Mozilla/5.0".to_vec(),
-            },
-            RequestHeader {
-                name: "accept".into(),
-                value: b"text/html".to_vec(),
-            },
+            RequestHeader::owned("authorization", format!("Bearer {token}")),
+            RequestHeader::owned("user-agent", b"Mozilla/5.0".to_vec()),
+            RequestHeader::owned("accept", b"text/html".to_vec()),
         ],
     }
 }

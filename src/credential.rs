@@ -71,7 +71,7 @@ impl TokenSource {
     }
 
     /// The first credential found in this source.
-    pub fn find<'r>(&self, request: &'r ForwardedRequest) -> Option<Cow<'r, str>> {
+    pub fn find<'r>(&self, request: &'r ForwardedRequest<'r>) -> Option<Cow<'r, str>> {
         match self {
             TokenSource::Bearer => request.bearer_token().map(Cow::Borrowed),
             TokenSource::Cookie(name) => request.cookie(name).map(Cow::Borrowed),
@@ -88,7 +88,7 @@ impl TokenSource {
 /// The first credential found, trying the sources in their configured order.
 pub fn find_token<'r>(
     sources: &[TokenSource],
-    request: &'r ForwardedRequest,
+    request: &'r ForwardedRequest<'r>,
 ) -> Option<Cow<'r, str>> {
     sources.iter().find_map(|s| s.find(request))
 }

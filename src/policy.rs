@@ -297,7 +297,7 @@ impl<'a> Facts<'a> {
         }
     }
 
-    fn of_request(request: &'a ForwardedRequest) -> Facts<'a> {
+    fn of_request(request: &'a ForwardedRequest<'a>) -> Facts<'a> {
         Facts {
             caller: Some(&request.caller),
             client_ip: Some(request.client_ip),
@@ -305,7 +305,7 @@ impl<'a> Facts<'a> {
         }
     }
 
-    fn of(request: &'a ForwardedRequest, reading: &'a Reading) -> Facts<'a> {
+    fn of(request: &'a ForwardedRequest<'a>, reading: &'a Reading) -> Facts<'a> {
         Facts {
             method: reading.method.as_deref(),
             path: reading.path.as_deref(),
@@ -387,7 +387,7 @@ impl Policy {
     /// Every route the request must be allowed by. When every reading picks the canonical
     /// route and no fact is missing (the common case), `others` is empty and nothing more
     /// needs deciding.
-    pub fn route_readings<'a>(&'a self, request: &ForwardedRequest) -> Routing<'a> {
+    pub fn route_readings<'a>(&'a self, request: &ForwardedRequest<'_>) -> Routing<'a> {
         let target = &request.target;
         let canonical = self.candidates(Facts::of_request(request));
         let route = canonical.definite;

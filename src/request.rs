@@ -7,6 +7,7 @@
 //! a [`TargetError`]. Must never: decode twice, guess a missing fact, or hand an
 //! authorizer anything actix-shaped.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
@@ -85,19 +86,32 @@ impl Target {
     }
 }
 
-/// One header as received: lower-case name, raw value bytes (may be non-UTF-8).
+/// One header as received: lower-case name, raw value bytes (may be non-UTF-8). Borrowed
+/// from the caller's request where it came as it is (no copy per header per request),
+/// owned where a dialect made it from the caller's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
+pub struct Header<'a> {
+    pub name: Cow<'a, str>,
+    pub value: Cow<'a, [u8]>,
 }
 
-/// Everything an authorizer may look at. Built once per request by a dialect.
+impl Header<'_> {
+    /// A header made here rather than read from the request.
+    pub fn owned(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Header<'static> {
+        Header {
+            name: Cow::Owned(name.into()),
+            value: Cow::Owned(value.into()),
+        }
+    }
+}
+
+/// Everything an authorizer may look at. Built once per request by a dialect, borrowing
+/// the request's headers for as long as the decision runs.
 #[derive(Debug, Clone)]
-pub struct ForwardedRequest {
+pub struct ForwardedRequest<'a> {
     pub target: Target,
     pub client_ip: IpAddr,
-    pub headers: Vec<Header>,
+    pub headers: Vec<Header<'a>>,
     /// Who asked, and what a caller that is not a proxy says of its client.
     pub caller: Caller,
 }
@@ -142,13 +156,13 @@ pub struct MqttAccess {
     pub retain: Option<bool>,
 }
 
-impl ForwardedRequest {
+impl ForwardedRequest<'_> {
     /// All values of a header (name compared case-insensitively), raw bytes.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+            .map(|h| &*h.value)
     }
 
     /// The first value of a header as UTF-8 text, if it is valid UTF-8.
@@ -518,7 +532,7 @@ mod tests {
         assert_eq!(canonical_method(b""), Err(TargetError::BadMethod));
     }
 
-    fn request(headers: &[(&str, &str)], query: Option<&str>) -> ForwardedRequest {
+    fn request(headers: &[(&str, &str)], query: Option<&str>) -> ForwardedRequest<'static> {
         ForwardedRequest {
             caller: Caller::default(),
             target: Target {
@@ -528,10 +542,7 @@ mod tests {
             client_ip: IpAddr::from([127, 0, 0, 1]),
             headers: headers
                 .iter()
-                .map(|(n, v)| Header {
-                    name: n.to_ascii_lowercase(),
-                    value: v.as_bytes().to_vec(),
-                })
+                .map(|(n, v)| Header::owned(n.to_ascii_lowercase(), v.as_bytes().to_vec()))
                 .collect(),
         }
     }

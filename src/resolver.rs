@@ -100,7 +100,7 @@ impl Resolver {
     /// Routes every reading of the request, runs each route's authorizer chain through
     /// the cache, and applies the route's access rules. The request is allowed only when
     /// every reading is; the identity is the canonical reading's.
-    pub async fn decide(&self, request: &ForwardedRequest, fetcher: &Fetcher) -> Decided<'_> {
+    pub async fn decide(&self, request: &ForwardedRequest<'_>, fetcher: &Fetcher) -> Decided<'_> {
         let Routing { route, others } = self.config.policy.route_readings(request);
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(
@@ -164,7 +164,7 @@ impl Resolver {
     fn apply_topic_rules(
         &self,
         access: &MqttAccess,
-        request: &ForwardedRequest,
+        request: &ForwardedRequest<'_>,
         decided: &mut Decided<'_>,
     ) {
         let roles = match &decided.outcome {
@@ -211,7 +211,7 @@ impl Resolver {
     async fn decide_on<'a>(
         &'a self,
         route: &'a Route,
-        request: &ForwardedRequest,
+        request: &ForwardedRequest<'_>,
         fetcher: &Fetcher,
     ) -> Decided<'a> {
         let mut decided = Decided {
@@ -253,7 +253,7 @@ impl Resolver {
     async fn run_chain<'a>(
         &'a self,
         route: &Route,
-        request: &ForwardedRequest,
+        request: &ForwardedRequest<'_>,
         fetcher: &Fetcher,
         decided: &mut Decided<'a>,
     ) -> ChainResult {
@@ -347,7 +347,7 @@ impl Resolver {
     async fn claims_of(
         &self,
         authorizer: &Authorizer,
-        request: &ForwardedRequest,
+        request: &ForwardedRequest<'_>,
         fetcher: &Fetcher,
     ) -> Option<(Arc<Claims>, Duration)> {
         let question = authorizer.prepare(request, None)?;

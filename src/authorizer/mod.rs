@@ -160,7 +160,7 @@ impl Authorizer {
     /// `claims` are those of the `claims_from` token, for `http` templates.
     pub fn prepare<'a, 'r>(
         &'a self,
-        request: &'r ForwardedRequest,
+        request: &'r ForwardedRequest<'r>,
         claims: Option<&Claims>,
     ) -> Option<Question<'a, 'r>> {
         let asked = match &self.kind {

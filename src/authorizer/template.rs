@@ -48,7 +48,7 @@ pub struct Template {
 
 /// What a template may read besides the request.
 pub struct RenderContext<'a> {
-    pub request: &'a ForwardedRequest,
+    pub request: &'a ForwardedRequest<'a>,
     pub session_id: &'a str,
     pub claims: Option<&'a Claims>,
 }
@@ -201,7 +201,7 @@ mod tests {
     use super::*;
     use crate::request::{Header, Target};
 
-    fn request() -> ForwardedRequest {
+    fn request() -> ForwardedRequest<'static> {
         ForwardedRequest {
             caller: Default::default(),
             target: Target {
@@ -215,14 +215,8 @@ mod tests {
             },
             client_ip: "203.0.113.7".parse().unwrap(),
             headers: vec![
-                Header {
-                    name: "user-agent".into(),
-                    value: b"VLC/3.0".to_vec(),
-                },
-                Header {
-                    name: "cookie".into(),
-                    value: b"sid=s1".to_vec(),
-                },
+                Header::owned("user-agent", b"VLC/3.0".to_vec()),
+                Header::owned("cookie", b"sid=s1".to_vec()),
             ],
         }
     }

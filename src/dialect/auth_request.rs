@@ -131,12 +131,9 @@ mod tests {
     use crate::request::Header;
 
     fn read_with(pairs: &[(&str, &str)]) -> Result<(Target, IpAddr), TargetError> {
-        let headers: Vec<Header> = pairs
+        let headers: Vec<Header<'_>> = pairs
             .iter()
-            .map(|(n, v)| Header {
-                name: n.to_ascii_lowercase(),
-                value: v.as_bytes().to_vec(),
-            })
+            .map(|(n, v)| Header::owned(n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
         read(
             &HeaderView { headers: &headers },

@@ -94,10 +94,7 @@ mod tests {
     use crate::request::Header;
 
     fn read_path(path: &str, query: Option<&str>) -> Result<Target, TargetError> {
-        let headers = vec![Header {
-            name: "host".into(),
-            value: b"app.example.com".to_vec(),
-        }];
+        let headers = vec![Header::owned("host", b"app.example.com".to_vec())];
         read(
             &HeaderView { headers: &headers },
             "POST",

@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn reads_the_traefik_headers() {
-        let headers: Vec<Header> = [
+        let headers: Vec<Header<'_>> = [
             ("x-forwarded-method", "POST"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "app.example.com:8443"),
@@ -82,10 +82,7 @@ mod tests {
             ("x-original-uri", "/spoofed"),
         ]
         .iter()
-        .map(|(n, v)| Header {
-            name: n.to_string(),
-            value: v.as_bytes().to_vec(),
-        })
+        .map(|(n, v)| Header::owned(n.to_string(), v.as_bytes().to_vec()))
         .collect();
         let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
         let (t, ip) = read(

@@ -18,6 +18,7 @@ pub mod forward_auth;
 pub mod icecast;
 pub mod mqtt;
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
@@ -134,13 +135,13 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
 
 /// Builds the caller-neutral request, or says why the request is refused before routing.
 /// `prefix` is the endpoint path the request came through.
-pub fn read(
-    request: &HttpRequest,
+pub fn read<'r>(
+    request: &'r HttpRequest,
     dialect: &dyn Dialect,
     prefix: &str,
     trusted: &[IpNet],
     body: Option<&[u8]>,
-) -> Result<ForwardedRequest, Refusal> {
+) -> Result<ForwardedRequest<'r>, Refusal> {
     let peer = request
         .peer_addr()
         .map(|a| a.ip().to_canonical())
@@ -150,12 +151,12 @@ pub fn read(
     if !is_trusted(peer, trusted) {
         return Err(Refusal::UntrustedPeer(peer));
     }
-    let headers: Vec<Header> = request
+    let headers: Vec<Header<'_>> = request
         .headers()
         .iter()
         .map(|(name, value)| Header {
-            name: name.as_str().to_owned(),
-            value: value.as_bytes().to_vec(),
+            name: Cow::Borrowed(name.as_str()),
+            value: Cow::Borrowed(value.as_bytes()),
         })
         .collect();
     // Trust decision: a client header like `x_authgear_user_id` or `x.session.name` is an
@@ -189,10 +190,7 @@ pub fn read(
     for (name, value) in extra {
         // Trust decision: these names carry the caller's facts, never a client's header.
         headers.retain(|h| h.name != name);
-        headers.push(Header {
-            name,
-            value: value.into_bytes(),
-        });
+        headers.push(Header::owned(name, value));
     }
     // Every other way an application could read this method and path; the resolver
     // allows only when each of them is allowed.
@@ -208,7 +206,7 @@ pub fn read(
 /// Read-only access to the copied headers, for the dialect readers.
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderView<'a> {
-    pub headers: &'a [Header],
+    pub headers: &'a [Header<'a>],
 }
 
 impl<'a> HeaderView<'a> {
@@ -219,7 +217,7 @@ impl<'a> HeaderView<'a> {
             .headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice());
+            .map(|h| &*h.value);
         let first = values.next();
         if values.next().is_some() {
             return Err(TargetError::Conflicting);
@@ -232,7 +230,7 @@ impl<'a> HeaderView<'a> {
         self.headers
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+            .map(|h| &*h.value)
     }
 }
 
@@ -369,13 +367,10 @@ mod tests {
         vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
     }
 
-    fn view_of(pairs: &[(&str, &str)]) -> Vec<Header> {
+    fn view_of(pairs: &[(&str, &str)]) -> Vec<Header<'static>> {
         pairs
             .iter()
-            .map(|(n, v)| Header {
-                name: n.to_ascii_lowercase(),
-                value: v.as_bytes().to_vec(),
-            })
+            .map(|(n, v)| Header::owned(n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect()
     }
 

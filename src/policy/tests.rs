@@ -19,7 +19,7 @@ fn route(toml_fields: &str) -> Result<Route, ConfigError> {
 }
 
 /// A request from a proxy on loopback, for routing.
-fn request_of(target: Target) -> ForwardedRequest {
+fn request_of(target: Target) -> ForwardedRequest<'static> {
     ForwardedRequest {
         target,
         client_ip: "203.0.113.7".parse().unwrap(),

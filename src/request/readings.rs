@@ -93,7 +93,7 @@ pub fn kinds_from_names(names: &[String]) -> Result<u8, String> {
 }
 
 /// Every reading of `target` that differs from its canonical method and path.
-pub fn readings(target: &Target, headers: &[Header]) -> Result<Vec<Reading>, TargetError> {
+pub fn readings(target: &Target, headers: &[Header<'_>]) -> Result<Vec<Reading>, TargetError> {
     let mut out: Vec<Reading> = Vec::new();
     let push = |reading: Reading, out: &mut Vec<Reading>| {
         let same_as_canonical =
@@ -216,10 +216,10 @@ fn strip_trailing_dots(path: &str) -> String {
 
 /// Methods an override header or `_method` parameter names. An override that is not a
 /// method token is refused: an application may still act on it.
-fn override_methods(target: &Target, headers: &[Header]) -> Result<Vec<String>, TargetError> {
+fn override_methods(target: &Target, headers: &[Header<'_>]) -> Result<Vec<String>, TargetError> {
     let mut methods = Vec::new();
     for header in headers {
-        if METHOD_OVERRIDE_HEADERS.contains(&header.name.as_str()) {
+        if METHOD_OVERRIDE_HEADERS.contains(&&*header.name) {
             methods.push(canonical_method(&header.value)?);
         }
     }
@@ -301,20 +301,14 @@ mod tests {
 
     #[test]
     fn method_overrides_are_readings_and_must_be_methods() {
-        let headers = [Header {
-            name: "x-http-method-override".into(),
-            value: b"delete".to_vec(),
-        }];
+        let headers = [Header::owned("x-http-method-override", b"delete".to_vec())];
         let found = readings(&target("POST", "/api/items"), &headers).expect("readings");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].method.as_deref(), Some("DELETE"));
         assert_eq!(found[0].kinds, kind::METHOD_OVERRIDE);
         let found = readings(&target("POST", "/api/items?_method=PUT"), &[]).expect("readings");
         assert_eq!(found[0].method.as_deref(), Some("PUT"));
-        let bad = [Header {
-            name: "x-http-method".into(),
-            value: b"DE LETE".to_vec(),
-        }];
+        let bad = [Header::owned("x-http-method", b"DE LETE".to_vec())];
         assert_eq!(
             readings(&target("POST", "/api"), &bad),
             Err(TargetError::BadMethod)

@@ -31,7 +31,11 @@ pub struct BackendRequest {
 
 impl HttpAuthorizer {
     /// Renders what would be sent for this request.
-    pub fn render(&self, request: &ForwardedRequest, claims: Option<&Claims>) -> BackendRequest {
+    pub fn render(
+        &self,
+        request: &ForwardedRequest<'_>,
+        claims: Option<&Claims>,
+    ) -> BackendRequest {
         let session_id = match &self.session_id {
             Some(template) => template.render(&RenderContext {
                 request,
@@ -130,7 +134,7 @@ impl HttpAuthorizer {
 
 /// The default session id: the caller's own session id when it sends one, else a digest of client address and User-Agent, stable for one
 /// viewer so the cache keeps working, and revealing neither.
-fn default_session_id(request: &ForwardedRequest) -> String {
+fn default_session_id(request: &ForwardedRequest<'_>) -> String {
     // a streaming server names its session itself (Cesbo X-Session-ID)
     if let Some(session) = request.caller.session.as_deref().filter(|s| !s.is_empty()) {
         return session.to_string();
