@@ -40,40 +40,30 @@ impl CacheStatus {
     }
 }
 
+/// One stored decision: the verdict and when it stops being valid. Nothing else, so an
+/// entry is the key, a verdict (an `Arc` for an allow) and a deadline.
 #[derive(Debug, Clone)]
 struct Entry {
-    decision: Decision,
-    ttl: Duration,
-    /// When the entry stops being valid, so a hit can say how long it has left.
+    verdict: Verdict,
     expires_at: Instant,
 }
 
-/// A decision, where it came from, and how much longer it may be reused.
+impl Entry {
+    /// How long it has left at `now`; `None` once it has expired.
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        let left = self.expires_at.checked_duration_since(now)?;
+        (!left.is_zero()).then_some(left)
+    }
+}
+
+/// A verdict, where it came from, and how much longer it may be reused.
 #[derive(Debug)]
 pub struct Cached {
-    pub answer: Result<Decision, Arc<AuthError>>,
+    pub answer: Result<Verdict, Arc<AuthError>>,
     pub status: CacheStatus,
     /// How long this answer stays valid in verdict's cache: the longest any other cache
     /// (a proxy's) may keep an answer built on it. Zero for an error.
     pub remaining: Duration,
-}
-
-struct PerEntryTtl;
-
-impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &CacheKey, value: &Entry, _: Instant) -> Option<Duration> {
-        Some(value.ttl)
-    }
-    // Without this, a re-inserted key would keep its old deadline (moka's default).
-    fn expire_after_update(
-        &self,
-        _: &CacheKey,
-        value: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
 }
 
 /// Decision-cache settings, validated.
@@ -87,7 +77,9 @@ pub struct CacheSettings {
 /// The shared cache of authorizer decisions.
 #[derive(Clone)]
 pub struct DecisionCache {
-    inner: moka::future::Cache<CacheKey, Entry>,
+    /// Bounded by count; each entry carries its own deadline, checked on every read (an
+    /// expired entry is a miss, and is removed then or evicted when room is needed).
+    inner: Arc<quick_cache::sync::Cache<CacheKey, Entry>>,
     settings: CacheSettings,
     /// Decisions being made now, by key: concurrent misses wait for the one in flight
     /// instead of asking again, whether or not the answer will be kept.
@@ -97,7 +89,7 @@ pub struct DecisionCache {
 /// One decision in flight, and its answer once there.
 #[derive(Default)]
 struct Flight {
-    answer: OnceLock<Result<(Decision, Duration), Arc<AuthError>>>,
+    answer: OnceLock<Result<(Verdict, Duration), Arc<AuthError>>>,
     done: Notify,
 }
 
@@ -120,11 +112,9 @@ impl Drop for Landing<'_> {
 
 impl DecisionCache {
     pub fn new(settings: CacheSettings) -> DecisionCache {
+        let capacity = usize::try_from(settings.max_entries).unwrap_or(usize::MAX);
         DecisionCache {
-            inner: moka::future::Cache::builder()
-                .max_capacity(settings.max_entries)
-                .expire_after(PerEntryTtl)
-                .build(),
+            inner: Arc::new(quick_cache::sync::Cache::new(capacity)),
             settings,
             in_flight: Arc::default(),
         }
@@ -142,6 +132,21 @@ impl DecisionCache {
             }
         } else {
             DecisionCache::new(settings)
+        }
+    }
+
+    /// The live entry for `key` and how long it has left. An expired one is removed (only
+    /// if it is still the expired one: a fresh answer stored meanwhile stays).
+    fn lookup(&self, key: &CacheKey) -> Option<(Verdict, Duration)> {
+        let entry = self.inner.get(key)?;
+        let now = Instant::now();
+        match entry.remaining(now) {
+            Some(left) => Some((entry.verdict, left)),
+            None => {
+                self.inner
+                    .remove_if(key, |stored| stored.remaining(now).is_none());
+                None
+            }
         }
     }
 
@@ -168,7 +173,7 @@ impl DecisionCache {
         }
     }
 
-    /// The cached decision for `key`, or the result of the future `decide` makes (made
+    /// The cached verdict for `key`, or the verdict of the future `decide` makes (made
     /// and run once for all concurrent callers). A decision whose TTL is zero is shared
     /// with the callers waiting for it and never stored (no entry, nothing to expire).
     /// Errors reach every waiter and are not stored.
@@ -177,11 +182,11 @@ impl DecisionCache {
         D: FnOnce() -> F,
         F: Future<Output = Result<Decision, AuthError>>,
     {
-        if let Some(entry) = self.inner.get(&key).await {
+        if let Some((verdict, remaining)) = self.lookup(&key) {
             return Cached {
-                remaining: entry.expires_at.saturating_duration_since(Instant::now()),
-                answer: Ok(entry.decision),
+                answer: Ok(verdict),
                 status: CacheStatus::Hit,
+                remaining,
             };
         }
         // The miss path holds the authorizer's own future (a backend exchange, a JWKS
@@ -223,9 +228,9 @@ impl DecisionCache {
                 notified.await;
             }
             match flight.answer.get() {
-                Some(Ok((decision, ttl))) => {
+                Some(Ok((verdict, ttl))) => {
                     return Cached {
-                        answer: Ok(decision.clone()),
+                        answer: Ok(verdict.clone()),
                         status: CacheStatus::Hit,
                         remaining: *ttl,
                     };
@@ -243,16 +248,13 @@ impl DecisionCache {
         };
         // A leader that just finished stored its answer before it landed: look again, so
         // a caller that missed a moment ago does not ask a second time.
-        if let Some(entry) = self.inner.get(&key).await {
-            let _ = flight.answer.set(Ok((
-                entry.decision.clone(),
-                entry.expires_at.saturating_duration_since(Instant::now()),
-            )));
+        if let Some((verdict, remaining)) = self.lookup(&key) {
+            let _ = flight.answer.set(Ok((verdict.clone(), remaining)));
             drop(landing);
             return Cached {
-                remaining: entry.expires_at.saturating_duration_since(Instant::now()),
-                answer: Ok(entry.decision),
+                answer: Ok(verdict),
                 status: CacheStatus::Hit,
+                remaining,
             };
         }
         let answer = match decide().await {
@@ -260,21 +262,20 @@ impl DecisionCache {
                 let ttl = self.ttl_for(&decision);
                 if !ttl.is_zero() {
                     let entry = Entry {
-                        decision: decision.clone(),
-                        ttl,
+                        verdict: decision.verdict.clone(),
                         expires_at: Instant::now() + ttl,
                     };
-                    self.inner.insert(key, entry).await;
+                    self.inner.insert(key, entry);
                 }
-                Ok((decision, ttl))
+                Ok((decision.verdict, ttl))
             }
             Err(error) => Err(Arc::new(error)),
         };
         let _ = flight.answer.set(answer.clone());
         drop(landing);
         match answer {
-            Ok((decision, ttl)) => Cached {
-                answer: Ok(decision),
+            Ok((verdict, ttl)) => Cached {
+                answer: Ok(verdict),
                 status: CacheStatus::Miss,
                 remaining: ttl,
             },
@@ -286,9 +287,10 @@ impl DecisionCache {
         }
     }
 
-    /// Number of live entries (eventually consistent).
+    /// Number of entries held. An expired entry counts until a read removes it or the
+    /// size bound evicts it.
     pub fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
+        u64::try_from(self.inner.len()).unwrap_or(u64::MAX)
     }
 }
 
@@ -471,7 +473,6 @@ mod tests {
         let results = futures_util::future::join_all(futures).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1, "coalesced");
         assert!(results.iter().all(|c| c.answer.is_ok()));
-        cache.inner.run_pending_tasks().await;
         assert_eq!(cache.entry_count(), 0, "nothing stored");
         // and the next request decides again
         cache

@@ -24,25 +24,39 @@ pub type Claims = serde_json::Map<String, Value>;
 /// Who the credential belongs to. Field formats follow Authgear's resolver headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
-    pub user_id: String,
-    /// The Cesbo session name (`X-Session-Name`).
-    pub session_name: String,
-    pub email: String,
-    pub roles: Vec<String>,
+    pub user_id: Box<str>,
+    /// The Cesbo session name (`X-Session-Name`) when it is not the user id: most are, and
+    /// a cached identity should not hold the same text twice. Read it with
+    /// [`Identity::session_name`].
+    pub session_name: Option<Box<str>>,
+    pub email: Box<str>,
+    pub roles: Box<[Box<str>]>,
     /// Authentication method references, e.g. `pwd`, `mfa`.
-    pub amr: Vec<String>,
+    pub amr: Box<[Box<str>]>,
     /// When the user authenticated, Unix seconds.
     pub authenticated_at: Option<u64>,
     pub verified: bool,
     pub anonymous: bool,
     pub can_reauthenticate: bool,
     /// Backend headers passed on to the proxy with the allow (`http` `copy_headers`).
-    pub extra_headers: Vec<(String, String)>,
+    pub extra_headers: Box<[(Box<str>, Box<str>)]>,
     /// The verified token's claims (`jwt`), kept only when an `http` authorizer reads them
     /// (`claims_from`, for `${claim.NAME}`): a cached decision stays small otherwise.
     pub claims: Option<Arc<Claims>>,
     /// When the credential expires (a token's `exp`), Unix seconds.
     pub expires_at: Option<u64>,
+}
+
+impl Identity {
+    /// The Cesbo session name: the one the authorizer found, else the user id.
+    pub fn session_name(&self) -> &str {
+        self.session_name.as_deref().unwrap_or(&self.user_id)
+    }
+
+    /// Sets the session name, keeping none when it is the user id.
+    pub fn set_session_name(&mut self, name: &str) {
+        self.session_name = (name != &*self.user_id).then(|| name.into());
+    }
 }
 
 /// A claim by name, or by a dotted path into nested objects (`realm_access.roles`).
@@ -384,13 +398,13 @@ impl IdentityHeader {
             return String::new();
         };
         let flag = |b: bool| if b { "true" } else { "false" }.to_string();
-        let list = |items: &[String]| match self.format {
+        let list = |items: &[Box<str>]| match self.format {
             Format::SpaceList => items.join(" "),
             _ => items.join(","),
         };
         match self.field {
             IdentityField::SessionValid => String::new(),
-            IdentityField::UserId => id.user_id.clone(),
+            IdentityField::UserId => id.user_id.to_string(),
             IdentityField::Anonymous => flag(id.anonymous),
             IdentityField::Verified => flag(id.verified),
             IdentityField::CanReauthenticate => flag(id.can_reauthenticate),
@@ -401,15 +415,15 @@ impl IdentityHeader {
                 .filter(|t| *t > 0)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
-            IdentityField::SessionName => id.session_name.clone(),
-            IdentityField::Email => id.email.clone(),
+            IdentityField::SessionName => id.session_name().to_string(),
+            IdentityField::Email => id.email.to_string(),
         }
     }
 
     /// Reads a value of this header (as another resolver sent it) into `identity`.
     pub fn read_into(&self, identity: &mut Identity, value: &str) {
         let flag = value == "true";
-        let list = || -> Vec<String> {
+        let list = || -> Box<[Box<str>]> {
             let separator = if self.format == Format::SpaceList {
                 ' '
             } else {
@@ -419,20 +433,20 @@ impl IdentityHeader {
                 .split(separator)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+                .map(Box::from)
                 .collect()
         };
         match self.field {
             IdentityField::SessionValid => {}
-            IdentityField::UserId => identity.user_id = value.to_string(),
+            IdentityField::UserId => identity.user_id = value.into(),
             IdentityField::Anonymous => identity.anonymous = flag,
             IdentityField::Verified => identity.verified = flag,
             IdentityField::CanReauthenticate => identity.can_reauthenticate = flag,
             IdentityField::Roles => identity.roles = list(),
             IdentityField::Amr => identity.amr = list(),
             IdentityField::AuthenticatedAt => identity.authenticated_at = value.parse().ok(),
-            IdentityField::SessionName => identity.session_name = value.to_string(),
-            IdentityField::Email => identity.email = value.to_string(),
+            IdentityField::SessionName => identity.set_session_name(value),
+            IdentityField::Email => identity.email = value.into(),
         }
     }
 }
@@ -482,7 +496,7 @@ impl ListRules {
     /// it as several: a role holding `,` or whitespace (`reader,admin`) or an `amr` value
     /// holding whitespace would. Such an identity is never sent as-is.
     pub fn allow(&self, identity: &Identity) -> bool {
-        let sendable = |items: &[String], rule: Option<bool>| match rule {
+        let sendable = |items: &[Box<str>], rule: Option<bool>| match rule {
             None => true,
             Some(comma) => items.iter().all(|item| {
                 let ambiguous = item.is_empty()
@@ -588,8 +602,8 @@ mod tests {
     fn rendering_and_reading_round_trip() {
         let identity = Identity {
             user_id: "u-1".into(),
-            roles: vec!["a".into(), "b".into()],
-            amr: vec!["pwd".into(), "mfa".into()],
+            roles: vec!["a".into(), "b".into()].into(),
+            amr: vec!["pwd".into(), "mfa".into()].into(),
             authenticated_at: Some(1136171045),
             verified: true,
             ..Identity::default()
@@ -615,8 +629,8 @@ mod tests {
             auth_request: true,
         };
         let with = |roles: &[&str], amr: &[&str]| Identity {
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            amr: amr.iter().map(|a| a.to_string()).collect(),
+            roles: roles.iter().map(|r| Box::from(*r)).collect(),
+            amr: amr.iter().map(|a| Box::from(*a)).collect(),
             ..Identity::default()
         };
         assert!(ListRules::for_sets(all).allow(&with(&["reader", "admin"], &["pwd", "mfa"])));

@@ -613,7 +613,7 @@ impl Route {
     pub fn missing_role(&self, identity: &Identity) -> Option<&str> {
         self.roles
             .iter()
-            .find(|r| !identity.roles.iter().any(|have| have == *r))
+            .find(|r| !identity.roles.iter().any(|have| **have == ***r))
             .map(String::as_str)
     }
 }

@@ -124,7 +124,7 @@ impl Resolver {
                 identity: Some(identity),
                 ..
             } = &decided.outcome
-            && identity.user_id != *username
+            && *identity.user_id != **username
         {
             // Trust decision: the caller authenticated the username; a token that names
             // someone else is somebody else's token.
@@ -288,7 +288,7 @@ impl Resolver {
             if log::log_enabled!(log::Level::Debug) {
                 // the kind of key only: the key and its material stand for a credential
                 let answer = match &cached.answer {
-                    Ok(decision) => match &decision.verdict {
+                    Ok(verdict) => match verdict {
                         Verdict::Allow(identity) => format!("allows user {}", identity.user_id),
                         Verdict::Deny(denial) => format!("denies: {}", denial.reason()),
                         Verdict::Abstain => "abstains: not a credential it knows".to_string(),
@@ -304,8 +304,8 @@ impl Resolver {
                 );
             }
             match cached.answer {
-                Ok(decision) => {
-                    if let Some(end) = policy::chain_step(&decision.verdict) {
+                Ok(verdict) => {
+                    if let Some(end) = policy::chain_step(&verdict) {
                         return end;
                     }
                 }
@@ -352,7 +352,7 @@ impl Resolver {
     ) -> Option<(Arc<Claims>, Duration)> {
         let question = authorizer.prepare(request, None)?;
         let cached = self.ask(&question, fetcher).await;
-        match cached.answer.ok()?.verdict {
+        match cached.answer.ok()? {
             Verdict::Allow(identity) => Some((identity.claims.clone()?, cached.remaining)),
             _ => None,
         }

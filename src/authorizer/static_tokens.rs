@@ -145,20 +145,23 @@ impl StaticTokens {
                     "the same token is listed twice",
                 ));
             }
-            let identity = Identity {
-                session_name: entry.session_name.unwrap_or_else(|| entry.user_id.clone()),
-                user_id: entry.user_id,
-                email: entry.email,
-                roles: entry.roles,
-                amr: entry.amr,
+            let mut identity = Identity {
+                session_name: None,
+                user_id: entry.user_id.into(),
+                email: entry.email.into(),
+                roles: entry.roles.into_iter().map(Box::from).collect(),
+                amr: entry.amr.into_iter().map(Box::from).collect(),
                 authenticated_at: entry.authenticated_at,
                 verified: entry.verified,
                 anonymous: entry.anonymous,
                 can_reauthenticate: false,
-                extra_headers: Vec::new(),
+                extra_headers: Box::default(),
                 claims: None,
                 expires_at: None,
             };
+            if let Some(name) = &entry.session_name {
+                identity.set_session_name(name);
+            }
             entries.insert(digest, Arc::new(identity));
         }
         Ok(StaticTokens { sources, entries })
@@ -214,14 +217,14 @@ mod tests {
         .expect("builds");
         match tokens.decide("first-token").verdict {
             Verdict::Allow(id) => {
-                assert_eq!(id.user_id, "u1");
-                assert_eq!(id.roles, vec!["admin"]);
-                assert_eq!(id.session_name, "u1");
+                assert_eq!(&*id.user_id, "u1");
+                assert_eq!(id.roles, ["admin"].map(Box::from).into());
+                assert_eq!(id.session_name(), "u1");
             }
             other => panic!("expected allow, got {other:?}"),
         }
         assert!(
-            matches!(tokens.decide("second-token").verdict, Verdict::Allow(id) if id.user_id == "u2")
+            matches!(tokens.decide("second-token").verdict, Verdict::Allow(id) if &*id.user_id == "u2")
         );
         assert_eq!(tokens.decide("first-tokeN").verdict, Verdict::Abstain);
         assert_eq!(tokens.decide("").verdict, Verdict::Abstain);
@@ -306,7 +309,7 @@ mod tests {
         ))
         .expect("builds");
         assert!(
-            matches!(tokens.decide("from-the-file").verdict, Verdict::Allow(id) if id.user_id == "filer")
+            matches!(tokens.decide("from-the-file").verdict, Verdict::Allow(id) if &*id.user_id == "filer")
         );
         let missing = build("[a]\ntokens_file = \"/nonexistent/keys.toml\"\n")
             .unwrap_err()

@@ -131,7 +131,7 @@ impl Dialect for Cesbo {
             Outcome::Allow { identity, .. } => {
                 let name = identity
                     .as_ref()
-                    .map(|i| i.session_name.as_str())
+                    .map(|i| i.session_name())
                     .unwrap_or_default();
                 match actix_web::http::header::HeaderValue::from_str(name) {
                     // exactly 200 and the session's name; nothing for the viewer to cache

@@ -217,7 +217,7 @@ impl Dialect for EmqxAuthn {
             } => {
                 let mut answer = serde_json::json!({
                     "result": "allow",
-                    "is_superuser": identity.roles.iter().any(|r| r == "superuser"),
+                    "is_superuser": identity.roles.iter().any(|r| &**r == "superuser"),
                     "client_attrs": { "roles": identity.roles.join(",") },
                 });
                 if let Some(exp) = identity.expires_at {

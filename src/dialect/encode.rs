@@ -127,7 +127,7 @@ pub fn allow(
     }
     let headers: Vec<(&'static str, String)> =
         identity_headers(identity, session, settings.headers);
-    let extra: &[(String, String)] = identity.map_or(&[], |i| i.extra_headers.as_slice());
+    let extra: &[(Box<str>, Box<str>)] = identity.map_or(&[], |i| &i.extra_headers);
     match allow_response(headers, extra, settings.max_header_bytes) {
         Ok(mut response) => {
             // Whole seconds, rounded down, less one: nginx's cache clock ticks in whole
@@ -153,7 +153,7 @@ pub fn allow(
 /// without a copy) and the backend's `copy_headers`, within the header budget.
 fn allow_response(
     identity: Vec<(&'static str, String)>,
-    extra: &[(String, String)],
+    extra: &[(Box<str>, Box<str>)],
     budget: usize,
 ) -> Result<HttpResponse, EncodeProblem> {
     let used: usize = identity
@@ -355,9 +355,9 @@ mod tests {
     fn allow_carries_every_identity_header() {
         let id = Identity {
             user_id: "u-123".into(),
-            session_name: "alice".into(),
-            roles: vec!["a".into(), "b".into()],
-            amr: vec!["pwd".into(), "mfa".into()],
+            session_name: Some("alice".into()),
+            roles: vec!["a".into(), "b".into()].into(),
+            amr: vec!["pwd".into(), "mfa".into()].into(),
             authenticated_at: Some(1136171045),
             verified: true,
             ..Identity::default()
@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(problem, Some(EncodeProblem::UnsafeValue));
         let big = Identity {
             user_id: "u".into(),
-            roles: vec!["r".repeat(100); 60],
+            roles: vec!["r".repeat(100).into(); 60].into(),
             ..Identity::default()
         };
         let outcome = Outcome::allow(Some(Arc::new(big)), SessionState::Valid);
@@ -577,7 +577,7 @@ mod tests {
         let outcome = Outcome::allow(
             Some(Arc::new(Identity {
                 user_id: "u".into(),
-                roles: vec!["reader,admin".into()],
+                roles: vec!["reader,admin".into()].into(),
                 ..Identity::default()
             })),
             SessionState::Valid,

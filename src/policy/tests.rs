@@ -216,7 +216,7 @@ fn access_levels_apply_after_the_chain() {
     let authenticated = route("access = \"authenticated\"\nroles = [\"admin\"]").unwrap();
     let admin = Arc::new(Identity {
         user_id: "a".into(),
-        roles: vec!["admin".into()],
+        roles: vec!["admin".into()].into(),
         ..Identity::default()
     });
     let plain = Arc::new(Identity {

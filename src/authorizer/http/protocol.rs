@@ -24,7 +24,7 @@ impl HttpAuthorizer {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_str())
         };
-        let session_name = header("x-session-name").unwrap_or_default().to_string();
+        let session_name = header("x-session-name").unwrap_or_default();
         let mut decision = match self.protocol {
             Protocol::Status => match answer.status {
                 200 => Decision::allow(self.identity(answer, session_name), None),
@@ -81,8 +81,8 @@ impl HttpAuthorizer {
                         {
                             h.read_into(&mut identity, header(h.name).unwrap_or_default());
                         }
-                        if identity.session_name.is_empty() {
-                            identity.session_name = identity.user_id.clone();
+                        if !session_name.is_empty() {
+                            identity.set_session_name(session_name);
                         }
                         Decision::allow(identity, None)
                     }
@@ -106,7 +106,8 @@ impl HttpAuthorizer {
         Ok(decision)
     }
 
-    fn identity(&self, answer: &Answer, session_name: String) -> Identity {
+    /// The identity of a status or JSON answer, whose user is the session name it gives.
+    fn identity(&self, answer: &Answer, session_name: &str) -> Identity {
         let extra_headers = self
             .copy_headers
             .iter()
@@ -115,12 +116,11 @@ impl HttpAuthorizer {
                     .headers
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| (name.clone(), v.clone()))
+                    .map(|(_, v)| (Box::from(name.as_str()), Box::from(v.as_str())))
             })
             .collect();
         Identity {
-            user_id: session_name.clone(),
-            session_name,
+            user_id: session_name.into(),
             extra_headers,
             ..Identity::default()
         }

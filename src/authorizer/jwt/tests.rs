@@ -83,10 +83,10 @@ async fn valid_token_maps_claims_to_identity() {
     let Verdict::Allow(id) = decision.verdict else {
         panic!("not allowed")
     };
-    assert_eq!(id.user_id, "u-123");
-    assert_eq!(id.session_name, "alice");
-    assert_eq!(id.roles, vec!["admin", "dev"]);
-    assert_eq!(id.amr, vec!["pwd", "mfa"]);
+    assert_eq!(&*id.user_id, "u-123");
+    assert_eq!(id.session_name(), "alice");
+    assert_eq!(id.roles, ["admin", "dev"].map(Box::from).into());
+    assert_eq!(id.amr, ["pwd", "mfa"].map(Box::from).into());
     assert_eq!(id.authenticated_at, Some(1136171045));
     assert!(id.verified);
     let ttl = decision.valid_for.expect("exp caps ttl");
@@ -211,7 +211,7 @@ async fn valid_es256_token_verifies_with_the_pem_key() {
         &EncodingKey::from_ec_pem(TEST_EC_PRIVATE_PEM.as_bytes()).unwrap(),
     )
     .unwrap();
-    assert!(matches!(verdict(&a, &token).verdict, Verdict::Allow(id) if id.user_id == "ec-user"));
+    assert!(matches!(verdict(&a, &token).verdict, Verdict::Allow(id) if &*id.user_id == "ec-user"));
 }
 
 #[actix_web::test]
@@ -228,7 +228,7 @@ async fn every_matching_key_is_tried() {
         &EncodingKey::from_secret(second.as_bytes()),
     )
     .unwrap();
-    assert!(matches!(verdict(&a, &token).verdict, Verdict::Allow(id) if id.user_id == "rotated"));
+    assert!(matches!(verdict(&a, &token).verdict, Verdict::Allow(id) if &*id.user_id == "rotated"));
     let other = encode(
         &Header::new(Algorithm::HS256),
         &claims,

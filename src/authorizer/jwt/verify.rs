@@ -83,30 +83,38 @@ impl JwtAuthorizer {
         else {
             return Decision::deny(Denial::InvalidCredential("token names no user"));
         };
-        let session_name = claim(claims, &names.session_name)
-            .and_then(value_text)
-            .unwrap_or_else(|| user_id.clone());
-        let identity = Identity {
-            session_name,
+        let session_name = claim(claims, &names.session_name).and_then(value_text);
+        let mut identity = Identity {
+            session_name: None,
             email: claim(claims, &names.email)
                 .and_then(value_text)
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             roles: claim(claims, &names.roles)
                 .map(value_list)
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .map(Box::from)
+                .collect(),
             amr: claim(claims, &names.amr)
                 .map(value_list)
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .map(Box::from)
+                .collect(),
             authenticated_at: claim(claims, &names.auth_time).and_then(Value::as_u64),
             verified: claim(claims, &names.verified).is_some_and(value_true),
             anonymous: claim(claims, &names.anonymous).is_some_and(value_true),
             can_reauthenticate: false,
-            user_id,
-            extra_headers: Vec::new(),
+            user_id: user_id.into(),
+            extra_headers: Box::default(),
             // the claims only where an authorizer reads them (claims_from)
             claims: self.keep_claims.then(|| Arc::new(claims.clone())),
             expires_at: claims.get("exp").and_then(Value::as_u64),
         };
+        if let Some(name) = session_name {
+            identity.set_session_name(&name);
+        }
         let valid_for = claims.get("exp").and_then(Value::as_u64).map(|exp| {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
