@@ -10,8 +10,10 @@
 //! that reaches a client.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -30,11 +32,13 @@ pub struct Identity {
     /// [`Identity::session_name`].
     pub session_name: Option<Box<str>>,
     pub email: Box<str>,
-    pub roles: Box<[Box<str>]>,
+    /// Role names, shared with every identity that has the same role where the
+    /// authorizer pools them ([`NamePool`]).
+    pub roles: Box<[Arc<str>]>,
     /// Authentication method references, e.g. `pwd`, `mfa`.
-    pub amr: Box<[Box<str>]>,
+    pub amr: Box<[Arc<str>]>,
     /// When the user authenticated, Unix seconds.
-    pub authenticated_at: Option<u64>,
+    pub authenticated_at: Option<NonZeroU64>,
     pub verified: bool,
     pub anonymous: bool,
     pub can_reauthenticate: bool,
@@ -44,7 +48,7 @@ pub struct Identity {
     /// (`claims_from`, for `${claim.NAME}`): a cached decision stays small otherwise.
     pub claims: Option<Arc<Claims>>,
     /// When the credential expires (a token's `exp`), Unix seconds.
-    pub expires_at: Option<u64>,
+    pub expires_at: Option<NonZeroU64>,
 }
 
 impl Identity {
@@ -56,6 +60,32 @@ impl Identity {
     /// Sets the session name, keeping none when it is the user id.
     pub fn set_session_name(&mut self, name: &str) {
         self.session_name = (name != &*self.user_id).then(|| name.into());
+    }
+}
+
+/// Role and `amr` names shared between identities: each cached decision points at a name
+/// many tokens carry instead of holding its own copy. Bounded: past [`NamePool::LIMIT`]
+/// distinct names a new one is not pooled, so an issuer that mints a name per token costs
+/// memory per token, never a pool that only grows.
+#[derive(Debug, Default)]
+pub struct NamePool(Mutex<HashSet<Arc<str>>>);
+
+impl NamePool {
+    pub const LIMIT: usize = 4096;
+
+    /// The pooled copy of `name`.
+    pub fn name(&self, name: &str) -> Arc<str> {
+        let Ok(mut pool) = self.0.lock() else {
+            return Arc::from(name);
+        };
+        if let Some(pooled) = pool.get(name) {
+            return pooled.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        if pool.len() < Self::LIMIT {
+            pool.insert(name.clone());
+        }
+        name
     }
 }
 
@@ -398,7 +428,7 @@ impl IdentityHeader {
             return String::new();
         };
         let flag = |b: bool| if b { "true" } else { "false" }.to_string();
-        let list = |items: &[Box<str>]| match self.format {
+        let list = |items: &[Arc<str>]| match self.format {
             Format::SpaceList => items.join(" "),
             _ => items.join(","),
         };
@@ -412,7 +442,6 @@ impl IdentityHeader {
             IdentityField::Amr => list(&id.amr),
             IdentityField::AuthenticatedAt => id
                 .authenticated_at
-                .filter(|t| *t > 0)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             IdentityField::SessionName => id.session_name().to_string(),
@@ -423,7 +452,7 @@ impl IdentityHeader {
     /// Reads a value of this header (as another resolver sent it) into `identity`.
     pub fn read_into(&self, identity: &mut Identity, value: &str) {
         let flag = value == "true";
-        let list = || -> Box<[Box<str>]> {
+        let list = || -> Box<[Arc<str>]> {
             let separator = if self.format == Format::SpaceList {
                 ' '
             } else {
@@ -433,7 +462,7 @@ impl IdentityHeader {
                 .split(separator)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(Box::from)
+                .map(Arc::from)
                 .collect()
         };
         match self.field {
@@ -496,7 +525,7 @@ impl ListRules {
     /// it as several: a role holding `,` or whitespace (`reader,admin`) or an `amr` value
     /// holding whitespace would. Such an identity is never sent as-is.
     pub fn allow(&self, identity: &Identity) -> bool {
-        let sendable = |items: &[Box<str>], rule: Option<bool>| match rule {
+        let sendable = |items: &[Arc<str>], rule: Option<bool>| match rule {
             None => true,
             Some(comma) => items.iter().all(|item| {
                 let ambiguous = item.is_empty()
@@ -553,6 +582,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_name_pool_shares_one_copy_and_stops_growing_at_its_limit() {
+        let pool = NamePool::default();
+        let (a, b) = (pool.name("reader"), pool.name("reader"));
+        assert!(Arc::ptr_eq(&a, &b), "one copy for every identity");
+        for i in 0..NamePool::LIMIT + 10 {
+            let name = format!("role-{i}");
+            assert_eq!(&*pool.name(&name), name.as_str());
+        }
+        let held = pool.0.lock().map(|p| p.len()).unwrap_or_default();
+        assert_eq!(held, NamePool::LIMIT, "bounded");
+        assert!(
+            Arc::ptr_eq(&pool.name("reader"), &a),
+            "pooled names stay pooled"
+        );
+    }
+
+    #[test]
     fn identity_header_aliases_are_recognised() {
         for alias in [
             "x_authgear_user_id",
@@ -604,7 +650,7 @@ mod tests {
             user_id: "u-1".into(),
             roles: vec!["a".into(), "b".into()].into(),
             amr: vec!["pwd".into(), "mfa".into()].into(),
-            authenticated_at: Some(1136171045),
+            authenticated_at: NonZeroU64::new(1136171045),
             verified: true,
             ..Identity::default()
         };
@@ -629,8 +675,8 @@ mod tests {
             auth_request: true,
         };
         let with = |roles: &[&str], amr: &[&str]| Identity {
-            roles: roles.iter().map(|r| Box::from(*r)).collect(),
-            amr: amr.iter().map(|a| Box::from(*a)).collect(),
+            roles: roles.iter().map(|r| Arc::from(*r)).collect(),
+            amr: amr.iter().map(|a| Arc::from(*a)).collect(),
             ..Identity::default()
         };
         assert!(ListRules::for_sets(all).allow(&with(&["reader", "admin"], &["pwd", "mfa"])));

@@ -8,6 +8,7 @@
 //! compared), keep a plain-text token after start-up, or log a token.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -149,9 +150,9 @@ impl StaticTokens {
                 session_name: None,
                 user_id: entry.user_id.into(),
                 email: entry.email.into(),
-                roles: entry.roles.into_iter().map(Box::from).collect(),
-                amr: entry.amr.into_iter().map(Box::from).collect(),
-                authenticated_at: entry.authenticated_at,
+                roles: entry.roles.iter().map(|r| Arc::from(r.as_str())).collect(),
+                amr: entry.amr.iter().map(|a| Arc::from(a.as_str())).collect(),
+                authenticated_at: entry.authenticated_at.and_then(NonZeroU64::new),
                 verified: entry.verified,
                 anonymous: entry.anonymous,
                 can_reauthenticate: false,
@@ -218,7 +219,7 @@ mod tests {
         match tokens.decide("first-token").verdict {
             Verdict::Allow(id) => {
                 assert_eq!(&*id.user_id, "u1");
-                assert_eq!(id.roles, ["admin"].map(Box::from).into());
+                assert_eq!(id.roles, ["admin"].map(Arc::from).into());
                 assert_eq!(id.session_name(), "u1");
             }
             other => panic!("expected allow, got {other:?}"),

@@ -221,7 +221,7 @@ impl Dialect for EmqxAuthn {
                     "client_attrs": { "roles": identity.roles.join(",") },
                 });
                 if let Some(exp) = identity.expires_at {
-                    answer["expire_at"] = exp.into();
+                    answer["expire_at"] = exp.get().into();
                 }
                 answer
             }

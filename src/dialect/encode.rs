@@ -301,6 +301,7 @@ mod tests {
     use crate::dialect::auth_request::AuthRequest;
     use crate::dialect::ext_authz::ExtAuthz;
     use crate::dialect::forward_auth::ForwardAuth;
+    use std::num::NonZeroU64;
     use std::sync::Arc;
 
     fn encode(
@@ -358,7 +359,7 @@ mod tests {
             session_name: Some("alice".into()),
             roles: vec!["a".into(), "b".into()].into(),
             amr: vec!["pwd".into(), "mfa".into()].into(),
-            authenticated_at: Some(1136171045),
+            authenticated_at: NonZeroU64::new(1136171045),
             verified: true,
             ..Identity::default()
         };

@@ -10,6 +10,7 @@
 //! would otherwise get everything).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -226,7 +227,7 @@ impl TopicRules {
         &self,
         access: &MqttAccess,
         client_ip: IpAddr,
-        roles: &[Box<str>],
+        roles: &[Arc<str>],
     ) -> (Permission, Option<usize>) {
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.applies(access, client_ip, roles) {
@@ -238,7 +239,7 @@ impl TopicRules {
 }
 
 impl TopicRule {
-    fn applies(&self, access: &MqttAccess, client_ip: IpAddr, roles: &[Box<str>]) -> bool {
+    fn applies(&self, access: &MqttAccess, client_ip: IpAddr, roles: &[Arc<str>]) -> bool {
         // (a read-write access is decided as a publish and a subscribe, one by one)
         let action = matches!(
             (self.actions, access.action),
@@ -465,7 +466,7 @@ mod tests {
         let r = rules(
             "[[topic_rule]]\npermission = \"allow\"\naction = \"publish\"\ntopics = [\"cmd/#\"]\nusername = \"ops-*\"\nclient_ip = [\"10.0.0.0/8\"]\nroles = [\"operator\"]\nqos = [0, 1]\nretain = false\n",
         );
-        let roles: Box<[Box<str>]> = Box::new(["operator".into()]);
+        let roles: Box<[Arc<str>]> = Box::new(["operator".into()]);
         let ok = access("ops-1", Action::Publish, "cmd/restart");
         assert_eq!(r.decide(&ok, ip(), &roles).0, Permission::Allow);
         assert_eq!(r.decide(&ok, ip(), &[]).0, Permission::Deny, "no role");

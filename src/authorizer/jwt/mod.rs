@@ -28,7 +28,7 @@ use self::jwks::{JwksSource, JwksState};
 use self::keys::{KeySettings, PinnedKey, load_key, parse_algorithms};
 use crate::authorizer::Fetcher;
 use crate::credential::{TokenSource, parse_sources};
-use crate::decision::AuthError;
+use crate::decision::{AuthError, NamePool};
 use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// `[authorizers.NAME]` with `type = "jwt"`.
@@ -108,6 +108,8 @@ pub struct JwtAuthorizer {
     /// Whether an `http` authorizer reads this one's claims (`claims_from`): only then are
     /// they kept with a cached allow.
     pub keep_claims: bool,
+    /// Role and `amr` names, shared by the identities this authorizer allows.
+    names: NamePool,
 }
 
 impl JwtAuthorizer {
@@ -250,6 +252,7 @@ impl JwtAuthorizer {
             validations,
             claims: settings.claims,
             keep_claims: false,
+            names: NamePool::default(),
         })
     }
 

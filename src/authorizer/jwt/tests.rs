@@ -85,9 +85,9 @@ async fn valid_token_maps_claims_to_identity() {
     };
     assert_eq!(&*id.user_id, "u-123");
     assert_eq!(id.session_name(), "alice");
-    assert_eq!(id.roles, ["admin", "dev"].map(Box::from).into());
-    assert_eq!(id.amr, ["pwd", "mfa"].map(Box::from).into());
-    assert_eq!(id.authenticated_at, Some(1136171045));
+    assert_eq!(id.roles, ["admin", "dev"].map(std::sync::Arc::from).into());
+    assert_eq!(id.amr, ["pwd", "mfa"].map(std::sync::Arc::from).into());
+    assert_eq!(id.authenticated_at.map(|t| t.get()), Some(1136171045));
     assert!(id.verified);
     let ttl = decision.valid_for.expect("exp caps ttl");
     assert!(ttl <= Duration::from_secs(600) && ttl >= Duration::from_secs(590));

@@ -6,6 +6,7 @@
 //! is not a JWT at all; an error only when keys cannot be had. Must never: let the token's
 //! header choose an algorithm its key is not pinned to, or log a token.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,16 +94,18 @@ impl JwtAuthorizer {
             roles: claim(claims, &names.roles)
                 .map(value_list)
                 .unwrap_or_default()
-                .into_iter()
-                .map(Box::from)
+                .iter()
+                .map(|role| self.names.name(role))
                 .collect(),
             amr: claim(claims, &names.amr)
                 .map(value_list)
                 .unwrap_or_default()
-                .into_iter()
-                .map(Box::from)
+                .iter()
+                .map(|method| self.names.name(method))
                 .collect(),
-            authenticated_at: claim(claims, &names.auth_time).and_then(Value::as_u64),
+            authenticated_at: claim(claims, &names.auth_time)
+                .and_then(Value::as_u64)
+                .and_then(NonZeroU64::new),
             verified: claim(claims, &names.verified).is_some_and(value_true),
             anonymous: claim(claims, &names.anonymous).is_some_and(value_true),
             can_reauthenticate: false,
@@ -110,7 +113,10 @@ impl JwtAuthorizer {
             extra_headers: Box::default(),
             // the claims only where an authorizer reads them (claims_from)
             claims: self.keep_claims.then(|| Arc::new(claims.clone())),
-            expires_at: claims.get("exp").and_then(Value::as_u64),
+            expires_at: claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .and_then(NonZeroU64::new),
         };
         if let Some(name) = session_name {
             identity.set_session_name(&name);
