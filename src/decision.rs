@@ -370,6 +370,24 @@ const fn header(
     }
 }
 
+/// One identity header's value: a constant, text the identity holds, or text made for
+/// this answer (a joined list, a number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderText<'a> {
+    Constant(&'static str),
+    Held(&'a str),
+    Made(String),
+}
+
+impl HeaderText<'_> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            HeaderText::Constant(text) | HeaderText::Held(text) => text,
+            HeaderText::Made(text) => text,
+        }
+    }
+}
+
 /// Every identity header verdict can send, in the order it sends them.
 pub const IDENTITY_HEADERS: [IdentityHeader; 16] = {
     use Format::*;
@@ -417,35 +435,53 @@ impl IdentityHeader {
     /// The value sent for this header. Every enabled header is sent, empty when it does
     /// not apply, so a proxy always overwrites a client-sent copy.
     pub fn render(&self, identity: Option<&Identity>, session: SessionState) -> String {
+        match self.text(identity, session) {
+            HeaderText::Constant(text) | HeaderText::Held(text) => text.to_string(),
+            HeaderText::Made(text) => text,
+        }
+    }
+
+    /// The value sent for this header, borrowed wherever it can be: the answer that
+    /// sends it copies a held text once into the response and never copies a constant.
+    pub fn text<'a>(
+        &self,
+        identity: Option<&'a Identity>,
+        session: SessionState,
+    ) -> HeaderText<'a> {
+        use HeaderText::{Constant, Held, Made};
         if self.field == IdentityField::SessionValid {
-            return match session {
-                SessionState::Absent => String::new(),
-                SessionState::Valid => "true".into(),
-                SessionState::Invalid => "false".into(),
-            };
+            return Constant(match session {
+                SessionState::Absent => "",
+                SessionState::Valid => "true",
+                SessionState::Invalid => "false",
+            });
         }
         let Some(id) = identity else {
-            return String::new();
+            return Constant("");
         };
-        let flag = |b: bool| if b { "true" } else { "false" }.to_string();
-        let list = |items: &[Arc<str>]| match self.format {
-            Format::SpaceList => items.join(" "),
-            _ => items.join(","),
+        let flag = |b: bool| Constant(if b { "true" } else { "false" });
+        let list = |items: &'a [Arc<str>]| match items {
+            [] => Constant(""),
+            [one] => Held(one),
+            _ => Made(match self.format {
+                Format::SpaceList => items.join(" "),
+                _ => items.join(","),
+            }),
         };
         match self.field {
-            IdentityField::SessionValid => String::new(),
-            IdentityField::UserId => id.user_id.to_string(),
+            IdentityField::SessionValid => Constant(""),
+            IdentityField::UserId => Held(&id.user_id),
             IdentityField::Anonymous => flag(id.anonymous),
             IdentityField::Verified => flag(id.verified),
             IdentityField::CanReauthenticate => flag(id.can_reauthenticate),
             IdentityField::Roles => list(&id.roles),
             IdentityField::Amr => list(&id.amr),
-            IdentityField::AuthenticatedAt => id
-                .authenticated_at
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-            IdentityField::SessionName => id.session_name().to_string(),
-            IdentityField::Email => id.email.to_string(),
+            IdentityField::AuthenticatedAt => match id.authenticated_at {
+                Some(at) => Made(at.to_string()),
+                None => Constant(""),
+            },
+            IdentityField::SessionName => Held(id.session_name()),
+            IdentityField::Email => Held(&id.email),
         }
     }
 
@@ -478,23 +514,6 @@ impl IdentityHeader {
             IdentityField::Email => identity.email = value.into(),
         }
     }
-}
-
-/// The identity headers of an allow, in table order, for the enabled families.
-pub fn identity_headers(
-    identity: Option<&Identity>,
-    session: SessionState,
-    sets: HeaderSets,
-) -> Vec<(&'static str, String)> {
-    // Sized once: this runs on every allow.
-    let mut out = Vec::with_capacity(IDENTITY_HEADERS.len());
-    out.extend(
-        IDENTITY_HEADERS
-            .iter()
-            .filter(|h| sets.has(h.family))
-            .map(|h| (h.name, h.render(identity, session))),
-    );
-    out
 }
 
 /// Which identity lists the enabled headers send, and how strictly their items must be

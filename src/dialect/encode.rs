@@ -16,7 +16,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use percent_encoding::utf8_percent_encode;
 
-use crate::decision::{HeaderSets, Identity, ListRules, Outcome, SessionState, identity_headers};
+use crate::decision::{
+    HeaderSets, HeaderText, IDENTITY_HEADERS, Identity, ListRules, Outcome, SessionState,
+};
 use crate::request::{Target, URL_COMPONENT};
 
 /// Everything an answer needs from the configuration.
@@ -125,10 +127,14 @@ pub fn allow(
             problem: Some(EncodeProblem::AmbiguousList),
         };
     }
-    let headers: Vec<(&'static str, String)> =
-        identity_headers(identity, session, settings.headers);
     let extra: &[(Box<str>, Box<str>)] = identity.map_or(&[], |i| &i.extra_headers);
-    match allow_response(headers, extra, settings.max_header_bytes) {
+    match allow_response(
+        identity,
+        session,
+        settings.headers,
+        extra,
+        settings.max_header_bytes,
+    ) {
         Ok(mut response) => {
             // Whole seconds, rounded down, less one: nginx's cache clock ticks in whole
             // seconds and keeps an answer until the end of the second its lifetime ends
@@ -149,30 +155,46 @@ pub fn allow(
     }
 }
 
-/// The allow's response: the identity headers (names from the table, values handed over
-/// without a copy) and the backend's `copy_headers`, within the header budget.
+/// The allow's response: every enabled identity header (names built once, constants
+/// never copied, the identity's own text copied once into its header value) and the
+/// backend's `copy_headers`, within the header budget.
 fn allow_response(
-    identity: Vec<(&'static str, String)>,
+    identity: Option<&Identity>,
+    session: SessionState,
+    sets: HeaderSets,
     extra: &[(Box<str>, Box<str>)],
     budget: usize,
 ) -> Result<HttpResponse, EncodeProblem> {
-    let used: usize = identity
-        .iter()
-        .map(|(n, v)| n.len() + v.len() + 4)
-        .chain(extra.iter().map(|(n, v)| n.len() + v.len() + 4))
-        .sum();
-    if used > budget {
-        return Err(EncodeProblem::TooLarge);
-    }
+    let mut used = 0;
+    let mut spend = |name: &str, value: &str| {
+        used += name.len() + value.len() + 4;
+        if used > budget {
+            Err(EncodeProblem::TooLarge)
+        } else {
+            Ok(())
+        }
+    };
     let mut response = HttpResponse::Ok().finish();
     let map = response.headers_mut();
-    map.reserve(identity.len() + extra.len() + 1);
-    for (name, value) in identity {
+    map.reserve(IDENTITY_HEADERS.len() + extra.len() + 1);
+    for (header, name) in IDENTITY_HEADERS.iter().zip(&IDENTITY_HEADER_NAMES) {
+        if !sets.has(header.family) {
+            continue;
+        }
+        let text = header.text(identity, session);
+        spend(header.name, text.as_str())?;
         // obs-text (raw UTF-8) is allowed, control characters are not
-        let value = HeaderValue::try_from(value).map_err(|_| EncodeProblem::UnsafeValue)?;
-        map.insert(HeaderName::from_static(name), value);
+        let value = match text {
+            // the constants are `true`, `false` and the empty value: valid by construction
+            HeaderText::Constant(text) => Ok(HeaderValue::from_static(text)),
+            HeaderText::Held(text) => HeaderValue::from_str(text),
+            HeaderText::Made(text) => HeaderValue::try_from(text),
+        }
+        .map_err(|_| EncodeProblem::UnsafeValue)?;
+        map.insert(name.clone(), value);
     }
     for (name, value) in extra {
+        spend(name, value)?;
         let value =
             HeaderValue::from_bytes(value.as_bytes()).map_err(|_| EncodeProblem::UnsafeValue)?;
         let name =
@@ -181,6 +203,31 @@ fn allow_response(
     }
     Ok(response)
 }
+
+/// The identity headers' names, built once, in [`IDENTITY_HEADERS`] order.
+static IDENTITY_HEADER_NAMES: [HeaderName; IDENTITY_HEADERS.len()] = {
+    const fn name(index: usize) -> HeaderName {
+        HeaderName::from_static(IDENTITY_HEADERS[index].name)
+    }
+    [
+        name(0),
+        name(1),
+        name(2),
+        name(3),
+        name(4),
+        name(5),
+        name(6),
+        name(7),
+        name(8),
+        name(9),
+        name(10),
+        name(11),
+        name(12),
+        name(13),
+        name(14),
+        name(15),
+    ]
+};
 
 /// A backend-chosen redirect, in the dialect's style.
 fn redirect(location: &str, settings: &AnswerSettings, redirects: Redirects) -> HttpResponse {
@@ -302,6 +349,13 @@ mod tests {
     use crate::dialect::ext_authz::ExtAuthz;
     use crate::dialect::forward_auth::ForwardAuth;
     use std::num::NonZeroU64;
+
+    #[test]
+    fn header_names_built_once_match_the_table() {
+        for (header, name) in IDENTITY_HEADERS.iter().zip(&IDENTITY_HEADER_NAMES) {
+            assert_eq!(name.as_str(), header.name);
+        }
+    }
     use std::sync::Arc;
 
     fn encode(
