@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::decision::{AuthError, Decision, Verdict};
-use crate::digest::sha256;
+use crate::digest::sha256_of_parts;
 
 /// The identity of one authorizer question: SHA-256, so keys never collide in practice
 /// and the credential itself is never kept.
@@ -153,11 +153,8 @@ impl DecisionCache {
     /// The key for one authorizer's question: its fingerprint (name, settings, files)
     /// and the question's material.
     pub fn key(fingerprint: &[u8; 32], credential: &str) -> CacheKey {
-        let mut material = Vec::with_capacity(fingerprint.len() + credential.len());
-        // fixed length, so ("ab","c") and ("a","bc") cannot meet
-        material.extend_from_slice(fingerprint);
-        material.extend_from_slice(credential.as_bytes());
-        sha256(&material)
+        // the fingerprint has a fixed length, so ("ab","c") and ("a","bc") cannot meet
+        sha256_of_parts(&[fingerprint, credential.as_bytes()])
     }
 
     /// How long a decision may be reused.
@@ -298,6 +295,7 @@ impl DecisionCache {
 mod tests {
     use super::*;
     use crate::decision::{Denial, Identity};
+    use crate::digest::sha256;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cache(allow_ms: u64, deny_ms: u64) -> DecisionCache {

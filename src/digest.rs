@@ -13,9 +13,25 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 of byte strings written one after another, without joining them first.
+pub fn sha256_of_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_hash_like_the_joined_whole() {
+        assert_eq!(sha256_of_parts(&[b"a", b"", b"bc"]), sha256(b"abc"));
+    }
 
     #[test]
     fn sha256_matches_the_standard_vector() {

@@ -53,7 +53,8 @@ async fn handle(
         .peer_addr()
         .is_some_and(|peer| dialect::is_trusted(peer.ip(), trusted));
     let body = if dialect.reads_body() && peer_trusted {
-        Some(read_body(payload).await)
+        // boxed: only the dialects that read a body carry its state (a timer, a buffer)
+        Some(Box::pin(read_body(payload)).await)
     } else {
         None
     };

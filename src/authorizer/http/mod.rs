@@ -129,7 +129,7 @@ pub struct HttpAuthorizer {
     pub(super) urls: Vec<Template>,
     pub(super) url_texts: Vec<String>,
     pub(super) forward_query: bool,
-    pub(super) headers: Vec<(String, Template)>,
+    pub(super) headers: Vec<(HeaderName, Template)>,
     /// Default headers not sent at all when they render empty.
     pub(super) omit_when_empty: Vec<String>,
     pub(super) body: Vec<(String, Template)>,
@@ -256,6 +256,18 @@ impl HttpAuthorizer {
                 }
             }
         }
+        let headers = headers
+            .into_iter()
+            .map(
+                |(name, template)| match HeaderName::from_bytes(name.as_bytes()) {
+                    Ok(name) => Ok((name, template)),
+                    Err(_) => Err(ConfigError::invalid(
+                        format!("{key}.headers"),
+                        format!("{name:?} is not a header name"),
+                    )),
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()?;
         let mut body = Vec::new();
         for (field, text) in &settings.body {
             body.push((

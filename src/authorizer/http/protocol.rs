@@ -17,12 +17,13 @@ use crate::fields::{self, FieldsError, field};
 
 impl HttpAuthorizer {
     pub(super) fn interpret(&self, answer: &Answer) -> Result<Decision, String> {
+        // the first readable copy of a header, as the answer sent it
         let header = |name: &str| {
             answer
                 .headers
                 .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+                .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+                .find_map(|(_, v)| v.to_str().ok())
         };
         let session_name = header("x-session-name").unwrap_or_default();
         let mut decision = match self.protocol {
@@ -115,8 +116,9 @@ impl HttpAuthorizer {
                 answer
                     .headers
                     .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| (Box::from(name.as_str()), Box::from(v.as_str())))
+                    .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+                    .find_map(|(_, v)| v.to_str().ok())
+                    .map(|v| (Box::from(name.as_str()), Box::from(v)))
             })
             .collect();
         Identity {

@@ -6,7 +6,8 @@
 //! put a control byte into a header. Must never: let a request choose the host we call,
 //! send a header holding CR, LF or NUL, or leave a cache key that ignores something sent.
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 use percent_encoding::utf8_percent_encode;
 use serde_json::Value;
 
@@ -21,9 +22,10 @@ use crate::request::{ForwardedRequest, URL_COMPONENT};
 pub struct BackendRequest {
     /// One URL per configured backend, rendered.
     pub urls: Vec<String>,
-    pub headers: Vec<(String, String)>,
+    /// Ready to send: names built when the configuration was read, values checked here.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// JSON for POST; empty for GET (its body is in the URL).
-    pub body: Option<String>,
+    pub body: Option<Bytes>,
     /// Set when a value would have put CR, LF or NUL into a header: never sent.
     pub unsafe_value: bool,
     pub cache_material: String,
@@ -49,11 +51,12 @@ impl HttpAuthorizer {
             session_id: &session_id,
             claims,
         };
-        let mut query_tail: Vec<String> = Vec::new();
+        // what every URL gets appended: the client's query, then the GET body fields
+        let mut query_tail = String::new();
         if self.forward_query
             && let Some(query) = request.target.query.as_deref().filter(|q| !q.is_empty())
         {
-            query_tail.push(query.to_string());
+            query_tail.push_str(query);
         }
         let mut body = None;
         if self.post {
@@ -65,11 +68,12 @@ impl HttpAuthorizer {
             body = Some(Value::Object(object).to_string());
         } else {
             for (field, template) in &self.body {
-                query_tail.push(format!(
-                    "{}={}",
-                    utf8_percent_encode(field, URL_COMPONENT),
-                    utf8_percent_encode(&template.render(&ctx), URL_COMPONENT)
-                ));
+                if !query_tail.is_empty() {
+                    query_tail.push('&');
+                }
+                query_tail.extend(utf8_percent_encode(field, URL_COMPONENT));
+                query_tail.push('=');
+                query_tail.extend(utf8_percent_encode(&template.render(&ctx), URL_COMPONENT));
             }
         }
         let urls: Vec<String> = self
@@ -79,53 +83,63 @@ impl HttpAuthorizer {
                 let mut url = template.render_url(&ctx);
                 if !query_tail.is_empty() {
                     url.push(if url.contains('?') { '&' } else { '?' });
-                    url.push_str(&query_tail.join("&"));
+                    url.push_str(&query_tail);
                 }
                 url
             })
             .collect();
+        // The cache material names everything sent, written as it is rendered: the
+        // method, the first URL, every header (an unsafe value included: its deny is
+        // keyed on it), the body. Or the operator's coarser `cache_key`.
+        let mut material = match &self.cache_key {
+            Some(_) => None,
+            None => {
+                let mut material = String::with_capacity(256);
+                material.push_str(if self.post { "POST" } else { "GET" });
+                material.push('\u{0}');
+                material.push_str(urls.first().map_or("", String::as_str));
+                Some(material)
+            }
+        };
         let mut unsafe_value = false;
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, template) in &self.headers {
             let value = template.render(&ctx);
+            if value.is_empty() && self.omit_when_empty.iter().any(|n| n == name.as_str()) {
+                continue;
+            }
+            if let Some(material) = &mut material {
+                material.push('\u{0}');
+                material.push_str(name.as_str());
+                material.push(':');
+                material.push_str(&value);
+            }
             // Header injection guard: a CR/LF/NUL (or any other control byte) from a
             // placeholder refuses the whole request.
             // (HeaderValue refuses every control byte but tab, CR, LF and NUL among them.)
-            if HeaderValue::from_bytes(value.as_bytes()).is_err() {
-                unsafe_value = true;
+            match HeaderValue::try_from(value) {
+                Ok(value) => headers.push((name.clone(), value)),
+                Err(_) => unsafe_value = true,
             }
-            if value.is_empty() && self.omit_when_empty.contains(name) {
-                continue;
-            }
-            headers.push((name.clone(), value));
         }
-        let cache_material = match &self.cache_key {
-            Some(templates) => templates
-                .iter()
-                .map(|t| t.render(&ctx))
-                .collect::<Vec<_>>()
-                .join("\u{0}"),
-            None => {
-                let mut material = format!(
-                    "{}\u{0}{}",
-                    if self.post { "POST" } else { "GET" },
-                    urls.first().cloned().unwrap_or_default()
-                );
-                for (name, value) in &headers {
-                    material.push('\u{0}');
-                    material.push_str(name);
-                    material.push(':');
-                    material.push_str(value);
-                }
+        let cache_material = match (material, &self.cache_key) {
+            (Some(mut material), _) => {
                 material.push('\u{0}');
                 material.push_str(body.as_deref().unwrap_or(""));
                 material
             }
+            (None, Some(templates)) => templates
+                .iter()
+                .map(|t| t.render(&ctx))
+                .collect::<Vec<_>>()
+                .join("\u{0}"),
+            (None, None) => String::new(),
         };
         BackendRequest {
             urls,
             headers,
-            body,
+            // shared, not copied, by every attempt that sends it
+            body: body.map(Bytes::from),
             unsafe_value,
             cache_material,
         }

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderMap;
+use actix_web::web::Bytes;
 
 use super::{BackendRequest, HttpAuthorizer, Protocol};
 use crate::authorizer::Fetcher;
@@ -145,14 +146,8 @@ impl HttpAuthorizer {
                 client.get(url)
             };
             for (name, value) in &prepared.headers {
-                // from_bytes keeps raw UTF-8 (a User-Agent may hold it); render() has
-                // already refused control bytes, so both conversions succeed here.
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_bytes(value.as_bytes()),
-                ) {
-                    request = request.insert_header((name, value));
-                }
+                // checked when rendered; a clone shares the bytes
+                request = request.insert_header((name.clone(), value.clone()));
             }
             if self.protocol == Protocol::Json {
                 request = request.insert_header(("accept", "application/json"));
@@ -186,15 +181,8 @@ impl HttpAuthorizer {
                     message: format!("answered {status}, which is neither allow nor deny"),
                 });
             }
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| {
-                    v.to_str()
-                        .ok()
-                        .map(|v| (n.as_str().to_string(), v.to_string()))
-                })
-                .collect();
+            // the map as received: its names and values are shared, not copied
+            let headers = response.headers().clone();
             let body = response
                 .body()
                 .limit(self.max_response_bytes)
@@ -206,7 +194,7 @@ impl HttpAuthorizer {
             Ok(Answer {
                 status,
                 headers,
-                body: body.to_vec(),
+                body,
             })
         };
         // One deadline for connect, send, head and body (awc's own timeout stops at the head).
@@ -223,8 +211,8 @@ impl HttpAuthorizer {
 /// A backend's answer, read within bounds.
 pub(super) struct Answer {
     pub(super) status: u16,
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) body: Vec<u8>,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
 }
 
 struct Failure {
