@@ -11,7 +11,7 @@
 //! write a record over more than one line.
 
 use std::io::Write;
-use std::sync::{Mutex, Once};
+use std::sync::{Condvar, Mutex, Once};
 use std::time::Duration;
 
 use crate::settings::choices;
@@ -67,19 +67,16 @@ fn fields(record: &log::Record<'_>) -> Vec<(String, serde_json::Value)> {
     fields.0
 }
 
-/// Appends ` key=value` for each field of a record, without allocating per field and
-/// without the formatting machinery for the strings that make up nearly every field.
-struct PlainFields<'a>(&'a mut String);
+/// Writes ` key=value` for each field of a record straight into the line being built,
+/// without allocating per field and without the formatting machinery for the strings
+/// that make up nearly every field.
+struct PlainFields<'a, W: Write>(&'a mut W);
 
-impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
+impl<'kvs, W: Write> VisitSource<'kvs> for PlainFields<'_, W> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
-        use std::fmt::Write as _;
-        let line = &mut *self.0;
+        let out = &mut *self.0;
         if let Some(number) = value.to_u64() {
-            line.push(' ');
-            line.push_str(key.as_str());
-            line.push('=');
-            let _ = write!(line, "{number}");
+            write!(out, " {key}={number}")?;
             return Ok(());
         }
         let text = match value.to_borrowed_str() {
@@ -89,37 +86,48 @@ impl<'kvs> VisitSource<'kvs> for PlainFields<'_> {
         if text.is_empty() {
             return Ok(());
         }
-        line.push(' ');
-        line.push_str(key.as_str());
-        line.push('=');
+        out.write_all(b" ")?;
+        out.write_all(key.as_str().as_bytes())?;
+        out.write_all(b"=")?;
         // one record, one line: a control character never reaches the output raw
         if key.as_str() == "path"
             || text.contains(|c: char| matches!(c, ' ' | '"' | '=') || c.is_control())
         {
-            let _ = write!(line, "{text:?}");
+            write!(out, "{text:?}")?;
         } else {
-            line.push_str(&text);
+            out.write_all(text.as_bytes())?;
         }
         Ok(())
     }
 }
 
+/// Writes one record as a plain line (without the time and level prefix, without the
+/// newline): the message, on one line whatever it holds, then its fields.
+fn write_plain<W: Write>(out: &mut W, record: &log::Record<'_>) -> std::io::Result<()> {
+    let owned;
+    let message = match record.args().as_str() {
+        Some(message) => message,
+        None => {
+            owned = record.args().to_string();
+            &owned
+        }
+    };
+    if message.contains(['\r', '\n']) {
+        out.write_all(message.replace(['\r', '\n'], " ").as_bytes())?;
+    } else {
+        out.write_all(message.as_bytes())?;
+    }
+    record
+        .key_values()
+        .visit(&mut PlainFields(out))
+        .map_err(std::io::Error::other)
+}
+
 /// One record as a plain line (without the time and level prefix).
 pub fn plain_line(record: &log::Record<'_>) -> String {
-    let mut line = String::with_capacity(256);
-    match record.args().as_str() {
-        Some(message) => line.push_str(message),
-        None => {
-            use std::fmt::Write as _;
-            let _ = write!(line, "{}", record.args());
-        }
-    }
-    let _ = record.key_values().visit(&mut PlainFields(&mut line));
-    // one record, one line, whatever a message holds
-    if line.contains(['\r', '\n']) {
-        line = line.replace(['\r', '\n'], " ");
-    }
-    line
+    let mut line = Vec::with_capacity(256);
+    let _ = write_plain(&mut line, record);
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 /// One record as a JSON object.
@@ -141,11 +149,18 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// Held while a batch is taken and written.
 static WRITING: Mutex<()> = Mutex::new(());
 
+/// Wakes the writer thread early, when a batch is full.
+static BATCH_FULL: Condvar = Condvar::new();
+
 /// How often pending lines are written: one `write(2)` for all of them.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// Past this much, lines are written at once rather than waiting for the interval.
+/// Past this much, the writer thread writes at once rather than waiting for the interval.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Past this much (standard error not keeping up), a logging thread writes the batch
+/// itself: it waits rather than let the buffer grow without bound or drop a line.
+const WRITE_INLINE_AT: usize = 4 * 1024 * 1024;
 
 /// The logger's output: lines collect in memory and reach standard error in batches, so a
 /// decision costs no system call. `env_logger` flushes its pipe after every record; here
@@ -154,15 +169,17 @@ struct Batched;
 
 impl Write for Batched {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let full = {
+        let held = {
             let mut pending = PENDING
                 .lock()
                 .map_err(|_| std::io::Error::other("log buffer"))?;
             pending.extend_from_slice(bytes);
-            pending.len() >= FLUSH_AT
+            pending.len()
         };
-        if full {
+        if held >= WRITE_INLINE_AT {
             flush();
+        } else if held >= FLUSH_AT {
+            BATCH_FULL.notify_one();
         }
         Ok(bytes.len())
     }
@@ -171,8 +188,9 @@ impl Write for Batched {
     }
 }
 
-/// Writes every pending line now. Called every [`FLUSH_EVERY`] by the writer thread, past
-/// [`FLUSH_AT`], and before the process exits for any reason (no line is lost on
+/// Writes every pending line now. Called by the writer thread every [`FLUSH_EVERY`] and
+/// when [`FLUSH_AT`] is reached, by a logging thread past [`WRITE_INLINE_AT`], and before
+/// the process exits for any reason (no line is lost on
 /// SIGTERM). The batch is taken out of the buffer first, so a slow standard error never
 /// holds up a request that logs.
 pub fn flush() {
@@ -188,7 +206,8 @@ pub fn flush() {
 }
 
 /// Installs the logger: `RUST_LOG` filters (default `info`), `format` writes, lines reach
-/// standard error in batches every 100 ms (and at once past 64 KiB, and at [`flush`]).
+/// standard error in batches from a writer thread every 100 ms (sooner past 64 KiB), and
+/// at [`flush`].
 pub fn init(format: LogFormat) {
     static WRITER: Once = Once::new();
     WRITER.call_once(|| {
@@ -196,7 +215,13 @@ pub fn init(format: LogFormat) {
             .name("log-writer".into())
             .spawn(|| {
                 loop {
-                    std::thread::sleep(FLUSH_EVERY);
+                    if let Ok(pending) = PENDING.lock() {
+                        // until the interval is over or a batch is full
+                        let _ = BATCH_FULL
+                            .wait_timeout_while(pending, FLUSH_EVERY, |p| p.len() < FLUSH_AT);
+                    } else {
+                        std::thread::sleep(FLUSH_EVERY);
+                    }
                     flush();
                 }
             });
@@ -211,9 +236,8 @@ pub fn init(format: LogFormat) {
                 write!(buf, "[{timestamp} {:<5} ", record.level())?;
                 buf.write_all(record.target().as_bytes())?;
                 buf.write_all(b"] ")?;
-                let mut line = plain_line(record);
-                line.push('\n');
-                buf.write_all(line.as_bytes())
+                write_plain(buf, record)?;
+                buf.write_all(b"\n")
             }
             LogFormat::Json => writeln!(buf, "{}", json_line(record, &timestamp.to_string())),
         }
