@@ -7,8 +7,8 @@
 //! count stays bounded), or fail a decision because a metric could not be recorded.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric verdict exports.
@@ -16,7 +16,9 @@ use prometheus::{
 pub struct Metrics {
     registry: Registry,
     decisions: IntCounterVec,
-    cache_requests: IntCounterVec,
+    /// `verdict_cache_requests_total` by result, resolved once: counted on every request.
+    cache_hits: IntCounter,
+    cache_misses: IntCounter,
     cache_entries: IntGauge,
     backend_duration: HistogramVec,
     backend_errors: IntCounterVec,
@@ -141,7 +143,8 @@ impl Metrics {
         Ok(Metrics {
             registry,
             decisions,
-            cache_requests,
+            cache_hits: cache_requests.with_label_values(&["hit"]),
+            cache_misses: cache_requests.with_label_values(&["miss"]),
             cache_entries,
             backend_duration,
             backend_errors,
@@ -190,9 +193,11 @@ impl Metrics {
     }
 
     pub fn cache(&self, hit: bool) {
-        self.cache_requests
-            .with_label_values(&[if hit { "hit" } else { "miss" }])
-            .inc();
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
     }
 
     pub fn backend(&self, authorizer: &str, backend: &str, seconds: f64, failed: bool) {
