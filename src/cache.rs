@@ -186,10 +186,7 @@ impl DecisionCache {
                 remaining,
             };
         }
-        // The miss path holds the authorizer's own future (a backend exchange, a JWKS
-        // fetch): boxed, so the hit path that nearly every request takes stays a small
-        // future instead of carrying, and copying, kilobytes of state it never uses.
-        Box::pin(self.decide_once(key, decide)).await
+        self.decide_once(key, decide).await
     }
 
     /// A miss: waits for the caller already deciding `key`, or becomes that caller.
