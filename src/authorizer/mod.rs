@@ -132,10 +132,10 @@ impl Question<'_, '_> {
 
     /// Answers the question. Cached by the caller under its cache material.
     pub async fn decide(&self, fetcher: &Fetcher) -> Result<Decision, AuthError> {
-        // The kinds that may wait on the network (a backend, a JWKS fetch) are boxed, so
-        // this future, and every future that holds it, stays small for the rest.
+        // What may wait on the network (a backend here, a JWKS fetch inside `jwt`) is
+        // boxed, so this future, and every future that holds it, stays small for the rest.
         match &self.asked {
-            Asked::Jwt(jwt, token) => Box::pin(jwt.decide(token, fetcher)).await,
+            Asked::Jwt(jwt, token) => jwt.decide(token, fetcher).await,
             Asked::Static(keys, token) => Ok(keys.decide(token)),
             Asked::Http(http, request) => {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await

@@ -47,7 +47,8 @@ impl JwtAuthorizer {
         let kid = header.kid.as_deref();
         let mut keys_to_try = candidates(kid, header.alg, &self.static_keys);
         if let Some(jwks) = &self.jwks {
-            let keys = jwks.keys_for(fetcher, kid).await?;
+            // boxed: a fetch's state is carried only by the tokens that use a JWKS
+            let keys = Box::pin(jwks.keys_for(fetcher, kid)).await?;
             keys_to_try.extend(candidates(kid, header.alg, &keys.keys));
         }
         if keys_to_try.is_empty() {
