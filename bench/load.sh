@@ -7,14 +7,16 @@
 #   4. the same shipped file with nginx itself as the auth service (its ceiling)
 #   5. verdict direct with `allow_ttl = "0s"` (every request decided, nothing stored), at
 #      64 connections, whose p99 is compared with the cached one
-# Prints requests/s, latency and new TCP connections per 1,000 requests for each, and the
-# ratios: verdict / nginx-204, shipped / ceiling.
-# Usage: bench/load.sh [seconds per run, default 10]
+# Prints requests/s, latency and new TCP connections per 1,000 requests for each run, and
+# the ratios of the medians over the rounds (the scenarios interleaved in each round):
+# verdict / nginx-204, shipped / ceiling.
+# Usage: bench/load.sh [seconds per run, default 10] [rounds, default 3]
 # Needs wrk and nginx (installed with apt-get when missing and running as root).
 # Stops by itself; only the processes it started are stopped, by their PIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
+rounds="${2:-3}"
 threads=1
 
 for tool in wrk nginx; do
@@ -94,7 +96,7 @@ run() { # name connections url [header]...
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     per1000=$(python3 -c "print(f'{($after - $before) * 1000 / max($requests, 1):.1f}')")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-    echo "$p99" > "$work/p99.$connections.${name//[^a-z0-9]/_}"
+    echo "$p99" >> "$work/p99.$connections.${name//[^a-z0-9]/_}"
     printf '%-36s c=%-4s %10s req/s  p50 %8s  p99 %8s  new TCP/1000 %6s %s\n' \
         "$name" "$connections" "$rps" "$p50" "$p99" "$per1000" "$errors" >&2
     echo "$rps"
@@ -102,31 +104,40 @@ run() { # name connections url [header]...
 
 token=(-H 'Authorization: Bearer load-test-token')
 direct=(-H 'X-Original-URI: /app/page?x=1' -H 'X-Original-Method: GET')
-echo "loopback, ${duration}s per run, $(nproc) cores, one nginx worker, one verdict worker" >&2
-declare -A r
-for c in 64 256; do
-    r[base$c]=$(run "nginx return 204" $c "http://127.0.0.1:$app_port/")
-    r[quiet$c]=$(run "verdict direct, cached, warn" $c "http://127.0.0.1:$quiet_port/_resolver/auth-request" "${token[@]}" "${direct[@]}")
-    r[info$c]=$(run "verdict direct, cached, info" $c "http://127.0.0.1:$verdict_port/_resolver/auth-request" "${token[@]}" "${direct[@]}")
-    r[ceiling$c]=$(run "shipped nginx conf, nginx as auth" $c "http://127.0.0.1:$ceiling_port/app/page?x=1" "${token[@]}")
-    r[shipped$c]=$(run "shipped nginx conf -> verdict" $c "http://127.0.0.1:$nginx_port/app/page?x=1" "${token[@]}")
+echo "loopback, ${duration}s per run, $rounds rounds, $(nproc) cores, one nginx worker, one verdict worker" >&2
+record() { # key rps
+    echo "$2" >> "$work/rps.$1"
+}
+for round in $(seq "$rounds"); do
+    echo "round $round" >&2
+    for c in 64 256; do
+        record base$c "$(run "nginx return 204" $c "http://127.0.0.1:$app_port/")"
+        record quiet$c "$(run "verdict direct, cached, warn" $c "http://127.0.0.1:$quiet_port/_resolver/auth-request" "${token[@]}" "${direct[@]}")"
+        record info$c "$(run "verdict direct, cached, info" $c "http://127.0.0.1:$verdict_port/_resolver/auth-request" "${token[@]}" "${direct[@]}")"
+        record ceiling$c "$(run "shipped nginx conf, nginx as auth" $c "http://127.0.0.1:$ceiling_port/app/page?x=1" "${token[@]}")"
+        record shipped$c "$(run "shipped nginx conf -> verdict" $c "http://127.0.0.1:$nginx_port/app/page?x=1" "${token[@]}")"
+    done
+    run "verdict direct, allow_ttl 0s, warn" 64 "http://127.0.0.1:$nocache_port/_resolver/auth-request" \
+        "${token[@]}" "${direct[@]}" > /dev/null
 done
-run "verdict direct, allow_ttl 0s, warn" 64 "http://127.0.0.1:$nocache_port/_resolver/auth-request" \
-    "${token[@]}" "${direct[@]}" > /dev/null
-python3 - "$(cat "$work/p99.64.verdict_direct__cached__warn")" \
-          "$(cat "$work/p99.64.verdict_direct__allow_ttl_0s__warn")" <<'PY'
-import re, sys
+python3 - "$work" <<'PY'
+import re, statistics, sys
+work = sys.argv[1]
+def values(name):
+    with open(f"{work}/{name}") as f:
+        return [line.strip() for line in f if line.strip()]
 def seconds(text):
     number, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()
     return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
-cached, uncached = (seconds(x) for x in sys.argv[1:])
+def median(name, parse=float):
+    return statistics.median(parse(v) for v in values(name))
+cached = median("p99.64.verdict_direct__cached__warn", seconds)
+uncached = median("p99.64.verdict_direct__allow_ttl_0s__warn", seconds)
+print(f"medians of {len(values('rps.base64'))} rounds")
 print(f"c=64: allow_ttl 0s p99 / cached p99 {uncached / cached:.2f}")
-PY
-python3 - "${r[base64]}" "${r[quiet64]}" "${r[info64]}" "${r[ceiling64]}" "${r[shipped64]}" \
-          "${r[base256]}" "${r[quiet256]}" "${r[info256]}" "${r[ceiling256]}" "${r[shipped256]}" <<'PY'
-import sys
-v = [float(x) for x in sys.argv[1:]]
-for c, (base, quiet, info, ceiling, shipped) in zip((64, 256), (v[:5], v[5:])):
+for c in (64, 256):
+    base, quiet, info, ceiling, shipped = (
+        median(f"rps.{key}{c}") for key in ("base", "quiet", "info", "ceiling", "shipped"))
     print(f"c={c}: verdict/nginx-204 warn {quiet / base:.2f}, info {info / base:.2f}; "
           f"shipped/ceiling {shipped / ceiling:.2f}")
 PY
