@@ -250,13 +250,8 @@ pub fn init(format: LogFormat) {
 mod tests {
     use super::*;
 
-    fn with_record(check: impl Fn(&log::Record<'_>)) {
-        let kvs: [(&str, &dyn log::kv::ToValue); 4] = [
-            ("dialect", &"auth-request"),
-            ("status", &200u16),
-            ("path", &"/a b"),
-            ("reason", &""),
-        ];
+    /// A decision record carrying `kvs`.
+    fn with_fields(kvs: &[(&str, &dyn log::kv::ToValue)], check: impl Fn(&log::Record<'_>)) {
         let record = log::Record::builder()
             .args(format_args!("decision"))
             .level(log::Level::Info)
@@ -264,6 +259,18 @@ mod tests {
             .key_values(&kvs)
             .build();
         check(&record);
+    }
+
+    fn with_record(check: impl Fn(&log::Record<'_>)) {
+        with_fields(
+            &[
+                ("dialect", &"auth-request"),
+                ("status", &200u16),
+                ("path", &"/a b"),
+                ("reason", &""),
+            ],
+            check,
+        );
     }
 
     #[test]
@@ -278,17 +285,14 @@ mod tests {
 
     #[test]
     fn plain_lines_quote_control_characters() {
-        let kvs: [(&str, &dyn log::kv::ToValue); 2] =
-            [("host", &"a\u{1b}[31mb"), ("reason", &"one\ttwo")];
-        let record = log::Record::builder()
-            .args(format_args!("decision"))
-            .level(log::Level::Info)
-            .target("verdict::decision")
-            .key_values(&kvs)
-            .build();
-        let line = plain_line(&record);
-        assert_eq!(line, "decision host=\"a\\u{1b}[31mb\" reason=\"one\\ttwo\"");
-        assert!(!line.contains(|c: char| c.is_control()));
+        with_fields(
+            &[("host", &"a\u{1b}[31mb"), ("reason", &"one\ttwo")],
+            |record| {
+                let line = plain_line(record);
+                assert_eq!(line, "decision host=\"a\\u{1b}[31mb\" reason=\"one\\ttwo\"");
+                assert!(!line.contains(|c: char| c.is_control()));
+            },
+        );
     }
 
     #[test]
