@@ -314,6 +314,34 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn the_cache_holds_at_most_max_entries() {
+        let cache = DecisionCache::new(CacheSettings {
+            max_entries: 10,
+            allow_ttl: Duration::from_secs(60),
+            deny_ttl: Duration::from_secs(60),
+        });
+        for i in 0..100 {
+            let key = DecisionCache::key(&sha256(b"a"), &format!("token-{i}"));
+            cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
+        }
+        assert!(cache.entry_count() <= 10, "{} entries", cache.entry_count());
+        assert!(cache.entry_count() > 0);
+    }
+
+    #[actix_web::test]
+    async fn an_expired_entry_is_a_miss_and_is_removed() {
+        let cache = cache(30, 30);
+        let key = DecisionCache::key(&sha256(b"a"), "token");
+        cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
+        assert_eq!(cache.entry_count(), 1);
+        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+        assert!(cache.lookup(&key).is_none(), "expired");
+        assert_eq!(cache.entry_count(), 0, "removed on the read");
+        let again = cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
+        assert_eq!(again.status, CacheStatus::Miss);
+    }
+
+    #[actix_web::test]
     async fn second_call_is_a_hit() {
         let cache = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
