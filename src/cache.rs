@@ -1,14 +1,17 @@
 //! The decision cache: authorizer results keyed by a hash of what they depend on.
 //!
-//! Takes: a key and what makes the future that would decide on a miss. The key is the SHA-256 of the
-//! authorizer's name and its question's cache material: for `jwt` and `static`, the
-//! presented credential; for `http`, the rendered backend request (method, first URL with
-//! its query, every header sent, the body), or the rendered `cache_key` templates when
-//! an operator chose a coarser key. Returns: the decision and whether it came from the cache. Allows live
-//! `cache.allow_ttl` but never past the credential's own expiry, denies and abstains
-//! `cache.deny_ttl`; concurrent misses for one key run the decision once.
-//! Must never: cache an error, store a raw credential, or be consulted for route policy
-//! (roles, paths, methods are re-checked by the caller on every request).
+//! Takes: a key and what makes the future that would decide on a miss. The key is the
+//! SHA-256 of the authorizer's fingerprint and its question's cache material: for `jwt`
+//! and `static`, the presented credential; for `http`, the rendered backend request
+//! (method, first URL with its query, every header sent, the body), or the rendered
+//! `cache_key` templates when an operator chose a coarser key. Returns: the verdict, how
+//! long it stays valid, and whether it came from the cache. Allows live `cache.allow_ttl`
+//! but never past the credential's own expiry, denies and abstains `cache.deny_ttl`;
+//! concurrent misses for one key run the decision once. The store holds at most
+//! `cache.max_entries`, each entry only a verdict and its deadline.
+//! Must never: cache an error, store a raw credential, serve an entry past its deadline,
+//! or be consulted for route policy (roles, paths, methods are re-checked by the caller on
+//! every request).
 
 use std::collections::HashMap;
 use std::future::Future;
