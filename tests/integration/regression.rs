@@ -873,3 +873,59 @@ async fn a_backend_result_sent_twice_was_read_as_its_last_copy() {
     v.stop().await;
     backend.stop().await;
 }
+
+/// A backend header sent twice was read as its first copy: `X-Session-Name: alice` then
+/// `X-Session-Name: mallory` allowed alice, and a `Cache-Control: no-store` after a
+/// `max-age=600` was ignored, so the allow was cached for ten minutes.
+#[actix_web::test]
+async fn a_backend_header_sent_twice_was_read_as_its_first_copy() {
+    let backend = fake_backend(Reply::status(200)).await;
+    let v = start(
+        "",
+        &format!(
+            "[authorizers.backend]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nretries = 0\nhonor_cache_control = true\ncopy_headers = [\"X-Tier\"]\n",
+            backend.url("/check")
+        ),
+    )
+    .await;
+    let ask = |path: &'static str| {
+        auth_request(&v, path)
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .sent()
+    };
+    for (name, first, second) in [
+        ("X-Session-Name", "alice", "mallory"),
+        ("X-Tier", "bronze", "gold"),
+    ] {
+        backend.push(Reply::status(200).header(name, first).header(name, second));
+        let r = ask(if name == "X-Tier" { "/tier" } else { "/name" }).await;
+        assert_ne!(r.status(), 200, "{name} sent twice");
+        assert!(r.headers().get("x-session-name").is_none());
+        assert!(r.headers().get("x-tier").is_none());
+    }
+    // identical copies are one
+    backend.push(
+        Reply::status(200)
+            .header("X-Session-Name", "alice")
+            .header("X-Session-Name", "alice"),
+    );
+    let r = ask("/same").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-session-name").expect("name"), "alice");
+    // a list header's copies are one list: the no-store in the second copy counts
+    backend.set_default(
+        Reply::status(200)
+            .header("Cache-Control", "max-age=600")
+            .header("Cache-Control", "no-store"),
+    );
+    let before = backend.hits();
+    assert_eq!(ask("/cached").await.status(), 200);
+    assert_eq!(ask("/cached").await.status(), 200);
+    assert_eq!(
+        backend.hits(),
+        before + 2,
+        "no-store in the second copy is honoured"
+    );
+    v.stop().await;
+    backend.stop().await;
+}

@@ -17,34 +17,27 @@ use crate::fields::{self, FieldsError, field};
 
 impl HttpAuthorizer {
     pub(super) fn interpret(&self, answer: &Answer) -> Result<Decision, String> {
-        // the first readable copy of a header, as the answer sent it
-        let header = |name: &str| {
-            answer
-                .headers
-                .iter()
-                .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
-                .find_map(|(_, v)| v.to_str().ok())
-        };
-        let session_name = header("x-session-name").unwrap_or_default();
+        let header = |name: &str| answer.single(name);
+        let session_name = header("x-session-name")?.unwrap_or_default();
         let mut decision = match self.protocol {
             Protocol::Status => match answer.status {
-                200 => Decision::allow(self.identity(answer, session_name), None),
+                200 => Decision::allow(self.identity(answer, session_name)?, None),
                 401 => Decision::deny(redirect_or(
-                    header("x-location"),
+                    header("x-location")?,
                     Denial::InvalidCredential("backend refused the credential"),
                 )),
                 400..=499 => Decision::deny(redirect_or(
-                    header("x-location"),
+                    header("x-location")?,
                     Denial::Forbidden("backend refused access"),
                 )),
                 other => return Err(format!("status {other} is neither 200 nor 4xx")),
             },
             Protocol::Json => match answer.status {
-                204 => Decision::allow(self.identity(answer, session_name), None),
-                200 => match read_result(header("content-type"), &answer.body)?.as_str() {
-                    "allow" => Decision::allow(self.identity(answer, session_name), None),
+                204 => Decision::allow(self.identity(answer, session_name)?, None),
+                200 => match read_result(header("content-type")?, &answer.body)?.as_str() {
+                    "allow" => Decision::allow(self.identity(answer, session_name)?, None),
                     "deny" => Decision::deny(redirect_or(
-                        header("x-location"),
+                        header("x-location")?,
                         Denial::Forbidden("backend denied"),
                     )),
                     "ignore" => Decision::abstain(),
@@ -64,23 +57,26 @@ impl HttpAuthorizer {
                         .iter()
                         .find(|h| h.family == HeaderFamily::Authgear && h.field == field)
                 };
-                let session_valid =
-                    field_header(IdentityField::SessionValid).and_then(|h| header(h.name));
+                let session_valid = match field_header(IdentityField::SessionValid) {
+                    Some(h) => header(h.name)?,
+                    None => None,
+                };
                 match session_valid {
                     Some("true") => {
-                        let user_id = field_header(IdentityField::UserId)
-                            .and_then(|h| header(h.name))
-                            .unwrap_or_default();
+                        let user_id = match field_header(IdentityField::UserId) {
+                            Some(h) => header(h.name)?.unwrap_or_default(),
+                            None => "",
+                        };
                         if user_id.is_empty() {
                             return Err("valid session without x-authgear-user-id".into());
                         }
-                        let mut identity = self.identity(answer, session_name);
+                        let mut identity = self.identity(answer, session_name)?;
                         // Read back exactly what our own encoder writes: one table.
                         for h in IDENTITY_HEADERS
                             .iter()
                             .filter(|h| h.family == HeaderFamily::Authgear)
                         {
-                            h.read_into(&mut identity, header(h.name).unwrap_or_default());
+                            h.read_into(&mut identity, header(h.name)?.unwrap_or_default());
                         }
                         if !session_name.is_empty() {
                             identity.set_session_name(session_name);
@@ -100,32 +96,61 @@ impl HttpAuthorizer {
             _ => self.deny_ttl,
         };
         if self.honor_cache_control
-            && let Some(control) = header("cache-control")
+            && let Some(control) = answer.list("cache-control")
         {
-            decision.valid_for = cache_control_limit(control);
+            decision.valid_for = cache_control_limit(&control);
         }
         Ok(decision)
     }
 
     /// The identity of a status or JSON answer, whose user is the session name it gives.
-    fn identity(&self, answer: &Answer, session_name: &str) -> Identity {
-        let extra_headers = self
-            .copy_headers
-            .iter()
-            .filter_map(|name| {
-                answer
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
-                    .find_map(|(_, v)| v.to_str().ok())
-                    .map(|v| (Box::from(name.as_str()), Box::from(v)))
-            })
-            .collect();
-        Identity {
-            user_id: session_name.into(),
-            extra_headers,
-            ..Identity::default()
+    fn identity(&self, answer: &Answer, session_name: &str) -> Result<Identity, String> {
+        let mut extra_headers = Vec::new();
+        for name in &self.copy_headers {
+            if let Some(value) = answer.single(name)? {
+                extra_headers.push((Box::from(name.as_str()), Box::from(value)));
+            }
         }
+        Ok(Identity {
+            user_id: session_name.into(),
+            extra_headers: extra_headers.into(),
+            ..Identity::default()
+        })
+    }
+}
+
+impl Answer {
+    /// The value of a header the backend states once (an identity field, a session name,
+    /// a location, a content type). Trust decision: copies with different values are
+    /// two answers in one, and which one counts would be the reader's guess, so the
+    /// answer is refused (an error: the route's `on_error` decides), as a result field
+    /// sent twice is. Identical copies are one. A value that is not visible ASCII reads
+    /// as absent, as before.
+    fn single(&self, name: &str) -> Result<Option<&str>, String> {
+        let mut copies = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v);
+        let Some(first) = copies.next() else {
+            return Ok(None);
+        };
+        if copies.any(|other| other != first) {
+            return Err(format!("{name} sent more than once, with different values"));
+        }
+        Ok(first.to_str().ok())
+    }
+
+    /// Every readable copy of a list header (`Cache-Control`), joined as the one list
+    /// HTTP says they are: no directive in a later copy is ignored.
+    fn list(&self, name: &str) -> Option<String> {
+        let copies: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| v.to_str().ok())
+            .collect();
+        (!copies.is_empty()).then(|| copies.join(", "))
     }
 }
 
@@ -180,7 +205,9 @@ fn cache_control_limit(control: &str) -> Option<Duration> {
             .strip_prefix("max-age=")
             .and_then(|s| s.trim_matches('"').parse::<u64>().ok())
         {
-            limit = Some(Duration::from_secs(seconds));
+            // the shortest lifetime stated wins
+            let stated = Duration::from_secs(seconds);
+            limit = Some(limit.map_or(stated, |l: Duration| l.min(stated)));
         }
     }
     limit
@@ -198,6 +225,10 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(cache_control_limit("public"), None);
+        assert_eq!(
+            cache_control_limit("max-age=600, max-age=5"),
+            Some(Duration::from_secs(5))
+        );
     }
 
     #[test]

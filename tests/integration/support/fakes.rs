@@ -266,7 +266,8 @@ pub async fn fake_backend(default: Reply) -> FakeBackend {
                     actix_web::http::StatusCode::from_u16(reply.status).expect("status"),
                 );
                 for (n, v) in &reply.headers {
-                    response.insert_header((n.as_str(), v.as_str()));
+                    // appended: a reply may send a header more than once
+                    response.append_header((n.as_str(), v.as_str()));
                 }
                 response.body(reply.body)
             }
