@@ -21,7 +21,7 @@ use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
 use crate::authorizer::{Authorizer, AuthorizerKind};
 use crate::cache::CacheSettings;
 use crate::decision::{HeaderSets, ListRules};
-use crate::dialect::encode::AnswerSettings;
+use crate::dialect::encode::{AnswerSettings, Challenges};
 use crate::dialect::{self, Dialect};
 use crate::digest::sha256;
 use crate::logging::LogFormat;
@@ -424,7 +424,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     }
 
     let answer = AnswerSettings {
-        realm: server.realm.clone(),
+        challenges: Challenges::for_realm(&server.realm)
+            .ok_or_else(|| ConfigError::invalid("server.realm", "is not a header value"))?,
         login_url: server.login_url.clone(),
         login_redirect_param: server.login_redirect_param.clone(),
         headers,

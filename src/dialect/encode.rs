@@ -24,7 +24,8 @@ use crate::request::{Target, URL_COMPONENT};
 /// Everything an answer needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct AnswerSettings {
-    pub realm: String,
+    /// `WWW-Authenticate` for the realm, written once.
+    pub challenges: Challenges,
     pub login_url: Option<String>,
     pub login_redirect_param: String,
     pub headers: HeaderSets,
@@ -33,6 +34,36 @@ pub struct AnswerSettings {
     /// The mqtt dialect answers `{"ok": …}` instead of a status (`[mqtt] answer = "json"`).
     pub mqtt_json: bool,
     pub max_header_bytes: usize,
+}
+
+/// The `WWW-Authenticate` values of `server.realm`: for a request without a credential
+/// and for one whose credential is not valid.
+#[derive(Debug, Clone)]
+pub struct Challenges {
+    missing: HeaderValue,
+    invalid: HeaderValue,
+}
+
+impl Challenges {
+    /// `None` when the realm cannot stand in a header value (the configuration also
+    /// refuses a quote or a backslash, which would end the quoted realm early).
+    pub fn for_realm(realm: &str) -> Option<Challenges> {
+        Some(Challenges {
+            missing: HeaderValue::try_from(format!("Bearer realm=\"{realm}\"")).ok()?,
+            invalid: HeaderValue::try_from(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\""
+            ))
+            .ok()?,
+        })
+    }
+
+    fn for_credential(&self, presented: bool) -> HeaderValue {
+        if presented {
+            self.invalid.clone()
+        } else {
+            self.missing.clone()
+        }
+    }
 }
 
 /// What an answer needs to know about the original request.
@@ -233,10 +264,7 @@ static IDENTITY_HEADER_NAMES: [HeaderName; IDENTITY_HEADERS.len()] = {
 fn redirect(location: &str, settings: &AnswerSettings, redirects: Redirects) -> HttpResponse {
     match redirects {
         Redirects::UnauthorizedWithLocation => no_store(HttpResponse::Unauthorized())
-            .insert_header((
-                "www-authenticate",
-                format!("Bearer realm=\"{}\"", settings.realm),
-            ))
+            .insert_header((WWW_AUTHENTICATE, settings.challenges.for_credential(false)))
             .insert_header(("location", location))
             .finish(),
         Redirects::Found => no_store(HttpResponse::Found())
@@ -253,6 +281,7 @@ pub fn plain(status: StatusCode) -> HttpResponse {
 /// nginx's own cache lifetime header (it wins over `proxy_cache_valid`).
 const X_ACCEL_EXPIRES: HeaderName = HeaderName::from_static("x-accel-expires");
 const CACHE_CONTROL: HeaderName = actix_web::http::header::CACHE_CONTROL;
+const WWW_AUTHENTICATE: HeaderName = actix_web::http::header::WWW_AUTHENTICATE;
 const NO_STORE: &str = "no-store";
 
 /// Marks an answer that no cache may keep: every deny, refusal and error.
@@ -303,14 +332,7 @@ pub fn unauthenticated(
     settings: &AnswerSettings,
     redirects: Redirects,
 ) -> HttpResponse {
-    let challenge = if credential_presented {
-        format!(
-            "Bearer realm=\"{}\", error=\"invalid_token\"",
-            settings.realm
-        )
-    } else {
-        format!("Bearer realm=\"{}\"", settings.realm)
-    };
+    let challenge = settings.challenges.for_credential(credential_presented);
     let location = settings.login_url.as_deref().map(|login| {
         let original_url = original.target.and_then(Target::original_url);
         login_location(
@@ -328,7 +350,7 @@ pub fn unauthenticated(
         // shipped config's `error_page 401 = @login` turns it into the redirect.
         (Redirects::UnauthorizedWithLocation, Some(location)) => {
             no_store(HttpResponse::Unauthorized())
-                .insert_header(("www-authenticate", challenge))
+                .insert_header((WWW_AUTHENTICATE, challenge))
                 .insert_header(("location", location))
                 .finish()
         }
@@ -336,7 +358,7 @@ pub fn unauthenticated(
             .insert_header(("location", location))
             .finish(),
         _ => no_store(HttpResponse::Unauthorized())
-            .insert_header(("www-authenticate", challenge))
+            .insert_header((WWW_AUTHENTICATE, challenge))
             .finish(),
     }
 }
@@ -370,7 +392,7 @@ mod tests {
 
     fn settings(login: Option<&str>) -> AnswerSettings {
         AnswerSettings {
-            realm: "verdict".into(),
+            challenges: Challenges::for_realm("verdict").expect("realm"),
             login_url: login.map(str::to_owned),
             login_redirect_param: "rd".into(),
             headers: HeaderSets {
