@@ -433,16 +433,8 @@ pub fn family_names(family: HeaderFamily) -> impl Iterator<Item = &'static str> 
 
 impl IdentityHeader {
     /// The value sent for this header. Every enabled header is sent, empty when it does
-    /// not apply, so a proxy always overwrites a client-sent copy.
-    pub fn render(&self, identity: Option<&Identity>, session: SessionState) -> String {
-        match self.text(identity, session) {
-            HeaderText::Constant(text) | HeaderText::Held(text) => text.to_string(),
-            HeaderText::Made(text) => text,
-        }
-    }
-
-    /// The value sent for this header, borrowed wherever it can be: the answer that
-    /// sends it copies a held text once into the response and never copies a constant.
+    /// not apply, so a proxy always overwrites a client-sent copy. Borrowed wherever it
+    /// can be: the answer copies a held text once into the response, never a constant.
     pub fn text<'a>(
         &self,
         identity: Option<&'a Identity>,
@@ -678,7 +670,10 @@ mod tests {
             .iter()
             .filter(|h| h.family == HeaderFamily::Authgear)
         {
-            h.read_into(&mut read, &h.render(Some(&identity), SessionState::Valid));
+            h.read_into(
+                &mut read,
+                h.text(Some(&identity), SessionState::Valid).as_str(),
+            );
         }
         assert_eq!(read, identity);
         let names: Vec<&str> = family_names(HeaderFamily::Authgear).collect();

@@ -123,13 +123,6 @@ fn write_plain<W: Write>(out: &mut W, record: &log::Record<'_>) -> std::io::Resu
         .map_err(std::io::Error::other)
 }
 
-/// One record as a plain line (without the time and level prefix).
-pub fn plain_line(record: &log::Record<'_>) -> String {
-    let mut line = Vec::with_capacity(256);
-    let _ = write_plain(&mut line, record);
-    String::from_utf8_lossy(&line).into_owned()
-}
-
 /// One record as a JSON object.
 pub fn json_line(record: &log::Record<'_>, timestamp: &str) -> String {
     let mut object = serde_json::Map::new();
@@ -249,6 +242,13 @@ pub fn init(format: LogFormat) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One record as a plain line (without the time and level prefix).
+    fn plain_line(record: &log::Record<'_>) -> String {
+        let mut line = Vec::new();
+        write_plain(&mut line, record).expect("written");
+        String::from_utf8(line).expect("UTF-8")
+    }
 
     /// A decision record carrying `kvs`.
     fn with_fields(kvs: &[(&str, &dyn log::kv::ToValue)], check: impl Fn(&log::Record<'_>)) {
