@@ -316,6 +316,26 @@ mod tests {
         )
     }
 
+    /// `count` concurrent asks for `key`, each decision taking 50 ms and counted in
+    /// `calls`.
+    async fn ask_at_once(
+        cache: &DecisionCache,
+        key: CacheKey,
+        count: usize,
+        calls: &Arc<AtomicUsize>,
+    ) -> Vec<Cached> {
+        let asks = (0..count).map(|_| async {
+            cache
+                .get_or_decide(key, || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                    Ok(allow(None))
+                })
+                .await
+        });
+        futures_util::future::join_all(asks).await
+    }
+
     #[actix_web::test]
     async fn the_cache_holds_at_most_max_entries() {
         let cache = DecisionCache::new(CacheSettings {
@@ -428,21 +448,9 @@ mod tests {
     #[actix_web::test]
     async fn concurrent_misses_decide_once() {
         let cache = cache(10_000, 1_000);
-        let calls = Arc::new(AtomicUsize::new(0));
         let key = DecisionCache::key(&sha256(b"a"), "token");
-        let futures = (0..100).map(|_| {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            async move {
-                cache
-                    .get_or_decide(key, || async {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-                        Ok(allow(None))
-                    })
-                    .await
-            }
-        });
-        let results = futures_util::future::join_all(futures).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let results = ask_at_once(&cache, key, 100, &calls).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(results.iter().all(|c| c.answer.is_ok()));
         assert_eq!(
@@ -482,21 +490,9 @@ mod tests {
     #[actix_web::test]
     async fn a_zero_ttl_is_never_stored_but_concurrent_misses_still_decide_once() {
         let cache = cache(0, 0);
-        let calls = Arc::new(AtomicUsize::new(0));
         let key = DecisionCache::key(&sha256(b"a"), "token");
-        let futures = (0..50).map(|_| {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            async move {
-                cache
-                    .get_or_decide(key, || async {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-                        Ok(allow(None))
-                    })
-                    .await
-            }
-        });
-        let results = futures_util::future::join_all(futures).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let results = ask_at_once(&cache, key, 50, &calls).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1, "coalesced");
         assert!(results.iter().all(|c| c.answer.is_ok()));
         assert_eq!(cache.entry_count(), 0, "nothing stored");

@@ -390,6 +390,18 @@ mod tests {
         (answer.response, answer.problem)
     }
 
+    /// The answer without login settings, knowing nothing of the original request.
+    fn encode_unknown(
+        outcome: &Outcome,
+        dialect: &dyn Dialect,
+    ) -> (HttpResponse, Option<EncodeProblem>) {
+        let original = Original {
+            target: None,
+            accept: None,
+        };
+        encode(outcome, dialect, original, &settings(None))
+    }
+
     fn settings(login: Option<&str>) -> AnswerSettings {
         AnswerSettings {
             challenges: Challenges::for_realm("verdict").expect("realm"),
@@ -440,15 +452,7 @@ mod tests {
             ..Identity::default()
         };
         let outcome = Outcome::allow(Some(Arc::new(id)), SessionState::Valid);
-        let (r, problem) = encode(
-            &outcome,
-            &AuthRequest,
-            Original {
-                target: None,
-                accept: None,
-            },
-            &settings(None),
-        );
+        let (r, problem) = encode_unknown(&outcome, &AuthRequest);
         assert!(problem.is_none());
         assert_eq!(r.status(), 200);
         assert_eq!(header(&r, "x-authgear-session-valid"), Some("true"));
@@ -471,15 +475,7 @@ mod tests {
     #[test]
     fn anonymous_allow_sends_empty_headers() {
         let outcome = Outcome::allow(None, SessionState::Absent);
-        let (r, _) = encode(
-            &outcome,
-            &ForwardAuth,
-            Original {
-                target: None,
-                accept: None,
-            },
-            &settings(None),
-        );
+        let (r, _) = encode_unknown(&outcome, &ForwardAuth);
         assert_eq!(r.status(), 200);
         for name in [
             "x-authgear-session-valid",
@@ -500,15 +496,7 @@ mod tests {
             ..Identity::default()
         };
         let outcome = Outcome::allow(Some(Arc::new(evil)), SessionState::Valid);
-        let (r, problem) = encode(
-            &outcome,
-            &AuthRequest,
-            Original {
-                target: None,
-                accept: None,
-            },
-            &settings(None),
-        );
+        let (r, problem) = encode_unknown(&outcome, &AuthRequest);
         assert_eq!(r.status(), 503);
         assert_eq!(problem, Some(EncodeProblem::UnsafeValue));
         let big = Identity {
@@ -517,15 +505,7 @@ mod tests {
             ..Identity::default()
         };
         let outcome = Outcome::allow(Some(Arc::new(big)), SessionState::Valid);
-        let (r, problem) = encode(
-            &outcome,
-            &AuthRequest,
-            Original {
-                target: None,
-                accept: None,
-            },
-            &settings(None),
-        );
+        let (r, problem) = encode_unknown(&outcome, &AuthRequest);
         assert_eq!(r.status(), 503);
         assert_eq!(problem, Some(EncodeProblem::TooLarge));
         assert!(r.headers().get("x-authgear-user-id").is_none());
@@ -659,15 +639,7 @@ mod tests {
             })),
             SessionState::Valid,
         );
-        let (r, problem) = encode(
-            &outcome,
-            &ForwardAuth,
-            Original {
-                target: None,
-                accept: None,
-            },
-            &settings(None),
-        );
+        let (r, problem) = encode_unknown(&outcome, &ForwardAuth);
         assert_eq!(r.status(), 503);
         assert_eq!(problem, Some(EncodeProblem::AmbiguousList));
         assert!(r.headers().get("x-authgear-user-roles").is_none());
@@ -689,15 +661,7 @@ mod tests {
             )),
             Outcome::Unavailable,
         ] {
-            let (r, _) = encode(
-                &outcome,
-                &ForwardAuth,
-                Original {
-                    target: None,
-                    accept: None,
-                },
-                &settings(None),
-            );
+            let (r, _) = encode_unknown(&outcome, &ForwardAuth);
             assert!(
                 r.headers()
                     .iter()
