@@ -173,8 +173,11 @@ async fn cesbo_requests_are_refused_from_untrusted_peers_and_when_hosts_disagree
     v.stop().await;
 }
 
-/// A broker's clients: the broker authenticated them; topic rules decide.
-pub(crate) const BROKER: &str = r##"
+/// The devices both broker configurations know: alice's device token, as the MQTT
+/// password.
+macro_rules! devices {
+    () => {
+        r##"
 [authorizers.devices]
 type = "static"
 token_sources = ["query:password"]
@@ -182,7 +185,14 @@ token_sources = ["query:password"]
 token = "alice-device-token"
 user_id = "alice"
 roles = ["operator"]
+"##
+    };
+}
 
+/// A broker's clients: the broker authenticated them; topic rules decide.
+pub(crate) const BROKER: &str = concat!(
+    devices!(),
+    r##"
 [[route]]
 name = "broker"
 dialects = ["emqx"]
@@ -202,7 +212,8 @@ roles = ["operator"]
 [[topic_rule]]
 permission = "deny"
 topics = ["#"]
-"##;
+"##
+);
 
 /// EMQX 5's POST, as its HTTP authorization source sends it by default.
 pub(crate) fn emqx_post(v: &Verdict, body: &str) -> awc::ClientRequest {
@@ -411,15 +422,9 @@ async fn pipelined_emqx_requests_are_answered_in_order() {
 
 /// A broker's HTTP backend (mosquitto-go-auth, amqtt, rmqtt): devices log in with a token
 /// as the MQTT password; topic rules decide publishes and subscriptions.
-const BROKER_BACKEND: &str = r##"
-[authorizers.devices]
-type = "static"
-token_sources = ["query:password"]
-[[authorizers.devices.tokens]]
-token = "alice-device-token"
-user_id = "alice"
-roles = ["operator"]
-
+const BROKER_BACKEND: &str = concat!(
+    devices!(),
+    r##"
 [[route]]
 name = "logins"
 dialects = ["mqtt"]
@@ -446,7 +451,8 @@ topics = ["sensors/${username}/#"]
 [[topic_rule]]
 permission = "deny"
 topics = ["#"]
-"##;
+"##
+);
 
 async fn mqtt_status(v: &Verdict, check: &str, body: serde_json::Value) -> u16 {
     client()
