@@ -47,21 +47,25 @@ async fn handle(
     let fetcher = worker.for_resolver(&resolver);
     let config = &resolver.config;
     let trusted = &config.server.trusted_proxies;
-    // Trust decision: a body is read only for a dialect whose caller sends its facts in
-    // one, and only from a trusted peer (anyone else is refused without reading a byte).
-    let peer_trusted = request
-        .peer_addr()
-        .is_some_and(|peer| dialect::is_trusted(peer.ip(), trusted));
-    let body = if dialect.reads_body() && peer_trusted {
-        // boxed: only the dialects that read a body carry its state (a timer, a buffer)
-        Some(Box::pin(read_body(payload)).await)
-    } else {
-        None
+    // One trust decision per request, and it gates everything after it: a peer outside
+    // trusted_proxies is refused without a byte of its body read or a fact it sent
+    // believed.
+    let peer = dialect::trusted_peer(&request, trusted);
+    // a body only for a dialect whose caller sends its facts in one
+    let body = match peer {
+        Ok(_) if dialect.reads_body() => {
+            // boxed: only the dialects that read a body carry its state (a timer, a buffer)
+            Some(Box::pin(read_body(payload)).await)
+        }
+        _ => None,
     };
-    let forwarded = match &body {
-        Some(Err(error)) => Err(Refusal::BadTarget(*error)),
-        Some(Ok(bytes)) => dialect::read(&request, dialect, prefix, trusted, Some(bytes)),
-        None => dialect::read(&request, dialect, prefix, trusted, None),
+    let forwarded = match (peer, &body) {
+        (Err(refusal), _) => Err(refusal),
+        (Ok(_), Some(Err(error))) => Err(Refusal::BadTarget(*error)),
+        (Ok(peer), Some(Ok(bytes))) => {
+            dialect::read(&request, dialect, prefix, peer, trusted, Some(bytes))
+        }
+        (Ok(peer), None) => dialect::read(&request, dialect, prefix, peer, trusted, None),
     };
     let decided = match &forwarded {
         Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,

@@ -133,24 +133,32 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// Builds the caller-neutral request, or says why the request is refused before routing.
-/// `prefix` is the endpoint path the request came through.
-pub fn read<'r>(
-    request: &'r HttpRequest,
-    dialect: &dyn Dialect,
-    prefix: &str,
-    trusted: &[IpNet],
-    body: Option<&[u8]>,
-) -> Result<ForwardedRequest<'r>, Refusal> {
+/// The TCP peer of a decision request (canonical form) when it is a configured proxy.
+pub fn trusted_peer(request: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, Refusal> {
     let peer = request
         .peer_addr()
         .map(|a| a.ip().to_canonical())
         .ok_or(Refusal::UntrustedPeer(IpAddr::from([0, 0, 0, 0])))?;
     // Trust decision: only a configured proxy may tell us what the client asked for.
     // A direct client could otherwise claim any path, host or address.
-    if !is_trusted(peer, trusted) {
-        return Err(Refusal::UntrustedPeer(peer));
+    if is_trusted(peer, trusted) {
+        Ok(peer)
+    } else {
+        Err(Refusal::UntrustedPeer(peer))
     }
+}
+
+/// Builds the caller-neutral request from a request whose `peer` passed
+/// [`trusted_peer`], or says why the request is refused before routing. `prefix` is the
+/// endpoint path the request came through.
+pub fn read<'r>(
+    request: &'r HttpRequest,
+    dialect: &dyn Dialect,
+    prefix: &str,
+    peer: IpAddr,
+    trusted: &[IpNet],
+    body: Option<&[u8]>,
+) -> Result<ForwardedRequest<'r>, Refusal> {
     let headers: Vec<Header<'_>> = request
         .headers()
         .iter()
