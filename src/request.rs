@@ -165,12 +165,18 @@ impl ForwardedRequest<'_> {
             .map(|h| &*h.value)
     }
 
-    /// The first value of a header as UTF-8 text, if it is valid UTF-8.
+    /// The value of a header as UTF-8 text. Trust decision: copies with different values
+    /// (two `Authorization` headers) are read as no value at all, since verdict and the
+    /// application could each take another copy; a credential read that way is absent,
+    /// never the first copy of two.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(&h.value).ok())
+        one_value(
+            self.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| &*h.value),
+        )
+        .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
@@ -181,15 +187,19 @@ impl ForwardedRequest<'_> {
         (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
     }
 
-    /// A cookie's value by name, from every `Cookie` header (first occurrence wins).
+    /// A cookie's value by name, from every `Cookie` header. Trust decision: a cookie
+    /// sent twice with different values is read as absent (servers disagree on which copy
+    /// wins), like a header.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.header_values("cookie")
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(|line| line.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.trim_matches('"'))
-            .filter(|value| !value.is_empty())
+        one_value(
+            self.header_values("cookie")
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .flat_map(|line| line.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .filter(|(key, _)| *key == name)
+                .map(|(_, value)| value.trim_matches('"'))
+                .filter(|value| !value.is_empty()),
+        )
     }
 
     /// A query parameter of the original URI, percent-decoded once (`+` stays `+`).
@@ -198,11 +208,18 @@ impl ForwardedRequest<'_> {
     }
 }
 
-/// A query parameter from a raw query string, percent-decoded once: its first non-empty
-/// value. `+` is kept literal: tokens and EMQX topics use it as a character, never as a
-/// space.
+/// A query parameter from a raw query string, percent-decoded once: its non-empty value.
+/// `+` is kept literal: tokens and EMQX topics use it as a character, never as a space.
+/// Trust decision: a parameter with two different non-empty values (`?token=a&token=b`)
+/// is read as absent, since applications differ on which copy counts.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query_params(query, name).find(|value| !value.is_empty())
+    one_value(query_params(query, name).filter(|value| !value.is_empty()))
+}
+
+/// The one value of several copies: `None` when there are none, or copies that differ.
+fn one_value<T: PartialEq>(mut copies: impl Iterator<Item = T>) -> Option<T> {
+    let first = copies.next()?;
+    copies.all(|other| other == first).then_some(first)
 }
 
 /// Every value of a query parameter, in order, names and values percent-decoded once

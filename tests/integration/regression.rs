@@ -929,3 +929,62 @@ async fn a_backend_header_sent_twice_was_read_as_its_first_copy() {
     v.stop().await;
     backend.stop().await;
 }
+
+/// A credential sent twice was read as its first copy: a valid `Authorization` header
+/// followed by another one (or `?token=` twice, or the cookie twice) was allowed, though
+/// the application behind could read the other copy.
+#[actix_web::test]
+async fn a_credential_sent_twice_was_read_as_its_first_copy() {
+    let v = start(
+        "",
+        "[authorizers.keys]\ntype = \"static\"\ntoken_sources = [\"bearer\", \"query:token\", \"cookie:sid\"]\n[[authorizers.keys.tokens]]\ntoken = \"good-token\"\nuser_id = \"alice\"\n",
+    )
+    .await;
+    let status = |uri: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let mut request = auth_request(&v, uri);
+        for header in headers {
+            request = request.append_header(*header);
+        }
+        request.status()
+    };
+    // once, or twice alike: allowed
+    for (uri, headers) in [
+        ("/a", &[("Authorization", "Bearer good-token")][..]),
+        (
+            "/b",
+            &[
+                ("Authorization", "Bearer good-token"),
+                ("Authorization", "Bearer good-token"),
+            ][..],
+        ),
+        ("/c?token=good-token&token=good-token", &[][..]),
+        (
+            "/d",
+            &[("Cookie", "sid=good-token"), ("Cookie", "sid=good-token")][..],
+        ),
+    ] {
+        assert_eq!(status(uri, headers).await, 200, "{uri}");
+    }
+    // twice, differently: never the first copy
+    for (uri, headers) in [
+        (
+            "/e",
+            &[
+                ("Authorization", "Bearer good-token"),
+                ("Authorization", "Bearer someone-elses"),
+            ][..],
+        ),
+        ("/f?token=good-token&token=someone-elses", &[][..]),
+        ("/g", &[("Cookie", "sid=good-token; sid=someone-elses")][..]),
+        (
+            "/h",
+            &[
+                ("Cookie", "sid=good-token"),
+                ("Cookie", "sid=someone-elses"),
+            ][..],
+        ),
+    ] {
+        assert_eq!(status(uri, headers).await, 401, "{uri}");
+    }
+    v.stop().await;
+}
