@@ -7,14 +7,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn authorizer(urls: &[String], protocol: &str, extra: &str) -> String {
-    let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    format!(
-        "[authorizers.backend]\ntype = \"http\"\nprotocol = \"{protocol}\"\nurls = [{}]\nrequest_timeout = \"500ms\"\nconnect_timeout = \"300ms\"\nretry_backoff = \"20ms\"\n{extra}\n",
-        urls.join(", ")
-    )
-}
-
 fn ask(v: &Verdict, uri: &str) -> awc::ClientRequest {
     auth_request(v, uri)
         .insert_header(("X-Forwarded-Proto", "https"))
@@ -32,7 +24,7 @@ async fn status_protocol_statuses() {
     let backend = fake_backend(Reply::status(200).header("X-Session-Name", "alice")).await;
     let v = start(
         "",
-        &authorizer(&[backend.url("/check")], "status", "forward_query = true"),
+        &http_authorizer(&[backend.url("/check")], "status", "forward_query = true"),
     )
     .await;
     let r = ask(&v, "/play/a001/index.m3u8?token=good").sent().await;
@@ -63,7 +55,7 @@ async fn the_backend_receives_the_cesbo_request() {
     let backend = fake_backend(Reply::status(200)).await;
     let v = start(
         "",
-        &authorizer(&[backend.url("/check?src=verdict")], "status", "forward_query = true\n[authorizers.backend.headers]\nX-Token = \"${query.token}\"\nX-Seg = \"${path.3}\""),
+        &http_authorizer(&[backend.url("/check?src=verdict")], "status", "forward_query = true\n[authorizers.backend.headers]\nX-Token = \"${query.token}\"\nX-Seg = \"${path.3}\""),
     )
     .await;
     assert_eq!(
@@ -101,7 +93,7 @@ async fn post_sends_a_json_body_and_get_encodes_body_into_the_query() {
     let body = "[authorizers.backend.body]\nusername = \"${header.x-user}\"\ntopic = \"${query.topic}\"\npeerhost = \"${client_ip}\"";
     let post = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[backend.url("/emqx")],
             "json",
             &format!("method = \"POST\"\n{body}"),
@@ -124,7 +116,7 @@ async fn post_sends_a_json_body_and_get_encodes_body_into_the_query() {
     assert_eq!(json["peerhost"], "203.0.113.7");
     post.stop().await;
 
-    let get = start("", &authorizer(&[backend.url("/emqx")], "json", body)).await;
+    let get = start("", &http_authorizer(&[backend.url("/emqx")], "json", body)).await;
     let r = ask(&get, &format!("/mqtt?topic={topic}"))
         .insert_header(("X-User", "al ice"))
         .sent()
@@ -146,7 +138,7 @@ async fn line_breaks_never_reach_a_backend_header() {
     let backend = fake_backend(Reply::status(200)).await;
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[backend.url("/check")],
             "status",
             "[authorizers.backend.headers]\nX-User = \"${query.user}\"",
@@ -166,7 +158,7 @@ async fn line_breaks_never_reach_a_backend_header() {
 #[actix_web::test]
 async fn hanging_refusing_and_oversized_backends_are_errors() {
     let backend = fake_backend(Reply::status(200).delay(Duration::from_secs(3))).await;
-    let v = start("", &authorizer(&[backend.url("/slow")], "status", "")).await;
+    let v = start("", &http_authorizer(&[backend.url("/slow")], "status", "")).await;
     let started = std::time::Instant::now();
     assert_eq!(status_of(&v, "/hang").await, 503);
     assert!(
@@ -176,12 +168,12 @@ async fn hanging_refusing_and_oversized_backends_are_errors() {
     v.stop().await;
 
     let closed = format!("http://127.0.0.1:{}/check", free_port());
-    let v = start("", &authorizer(&[closed], "status", "retries = 2")).await;
+    let v = start("", &http_authorizer(&[closed], "status", "retries = 2")).await;
     assert_eq!(status_of(&v, "/refused").await, 503);
     v.stop().await;
 
     backend.set_default(Reply::status(200).body(vec![b'x'; 10 * 1024 * 1024]));
-    let v = start("", &authorizer(&[backend.url("/big")], "status", "")).await;
+    let v = start("", &http_authorizer(&[backend.url("/big")], "status", "")).await;
     assert_eq!(
         status_of(&v, "/big").await,
         503,
@@ -197,7 +189,7 @@ async fn five_hundred_then_two_hundred_is_retried() {
     backend.push(Reply::status(500));
     let v = start(
         "",
-        &authorizer(&[backend.url("/check")], "status", "retries = 1"),
+        &http_authorizer(&[backend.url("/check")], "status", "retries = 1"),
     )
     .await;
     assert_eq!(status_of(&v, "/r").await, 200);
@@ -212,7 +204,7 @@ async fn five_hundred_then_two_hundred_is_retried() {
 #[actix_web::test]
 async fn json_protocol_results() {
     let backend = fake_backend(Reply::status(204)).await;
-    let v = start_logged("", &authorizer(&[backend.url("/emqx")], "json", "")).await;
+    let v = start_logged("", &http_authorizer(&[backend.url("/emqx")], "json", "")).await;
     assert_eq!(status_of(&v, "/j1").await, 200, "204 allows");
     let cases: Vec<(Reply, u16)> = vec![
         (
@@ -291,7 +283,7 @@ async fn authgear_protocol() {
     .await;
     let v = start(
         "",
-        &authorizer(&[backend.url("/_resolver/resolve")], "authgear", ""),
+        &http_authorizer(&[backend.url("/_resolver/resolve")], "authgear", ""),
     )
     .await;
     let r = ask(&v, "/g1").sent().await;
@@ -321,7 +313,7 @@ async fn failover_and_cool_down() {
     let second = fake_backend(Reply::status(200).header("X-Session-Name", "from-second")).await;
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[first.url("/a"), second.url("/b")],
             "status",
             "retries = 1\ncooldown = \"400ms\"",
@@ -360,7 +352,7 @@ async fn on_error_values_for_a_dead_backend() {
     ] {
         let body = format!(
             "{}{DEMO_KEYS}\n[default_route]\nauthorizers = [\"backend\", \"keys\"]\non_error = \"{on_error}\"\n",
-            authorizer(std::slice::from_ref(&dead), "status", "")
+            http_authorizer(std::slice::from_ref(&dead), "status", "")
         );
         let v = start_logged("", &body).await;
         let r = ask(&v, "/x")
@@ -390,7 +382,7 @@ async fn cache_hits_ttls_and_per_path_keys() {
     let backend = fake_backend(Reply::status(200)).await;
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[backend.url("/check")],
             "status",
             "forward_query = true\nallow_ttl = \"300ms\"",
@@ -418,7 +410,7 @@ async fn hundred_identical_misses_make_one_backend_call() {
     let backend = fake_backend(Reply::status(200).delay(Duration::from_millis(200))).await;
     let v = start(
         "workers = 2",
-        &authorizer(&[backend.url("/check")], "status", "forward_query = true"),
+        &http_authorizer(&[backend.url("/check")], "status", "forward_query = true"),
     )
     .await;
     let futures = (0..100).map(|_| {
@@ -437,7 +429,7 @@ async fn coarse_cache_key_and_cache_control() {
     let backend = fake_backend(Reply::status(200)).await;
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[backend.url("/check")],
             "status",
             "forward_query = true\ncache_key = [\"${query.token}\"]",
@@ -456,7 +448,7 @@ async fn coarse_cache_key_and_cache_control() {
     backend.set_default(Reply::status(200).header("Cache-Control", "no-store"));
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[backend.url("/check")],
             "status",
             "honor_cache_control = true",
@@ -480,7 +472,7 @@ async fn x_location_and_copied_headers() {
     .await;
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[backend.url("/check")],
             "status",
             "copy_headers = [\"X-Tier\"]",
@@ -524,7 +516,7 @@ async fn claims_of_an_earlier_jwt_feed_templates() {
     let body = format!(
         "{}{}\n[default_route]\nauthorizers = [\"backend\"]\n",
         jwt_hs(""),
-        authorizer(&[backend.url("/check")], "status", extra)
+        http_authorizer(&[backend.url("/check")], "status", extra)
     );
     let v = start("", &body).await;
     let token = hs_token(user_claims("u-claims", &[], 600));
@@ -596,7 +588,7 @@ async fn shipped_example_backends_work() {
     };
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[format!("http://127.0.0.1:{}/check", status.port)],
             "status",
             "forward_query = true",
@@ -620,7 +612,7 @@ async fn shipped_example_backends_work() {
     let body = "method = \"POST\"\n[authorizers.backend.body]\nusername = \"${header.x-user}\"\ntopic = \"${query.topic}\"";
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[format!("http://127.0.0.1:{}/emqx", json.port)],
             "json",
             body,
@@ -648,7 +640,7 @@ async fn shipped_example_backends_work() {
     };
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             &[format!(
                 "http://127.0.0.1:{}/_resolver/resolve",
                 authgear.port
@@ -716,7 +708,7 @@ async fn https_backends_use_the_configured_ca() {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-ca.pem");
     let v = start(
         "",
-        &authorizer(
+        &http_authorizer(
             std::slice::from_ref(&url),
             "status",
             &format!("ca_file = {:?}", ca.display().to_string()),
@@ -727,7 +719,7 @@ async fn https_backends_use_the_configured_ca() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers().get("x-session-name").unwrap(), "over-tls");
     v.stop().await;
-    let untrusting = start("", &authorizer(&[url], "status", "")).await;
+    let untrusting = start("", &http_authorizer(&[url], "status", "")).await;
     assert_eq!(
         status_of(&untrusting, "/tls").await,
         503,
@@ -740,7 +732,7 @@ async fn https_backends_use_the_configured_ca() {
 #[actix_web::test]
 async fn raw_utf8_client_headers_reach_the_backend() {
     let backend = fake_backend(Reply::status(200)).await;
-    let v = start("", &authorizer(&[backend.url("/check")], "status", "")).await;
+    let v = start("", &http_authorizer(&[backend.url("/check")], "status", "")).await;
     let r = client()
         .get(v.url("/_resolver/auth-request"))
         .insert_header(("X-Original-URI", "/play/a001/x"))

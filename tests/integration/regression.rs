@@ -837,10 +837,7 @@ async fn a_backend_result_sent_twice_was_read_as_its_last_copy() {
     let backend = fake_backend(Reply::status(204)).await;
     let v = start(
         "",
-        &format!(
-            "[authorizers.backend]\ntype = \"http\"\nprotocol = \"json\"\nurls = [\"{}\"]\nretries = 0\n",
-            backend.url("/emqx")
-        ),
+        &http_authorizer(&[backend.url("/emqx")], "json", "retries = 0"),
     )
     .await;
     for (content_type, body) in [
@@ -882,9 +879,10 @@ async fn a_backend_header_sent_twice_was_read_as_its_first_copy() {
     let backend = fake_backend(Reply::status(200)).await;
     let v = start(
         "",
-        &format!(
-            "[authorizers.backend]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nretries = 0\nhonor_cache_control = true\ncopy_headers = [\"X-Tier\"]\n",
-            backend.url("/check")
+        &http_authorizer(
+            &[backend.url("/check")],
+            "status",
+            "retries = 0\nhonor_cache_control = true\ncopy_headers = [\"X-Tier\"]",
         ),
     )
     .await;

@@ -223,6 +223,16 @@ impl FakeBackend {
     }
 }
 
+/// An `http` authorizer named `backend` asking `urls` in `protocol`, with short timeouts
+/// and `extra` TOML lines of its own.
+pub fn http_authorizer(urls: &[String], protocol: &str, extra: &str) -> String {
+    let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    format!(
+        "[authorizers.backend]\ntype = \"http\"\nprotocol = \"{protocol}\"\nurls = [{}]\nrequest_timeout = \"500ms\"\nconnect_timeout = \"300ms\"\nretry_backoff = \"20ms\"\n{extra}\n",
+        urls.join(", ")
+    )
+}
+
 pub async fn fake_backend(default: Reply) -> FakeBackend {
     let script = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     let default = Arc::new(Mutex::new(default));
