@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::credential::{TokenSource, parse_sources};
-use crate::decision::{Decision, Identity};
+use crate::decision::{Decision, Identity, NamePool};
 use crate::digest::sha256;
 use crate::settings::{ConfigError, StringList};
 
@@ -107,6 +107,8 @@ impl StaticTokens {
             ));
         }
         let mut entries = HashMap::with_capacity(raw_entries.len());
+        // one copy of each role and amr name for the whole table
+        let names = NamePool::default();
         for (index, entry) in raw_entries.into_iter().enumerate() {
             let entry_key = format!("{key}.tokens[{index}]");
             let digest = match (&entry.token, &entry.sha256) {
@@ -150,8 +152,8 @@ impl StaticTokens {
                 session_name: None,
                 user_id: entry.user_id.into(),
                 email: entry.email.into(),
-                roles: entry.roles.iter().map(|r| Arc::from(r.as_str())).collect(),
-                amr: entry.amr.iter().map(|a| Arc::from(a.as_str())).collect(),
+                roles: entry.roles.iter().map(|r| names.name(r)).collect(),
+                amr: entry.amr.iter().map(|a| names.name(a)).collect(),
                 authenticated_at: entry.authenticated_at.and_then(NonZeroU64::new),
                 verified: entry.verified,
                 anonymous: entry.anonymous,
