@@ -167,13 +167,12 @@ impl Resolver {
         request: &ForwardedRequest<'_>,
         decided: &mut Decided<'_>,
     ) {
-        let roles = match &decided.outcome {
-            Outcome::Allow { identity, .. } => identity
-                .as_ref()
-                .map(|i| i.roles.clone())
-                .unwrap_or_default(),
+        // the identity is shared, its roles borrowed: the outcome is rewritten below
+        let identity = match &decided.outcome {
+            Outcome::Allow { identity, .. } => identity.clone(),
             _ => return,
         };
+        let roles = identity.as_deref().map_or(&[][..], |i| &i.roles);
         // read-write is allowed only if reading and writing each are
         let actions: &[Action] = match access.action {
             Action::ReadWrite => &[Action::Publish, Action::Subscribe],
@@ -185,7 +184,7 @@ impl Resolver {
                 action: *action,
                 ..access.clone()
             };
-            let (permission, rule) = self.config.topics.decide(&one, request.client_ip, &roles);
+            let (permission, rule) = self.config.topics.decide(&one, request.client_ip, roles);
             let which = match rule {
                 Some(index) => format!("topic_rule[{index}]"),
                 None => "no topic rule matched".to_string(),
