@@ -2,11 +2,14 @@
 //! one function for every outcome, refusals before routing included.
 //!
 //! Takes: the dialect's name, the [`Decided`] outcome, the status the caller was sent,
-//! what the caller said of the original request, whether the answer had to be changed
-//! (an identity that could not be sent), and the latency. Returns: nothing; it logs and
-//! counts. Must never: log a credential, a query string or a header value (the path is
-//! the canonical one, quoted; the query is left out because tokens travel in it).
+//! what the caller said of the original request (its target and client address), whether
+//! the answer had to be changed (an identity that could not be sent), and the latency.
+//! Returns: nothing; it logs and counts. The line says who (the verified identity's user
+//! id, when a credential was verified) and from where (the client address the dialect
+//! established). Must never: log a credential, a query string or a header value (the
+//! path is the canonical one, quoted; the query is left out because tokens travel in it).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::decision::{Outcome, Refusal};
@@ -21,6 +24,9 @@ pub struct Record<'a> {
     pub decided: &'a Decided<'a>,
     pub status: u16,
     pub target: Option<&'a Target>,
+    /// The client's address as the dialect established it; `None` when the request was
+    /// refused before it was read.
+    pub client_ip: Option<IpAddr>,
     /// Why the answer is not the one the outcome asked for (it became a 503).
     pub problem: Option<String>,
     pub latency: Duration,
@@ -46,7 +52,9 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
     } else {
         log::Level::Info
     };
-    if !log::log_enabled!(level) {
+    // The records go to their own target, so that is the filter to ask: asking for this
+    // module's (`verdict::record`) made `RUST_LOG=verdict::decision=warn` log nothing.
+    if !log::log_enabled!(target: DECISION_TARGET, level) {
         return;
     }
     let target = entry.target;
@@ -55,6 +63,8 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
         (None, Some(reason)) => Some(reason.to_string()),
         (None, None) => None,
     };
+    let user = decided.identity.as_deref().map(|i| &*i.user_id);
+    let client_ip = entry.client_ip.map(|ip| ip.to_string());
     // One record, structured: the plain format writes it as `key=value` pairs, the JSON
     // format as one object (crate::logging).
     log::log!(
@@ -70,6 +80,9 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
         method = target.and_then(|t| t.method.as_deref()).unwrap_or("-"),
         host = target.and_then(|t| t.host.as_deref()).unwrap_or("-"),
         path = target.and_then(|t| t.path.as_deref()).unwrap_or("-"),
+        // who and from where: a user id and an address, never the credential
+        user = user.unwrap_or("-"),
+        client_ip = client_ip.as_deref().unwrap_or("-"),
         reason = reason.as_deref().unwrap_or_default();
         "decision"
     );

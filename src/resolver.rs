@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::authorizer::{Authorizer, AuthorizerKind, Fetcher, Question};
 use crate::cache::{CacheStatus, Cached, DecisionCache};
 use crate::config::Config;
-use crate::decision::{Claims, Outcome, Refusal, Verdict};
+use crate::decision::{Claims, Identity, Outcome, Refusal, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::topics::Permission;
 use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
@@ -39,6 +39,10 @@ pub struct Decided<'a> {
     pub reason: Option<Cow<'static, str>>,
     /// The shortest remaining lifetime of the cached decisions this one rests on.
     pub cache_for: Duration,
+    /// Who the canonical route's chain verified the credential as, whatever the outcome
+    /// (a missing role is still somebody's): the log line names the user, never the
+    /// credential.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Decided<'_> {
@@ -52,6 +56,7 @@ impl Decided<'_> {
             authorizer: None,
             cache: None,
             cache_for: Duration::ZERO,
+            identity: None,
         }
     }
 }
@@ -220,6 +225,7 @@ impl Resolver {
             cache: None,
             reason: None,
             cache_for: Duration::MAX,
+            identity: None,
         };
         let chain = if !route.asks_authorizers() {
             ChainResult::NoneApplied {
@@ -228,6 +234,9 @@ impl Resolver {
         } else {
             self.run_chain(route, request, fetcher, &mut decided).await
         };
+        if let ChainResult::Allowed(identity) = &chain {
+            decided.identity = Some(identity.clone());
+        }
         let Ruling {
             mut outcome,
             reason,

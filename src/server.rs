@@ -84,6 +84,7 @@ async fn handle(
             decided: &decided,
             status: answer.response.status().as_u16(),
             target,
+            client_ip: forwarded.as_ref().ok().map(|f| f.client_ip),
             problem: answer.problem.map(|p| format!("{p:?}")),
             latency: started.elapsed(),
         },

@@ -986,3 +986,71 @@ async fn a_credential_sent_twice_was_read_as_its_first_copy() {
     }
     v.stop().await;
 }
+
+/// Tokens for the log-filter test: one allowed, one whose identity cannot be sent (an
+/// error-level decision, used to know the log has caught up).
+const FILTER_KEYS: &str = r#"
+[authorizers.keys]
+type = "static"
+[[authorizers.keys.tokens]]
+token = "valid-token"
+user_id = "u-123"
+[[authorizers.keys.tokens]]
+token = "comma-token"
+user_id = "u-comma"
+roles = ["reader,admin"]
+"#;
+
+/// `RUST_LOG=verdict::decision=warn`, the filter the README and `--help` recommend, logged
+/// nothing at all: the record asked whether its own module (`verdict::record`) logged, not
+/// the decision target. Every filter the docs name, against the real binary.
+#[actix_web::test]
+async fn the_recommended_log_filter_logged_no_decision_at_all() {
+    // (filter, whether an ordinary allow is logged, whether debug reasons are)
+    let filters = [
+        (None, true, false),
+        (Some("info"), true, false),
+        (Some("debug"), true, true),
+        (Some("verdict::decision=warn"), false, false),
+        (Some("warn"), false, false),
+    ];
+    for (filter, info, debug) in filters {
+        let v = start_logged_filtered("", FILTER_KEYS, filter).await;
+        let allowed = auth_request(&v, "/page")
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .status()
+            .await;
+        assert_eq!(allowed, 200);
+        let broken = auth_request(&v, "/page")
+            .insert_header(("Authorization", "Bearer comma-token"))
+            .status()
+            .await;
+        assert_eq!(broken, 503);
+        // the error line comes after the allow: once it is written, the allow's is too
+        let log = v.log_with("ERROR verdict::decision");
+        let allow_line = log
+            .lines()
+            .find(|l| l.contains("decision dialect=auth-request") && l.contains("status=200"));
+        assert_eq!(allow_line.is_some(), info, "{filter:?}: allow line\n{log}");
+        if let Some(line) = allow_line {
+            assert!(line.contains("user=u-123"), "{line}");
+            assert!(line.contains("client_ip=127.0.0.1"), "{line}");
+            assert!(!line.contains("valid-token"), "{line}");
+        }
+        assert_eq!(
+            log.contains("DEBUG verdict::resolver] route default"),
+            debug,
+            "{filter:?}: debug reasons\n{log}"
+        );
+        v.stop().await;
+
+        // a peer outside trusted_proxies is logged at warn under every filter
+        let v = start_logged_filtered("trusted_proxies = [\"10.0.0.0/8\"]", FILTER_KEYS, filter)
+            .await;
+        let refused = auth_request(&v, "/page").status().await;
+        assert_eq!(refused, 403);
+        let log = v.log_with("outcome=untrusted-peer");
+        assert!(log.contains("WARN  verdict::decision]"), "{filter:?}\n{log}");
+        v.stop().await;
+    }
+}

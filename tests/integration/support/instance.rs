@@ -95,6 +95,27 @@ impl Verdict {
         }
     }
 
+    /// The log once a line holding `needle` has been written (polled, for at most 10 s):
+    /// verdict writes its log in batches, so a line appears some time after its decision.
+    /// Panics with the log so far when the line never comes.
+    pub fn log_with(&self, needle: &str) -> String {
+        let Instance::Process { log, .. } = &self.instance else {
+            panic!("the log is read only from an instance started with start_logged");
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(log).expect("read the log");
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} in the log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The configuration file of a process instance (to edit before a SIGHUP).
     pub fn config_path(&self) -> PathBuf {
         match &self.instance {
@@ -179,16 +200,27 @@ pub async fn start(server_extra: &str, body: &str) -> Verdict {
 /// Starts the real `verdict` binary with the same configuration as [`start`], its log
 /// (at `debug`) in a file of its own, on free loopback ports.
 pub async fn start_logged(server_extra: &str, body: &str) -> Verdict {
-    start_process(server_extra, body, None).await
+    start_process(server_extra, body, None, Some("debug")).await
+}
+
+/// [`start_logged`] with `RUST_LOG` set to `filter` (`None`: not set at all, verdict's
+/// default), as an operator following the README would run it.
+pub async fn start_logged_filtered(server_extra: &str, body: &str, filter: Option<&str>) -> Verdict {
+    start_process(server_extra, body, None, filter).await
 }
 
 /// [`start_logged`], under a soft open-file limit (the usual 1,024, say) that verdict
 /// starts with, as a service manager would leave it.
 pub async fn start_logged_with_file_limit(server_extra: &str, body: &str, soft: u64) -> Verdict {
-    start_process(server_extra, body, Some(soft)).await
+    start_process(server_extra, body, Some(soft), Some("debug")).await
 }
 
-async fn start_process(server_extra: &str, body: &str, soft_files: Option<u64>) -> Verdict {
+async fn start_process(
+    server_extra: &str,
+    body: &str,
+    soft_files: Option<u64>,
+    rust_log: Option<&str>,
+) -> Verdict {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, admin_port) = (free_port(), free_port());
     let text = config_text(
@@ -211,11 +243,12 @@ async fn start_process(server_extra: &str, body: &str, soft_files: Option<u64>) 
             sh
         }
     };
+    command.arg("--config").arg(&config).env_remove("RUST_LOG_STYLE");
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
     let child = command
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "debug")
-        .env_remove("RUST_LOG_STYLE")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
