@@ -219,6 +219,9 @@ pub enum Outcome {
     Unavailable,
     /// Not verdict's to say (a topic rule says `ignore`): the caller asks its next source.
     Ignore,
+    /// The caller only told verdict something (Icecast's `listener_remove`): nothing was
+    /// asked, so nothing was decided; acknowledged, never counted as a refusal.
+    Notified,
 }
 
 impl Outcome {
@@ -242,6 +245,7 @@ impl Outcome {
             Outcome::Refused(Refusal::BadTarget(_)) => "bad-target",
             Outcome::Unavailable => "unavailable",
             Outcome::Ignore => "ignore",
+            Outcome::Notified => "notification",
         }
     }
 

@@ -52,8 +52,6 @@ pub enum TargetError {
     BodyTooLarge,
     #[error("the caller's body did not arrive in time")]
     SlowBody,
-    #[error("the caller only notified; there is nothing to decide")]
-    Notification,
 }
 
 /// The original request's target, canonical where it is known. A field is `None` when

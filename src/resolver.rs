@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::authorizer::{Authorizer, AuthorizerKind, Fetcher, Question};
 use crate::cache::{CacheStatus, Cached, DecisionCache};
 use crate::config::Config;
-use crate::decision::{Claims, Identity, Outcome, Refusal, Verdict};
+use crate::decision::{Claims, Identity, Outcome, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::topics::Permission;
 use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
@@ -46,9 +46,8 @@ pub struct Decided<'a> {
 }
 
 impl Decided<'_> {
-    /// A request refused before any route was chosen.
-    pub fn refused(refusal: Refusal) -> Decided<'static> {
-        let outcome = Outcome::Refused(refusal);
+    /// A request ended before any route was chosen: refused, or only a notification.
+    pub fn before_routing(outcome: Outcome) -> Decided<'static> {
         Decided {
             reason: outcome.refusal_reason(),
             outcome,

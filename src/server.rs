@@ -20,7 +20,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::authorizer::{AuthorizerKind, Fetcher};
 use crate::config::{Config, Source};
-use crate::decision::Refusal;
+use crate::decision::{Outcome, Refusal};
 use crate::dialect::encode::Original;
 use crate::dialect::{self, DIALECTS, Dialect};
 use crate::record::{Record, record};
@@ -60,8 +60,8 @@ async fn handle(
         _ => None,
     };
     let forwarded = match (peer, &body) {
-        (Err(refusal), _) => Err(refusal),
-        (Ok(_), Some(Err(error))) => Err(Refusal::BadTarget(*error)),
+        (Err(refusal), _) => Err(Outcome::Refused(refusal)),
+        (Ok(_), Some(Err(error))) => Err(Outcome::Refused(Refusal::BadTarget(*error))),
         (Ok(peer), Some(Ok(bytes))) => {
             dialect::read(&request, dialect, prefix, peer, trusted, Some(bytes))
         }
@@ -69,7 +69,7 @@ async fn handle(
     };
     let decided = match &forwarded {
         Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,
-        Err(refusal) => Decided::refused(*refusal),
+        Err(outcome) => Decided::before_routing(outcome.clone()),
     };
     let target = forwarded.as_ref().ok().map(|f| &f.target);
     let original = Original {

@@ -151,7 +151,8 @@ impl Dialect for Cesbo {
             | Outcome::Forbidden
             | Outcome::Refused(_)
             | Outcome::Unavailable
-            | Outcome::Ignore => refuse(None, settings),
+            | Outcome::Ignore
+            | Outcome::Notified => refuse(None, settings),
         }
     }
 }

@@ -112,7 +112,8 @@ impl Dialect for Emqx {
             | Outcome::Forbidden
             | Outcome::Redirect(_)
             | Outcome::Refused(_)
-            | Outcome::Unavailable => "deny",
+            | Outcome::Unavailable
+            | Outcome::Notified => "deny",
         };
         Answer::of(
             HttpResponse::Ok()

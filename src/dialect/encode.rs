@@ -135,7 +135,8 @@ pub fn proxy(
             settings,
             redirects,
         )),
-        Outcome::Forbidden | Outcome::Refused(_) | Outcome::Ignore => {
+        // a proxy never notifies; were one to, nothing was allowed
+        Outcome::Forbidden | Outcome::Refused(_) | Outcome::Ignore | Outcome::Notified => {
             Answer::of(plain(StatusCode::FORBIDDEN))
         }
         Outcome::Redirect(location) => Answer::of(redirect(location, settings, redirects)),

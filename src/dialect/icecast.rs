@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
 use super::{Dialect, Incoming, build_target, caller_fields, parse_hop};
-use crate::decision::{Outcome, Refusal};
+use crate::decision::Outcome;
 use crate::fields::field;
 use crate::request::{Target, TargetError};
 
@@ -41,12 +41,12 @@ impl Dialect for Icecast {
     fn reads_body(&self) -> bool {
         true
     }
+    fn is_notification(&self, incoming: &Incoming<'_>) -> Result<bool, TargetError> {
+        // listener_remove, mount_add, … are notifications: there is nothing to decide
+        Ok(field(caller_fields(incoming)?, "action") != Some("listener_add"))
+    }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         let fields = caller_fields(incoming)?;
-        if field(fields, "action") != Some("listener_add") {
-            // listener_remove, mount_add, … are notifications: there is nothing to decide
-            return Err(TargetError::Notification);
-        }
         let mount = field(fields, "mount").ok_or(TargetError::BadBody)?;
         let host = match (field(fields, "server"), field(fields, "port")) {
             (Some(server), Some(port)) if !server.is_empty() && !port.is_empty() => {
@@ -87,9 +87,7 @@ impl Dialect for Icecast {
                     .finish(),
             ),
             // a notification is acknowledged; nothing was admitted
-            Outcome::Refused(Refusal::BadTarget(TargetError::Notification)) => {
-                Answer::of(plain(StatusCode::OK))
-            }
+            Outcome::Notified => Answer::of(plain(StatusCode::OK)),
             _ => Answer::of(plain(StatusCode::FORBIDDEN)),
         }
     }

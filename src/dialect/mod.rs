@@ -48,6 +48,11 @@ pub trait Dialect: Sync + std::fmt::Debug {
     fn takes_path_tail(&self) -> bool {
         false
     }
+    /// Whether the caller only tells verdict something (Icecast's `listener_remove`) and
+    /// asks nothing: then nothing is read or decided, and the dialect acknowledges it.
+    fn is_notification(&self, _incoming: &Incoming<'_>) -> Result<bool, TargetError> {
+        Ok(false)
+    }
     /// Reads the original target and client address from what the caller sent. Runs only
     /// for trusted peers, on headers with no identity alias among them.
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError>;
@@ -149,8 +154,9 @@ pub fn trusted_peer(request: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, 
 }
 
 /// Builds the caller-neutral request from a request whose `peer` passed
-/// [`trusted_peer`], or says why the request is refused before routing. `prefix` is the
-/// endpoint path the request came through.
+/// [`trusted_peer`], or gives the outcome that ends it before routing: a refusal
+/// ([`Outcome::Refused`]), or a notification that asks nothing ([`Outcome::Notified`]).
+/// `prefix` is the endpoint path the request came through.
 pub fn read<'r>(
     request: &'r HttpRequest,
     dialect: &dyn Dialect,
@@ -158,7 +164,8 @@ pub fn read<'r>(
     peer: IpAddr,
     trusted: &[IpNet],
     body: Option<&[u8]>,
-) -> Result<ForwardedRequest<'r>, Refusal> {
+) -> Result<ForwardedRequest<'r>, Outcome> {
+    let bad = |error: TargetError| Outcome::Refused(Refusal::BadTarget(error));
     let headers: Vec<Header<'_>> = request
         .headers()
         .iter()
@@ -171,7 +178,7 @@ pub fn read<'r>(
     // alias that CGI/PHP/WSGI apps read as the identity header the proxy sets. No honest
     // client sends one; refuse rather than let it ride past the proxy's header rules.
     if headers.iter().any(|h| is_identity_alias(&h.name)) {
-        return Err(Refusal::BadTarget(TargetError::IdentityHeaderAlias));
+        return Err(bad(TargetError::IdentityHeaderAlias));
     }
     let incoming = Incoming {
         headers: HeaderView { headers: &headers },
@@ -184,16 +191,15 @@ pub fn read<'r>(
         body,
         fields: OnceCell::new(),
     };
-    let (mut target, client_ip) = dialect.read(&incoming).map_err(Refusal::BadTarget)?;
+    if dialect.is_notification(&incoming).map_err(bad)? {
+        return Err(Outcome::Notified);
+    }
+    let (mut target, client_ip) = dialect.read(&incoming).map_err(bad)?;
     let caller = Caller {
         dialect: dialect.name(),
-        ..dialect
-            .caller_facts(&incoming)
-            .map_err(Refusal::BadTarget)?
+        ..dialect.caller_facts(&incoming).map_err(bad)?
     };
-    let extra = dialect
-        .credential_headers(&incoming)
-        .map_err(Refusal::BadTarget)?;
+    let extra = dialect.credential_headers(&incoming).map_err(bad)?;
     let mut headers = headers;
     for (name, value) in extra {
         // Trust decision: these names carry the caller's facts, never a client's header.
@@ -202,7 +208,7 @@ pub fn read<'r>(
     }
     // Every other way an application could read this method and path; the resolver
     // allows only when each of them is allowed.
-    target.readings = readings(&target, &headers).map_err(Refusal::BadTarget)?;
+    target.readings = readings(&target, &headers).map_err(bad)?;
     Ok(ForwardedRequest {
         target,
         client_ip,

@@ -1045,12 +1045,63 @@ async fn the_recommended_log_filter_logged_no_decision_at_all() {
         v.stop().await;
 
         // a peer outside trusted_proxies is logged at warn under every filter
-        let v = start_logged_filtered("trusted_proxies = [\"10.0.0.0/8\"]", FILTER_KEYS, filter)
-            .await;
+        let v =
+            start_logged_filtered("trusted_proxies = [\"10.0.0.0/8\"]", FILTER_KEYS, filter).await;
         let refused = auth_request(&v, "/page").status().await;
         assert_eq!(refused, 403);
         let log = v.log_with("outcome=untrusted-peer");
-        assert!(log.contains("WARN  verdict::decision]"), "{filter:?}\n{log}");
+        assert!(
+            log.contains("WARN  verdict::decision]"),
+            "{filter:?}\n{log}"
+        );
         v.stop().await;
     }
 }
+
+/// Icecast's `listener_remove` (and every other notification) was logged and counted as
+/// `outcome=bad-target`, a refusal that pages someone. A notification is its own outcome.
+#[actix_web::test]
+async fn an_icecast_notification_was_counted_as_a_bad_target() {
+    let v = start_logged("", LISTENER_KEYS).await;
+    let r = client()
+        .post(v.url("/_resolver/icecast"))
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .send_body("action=listener_remove&server=radio.example.com&port=8000&client=42&mount=%2flive%2eogg")
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("icecast-auth-user").is_none());
+    let log = v.log_with("dialect=icecast");
+    let line = log
+        .lines()
+        .find(|l| l.contains("decision dialect=icecast"))
+        .expect("a decision line");
+    assert!(line.contains("outcome=notification status=200"), "{line}");
+    assert!(line.contains(" INFO "), "{line}");
+    assert_eq!(
+        v.metric("verdict_decisions_total{authorizer=\"-\",outcome=\"notification\",route=\"-\"}")
+            .await,
+        1
+    );
+    assert_eq!(
+        v.metric("verdict_decisions_total{authorizer=\"-\",outcome=\"bad-target\"")
+            .await,
+        0
+    );
+    v.stop().await;
+}
+
+const LISTENER_KEYS: &str = r#"
+[authorizers.listeners]
+type = "static"
+token_sources = ["query:token"]
+[[authorizers.listeners.tokens]]
+token = "good-listener-token"
+user_id = "l-1"
+
+[[route]]
+name = "listeners"
+dialects = ["icecast"]
+access = "authenticated"
+authorizers = ["listeners"]
+"#;

@@ -205,7 +205,11 @@ pub async fn start_logged(server_extra: &str, body: &str) -> Verdict {
 
 /// [`start_logged`] with `RUST_LOG` set to `filter` (`None`: not set at all, verdict's
 /// default), as an operator following the README would run it.
-pub async fn start_logged_filtered(server_extra: &str, body: &str, filter: Option<&str>) -> Verdict {
+pub async fn start_logged_filtered(
+    server_extra: &str,
+    body: &str,
+    filter: Option<&str>,
+) -> Verdict {
     start_process(server_extra, body, None, filter).await
 }
 
@@ -243,7 +247,10 @@ async fn start_process(
             sh
         }
     };
-    command.arg("--config").arg(&config).env_remove("RUST_LOG_STYLE");
+    command
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG_STYLE");
     match rust_log {
         Some(filter) => command.env("RUST_LOG", filter),
         None => command.env_remove("RUST_LOG"),
