@@ -32,7 +32,9 @@
 //! failover, `protocol` reads the answer (`status`, `json`, `authgear`).
 //!
 //! Modules are declared below in flow order, and each imports only modules declared
-//! after it (downward). `config` builds everything once at start-up from the file; the
+//! after it (downward). `config` builds everything once at start-up from the file;
+//! `template` is the one `${...}` renderer (the `http` authorizer's requests, topic
+//! filters), parsing once and substituting in one pass; the
 //! shared nouns sit at the bottom: `decision` (identities, verdicts, outcomes, the
 //! identity-header table), `request`, `fields` (a JSON or form body's fields, a name sent
 //! twice refused), `settings` (the config vocabulary), `digest`
@@ -50,6 +52,7 @@ pub mod dialect;
 pub mod policy;
 pub mod cache;
 pub mod authorizer;
+pub mod template;
 pub mod credential;
 pub mod decision;
 pub mod request;

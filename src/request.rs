@@ -146,7 +146,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttAccess {
     pub username: String,
-    pub clientid: String,
+    /// `None` when the broker sent none (or sent it empty): a missing fact, which no
+    /// allow rule may rest on.
+    pub clientid: Option<String>,
     pub action: Action,
     /// The topic of a publish, the filter of a subscribe.
     pub topic: String,

@@ -11,7 +11,6 @@
 pub mod http;
 pub mod jwt;
 pub mod static_tokens;
-pub mod template;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -68,7 +68,10 @@ impl Dialect for Emqx {
         };
         let access = MqttAccess {
             username: text("username"),
-            clientid: text("clientid"),
+            // an unresolved placeholder renders empty: the fact is missing
+            clientid: field(fields, "clientid")
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
             action,
             topic: text("topic"),
             qos: match field(fields, "qos") {

@@ -70,8 +70,8 @@ impl Dialect for Mqtt {
         }
         let clientid = field(fields, "clientid")
             .or_else(|| field(fields, "client_id"))
-            .unwrap_or_default()
-            .to_string();
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         let mqtt = if path == "/acl" {
             let topic = field(fields, "topic").unwrap_or_default().to_string();
             let action = match field(fields, "acc") {

@@ -5,9 +5,11 @@
 //! address, topic or filter, qos, retain) and the roles of a verified token, if any.
 //! Returns: allow or deny (or ignore, where the operator asks for it), and which rule
 //! decided. Must never: let a leading `+` or `#` match a `$` topic, let a subscription
-//! filter through a rule that covers only some of the topics it can match, or expand a
+//! filter through a rule that covers only some of the topics it can match, expand a
 //! `${username}`/`${clientid}` that is empty or holds `+`, `#` or `/` (a user named `#`
-//! would otherwise get everything).
+//! would otherwise get everything), read an expanded value as a template again, or let a
+//! fact the broker did not send satisfy a matcher: a rule whose matcher needs a missing
+//! fact never matches as `allow` or `ignore`, and always matches as `deny`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serde::Deserialize;
 
 use crate::request::{Action, MqttAccess};
 use crate::settings::{ConfigError, StringList, choices};
+use crate::template::Template;
 
 /// What a matching rule says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,8 +98,36 @@ impl Default for TopicSettings {
 enum Filter {
     /// `eq …`: matched as written.
     Literal(String),
-    /// Levels, with `${username}`/`${clientid}` left to expand per request.
-    Pattern(String),
+    /// Levels, with `${username}`/`${clientid}` parsed once and expanded per request.
+    Pattern(Template<TopicVar>),
+}
+
+/// The placeholders a topic filter may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicVar {
+    Username,
+    ClientId,
+}
+
+fn topic_var(name: &str) -> Result<TopicVar, String> {
+    match name {
+        "username" => Ok(TopicVar::Username),
+        "clientid" => Ok(TopicVar::ClientId),
+        other => Err(format!(
+            "unknown placeholder ${{{other}}} in a topic filter (username, clientid)"
+        )),
+    }
+}
+
+/// Whether a rule holds for one access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    Yes,
+    No,
+    /// Every known fact matches, but a matcher needs a fact the broker did not send (or
+    /// a value that may not stand in a filter): an `allow` cannot rest on it, a `deny`
+    /// must.
+    Unknown,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +193,9 @@ impl TopicRules {
                                 ),
                             ));
                         }
-                        Filter::Pattern(text.clone())
+                        let template = Template::parse_with(text, topic_var)
+                            .map_err(|e| ConfigError::invalid(format!("{key}.topics"), e))?;
+                        Filter::Pattern(template)
                     }
                 };
                 filters.push(filter);
@@ -222,16 +255,24 @@ impl TopicRules {
     }
 
     /// The permission for one access, and the index of the rule that gave it (`None`:
-    /// no rule matched).
+    /// no rule matched). `roles` is `None` when no token was verified (not the same as a
+    /// token with no roles).
     pub fn decide(
         &self,
         access: &MqttAccess,
         client_ip: IpAddr,
-        roles: &[Arc<str>],
+        roles: Option<&[Arc<str>]>,
     ) -> (Permission, Option<usize>) {
         for (index, rule) in self.rules.iter().enumerate() {
-            if rule.applies(access, client_ip, roles) {
-                return (rule.permission, Some(index));
+            match rule.applies(access, client_ip, roles) {
+                Applies::Yes => return (rule.permission, Some(index)),
+                Applies::No => {}
+                // Trust decision: a missing fact could make this rule match; a deny must
+                // then hold (fail closed), an allow or ignore must not rest on a guess.
+                Applies::Unknown if rule.permission == Permission::Deny => {
+                    return (Permission::Deny, Some(index));
+                }
+                Applies::Unknown => {}
             }
         }
         (self.no_match, None)
@@ -239,7 +280,12 @@ impl TopicRules {
 }
 
 impl TopicRule {
-    fn applies(&self, access: &MqttAccess, client_ip: IpAddr, roles: &[Arc<str>]) -> bool {
+    fn applies(
+        &self,
+        access: &MqttAccess,
+        client_ip: IpAddr,
+        roles: Option<&[Arc<str>]>,
+    ) -> Applies {
         // (a read-write access is decided as a publish and a subscribe, one by one)
         let action = matches!(
             (self.actions, access.action),
@@ -248,71 +294,104 @@ impl TopicRule {
                 | (Actions::Subscribe, Action::Subscribe)
         );
         if !action {
-            return false;
+            return Applies::No;
         }
-        if self
-            .username
-            .as_ref()
-            .is_some_and(|r| !r.matches(&access.username))
-            || self
-                .clientid
-                .as_ref()
-                .is_some_and(|r| !r.matches(&access.clientid))
+        let mut unknown = false;
+        // One matcher against one fact: a known fact that fails ends the rule; a missing
+        // one leaves it undecided.
+        let mut check = |fact: Option<bool>| match fact {
+            Some(holds) => holds,
+            None => {
+                unknown = true;
+                true
+            }
+        };
+        if let Some(rule) = &self.username
+            && !check(Some(rule.matches(&access.username)))
         {
-            return false;
+            return Applies::No;
+        }
+        if let Some(rule) = &self.clientid
+            && !check(access.clientid.as_deref().map(|c| rule.matches(c)))
+        {
+            return Applies::No;
         }
         if let Some(networks) = &self.client_ip {
             let ip = client_ip.to_canonical();
-            if !networks.iter().any(|n| n.contains(&ip)) {
-                return false;
+            if !check(Some(networks.iter().any(|n| n.contains(&ip)))) {
+                return Applies::No;
             }
         }
-        if !self
-            .roles
-            .iter()
-            .all(|r| roles.iter().any(|have| **have == **r))
-        {
-            return false;
+        if !self.roles.is_empty() {
+            let held = roles.map(|roles| {
+                self.roles
+                    .iter()
+                    .all(|r| roles.iter().any(|have| **have == **r))
+            });
+            if !check(held) {
+                return Applies::No;
+            }
         }
+        // qos and retain are facts of a publish only (documented): a subscription is not
+        // missing them
         if access.action == Action::Publish {
-            if let (Some(allowed), Some(qos)) = (&self.qos, access.qos)
-                && !allowed.contains(&qos)
+            if let Some(allowed) = &self.qos
+                && !check(access.qos.map(|qos| allowed.contains(&qos)))
             {
-                return false;
+                return Applies::No;
             }
             if let Some(retain) = self.retain
-                && access.retain.is_some_and(|r| r != retain)
+                && !check(access.retain.map(|r| r == retain))
             {
-                return false;
+                return Applies::No;
             }
         }
-        self.filters.iter().any(|filter| match filter {
-            Filter::Literal(literal) => *literal == access.topic,
-            Filter::Pattern(pattern) => match expand(pattern, access) {
-                // a publish names one topic; a subscription is allowed only if the rule
-                // covers every topic its filter can match: `covers` handles both
-                Some(filter) => covers(&filter, &access.topic),
-                None => false,
-            },
-        })
+        let mut topic = Applies::No;
+        for filter in &self.filters {
+            match filter {
+                Filter::Literal(literal) if *literal == access.topic => {
+                    return Applies::Yes.and(unknown);
+                }
+                Filter::Literal(_) => {}
+                Filter::Pattern(pattern) => match expand(pattern, access) {
+                    // a publish names one topic; a subscription is allowed only if the
+                    // rule covers every topic its filter can match: `covers` handles both
+                    Some(filter) if covers(&filter, &access.topic) => {
+                        return Applies::Yes.and(unknown);
+                    }
+                    Some(_) => {}
+                    // a value missing or unfit for a filter: this filter might have matched
+                    None => topic = Applies::Unknown,
+                },
+            }
+        }
+        topic
     }
 }
 
-/// `${username}` and `${clientid}` in a filter; `None` when a value is empty or holds
-/// `+`, `#` or `/` (it would widen the filter).
-fn expand(pattern: &str, access: &MqttAccess) -> Option<String> {
-    let mut out = pattern.to_string();
-    for (placeholder, value) in [
-        ("${username}", &access.username),
-        ("${clientid}", &access.clientid),
-    ] {
-        if out.contains(placeholder) {
-            if value.is_empty() || value.contains(['+', '#', '/']) {
-                return None;
-            }
-            out = out.replace(placeholder, value);
-        }
+impl Applies {
+    /// `Yes`, unless a matcher's fact was missing.
+    fn and(self, unknown: bool) -> Applies {
+        if unknown { Applies::Unknown } else { self }
     }
+}
+
+/// A filter with `${username}` and `${clientid}` expanded, in one pass over the parsed
+/// template (a value is never read as a template again). `None` when a value is missing,
+/// empty, or holds `+`, `#` or `/` (it would widen the filter).
+fn expand(pattern: &Template<TopicVar>, access: &MqttAccess) -> Option<String> {
+    let mut out = String::new();
+    pattern.render_with(&mut out, |var, out| {
+        let value = match var {
+            TopicVar::Username => Some(access.username.as_str()),
+            TopicVar::ClientId => access.clientid.as_deref(),
+        }?;
+        if value.is_empty() || value.contains(['+', '#', '/']) {
+            return None;
+        }
+        out.push_str(value);
+        Some(())
+    })?;
     Some(out)
 }
 
@@ -376,13 +455,16 @@ mod tests {
     fn access(user: &str, action: Action, topic: &str) -> MqttAccess {
         MqttAccess {
             username: user.into(),
-            clientid: format!("c-{user}"),
+            clientid: Some(format!("c-{user}")),
             action,
             topic: topic.into(),
             qos: Some(0),
             retain: Some(false),
         }
     }
+
+    /// No verified token.
+    const NONE: Option<&[Arc<str>]> = None;
 
     fn ip() -> IpAddr {
         "10.1.2.3".parse().unwrap()
@@ -425,19 +507,19 @@ mod tests {
             r.decide(
                 &access("alice", Action::Publish, "users/alice/x"),
                 ip(),
-                &[]
+                NONE
             )
             .0,
             Permission::Allow
         );
         assert_eq!(
-            r.decide(&access("alice", Action::Publish, "users/bob/x"), ip(), &[])
+            r.decide(&access("alice", Action::Publish, "users/bob/x"), ip(), NONE)
                 .0,
             Permission::Deny
         );
         for hostile in ["#", "+", "a/b", ""] {
             let a = access(hostile, Action::Subscribe, "users/#");
-            assert_eq!(r.decide(&a, ip(), &[]).0, Permission::Deny, "{hostile:?}");
+            assert_eq!(r.decide(&a, ip(), NONE).0, Permission::Deny, "{hostile:?}");
         }
     }
 
@@ -448,15 +530,15 @@ mod tests {
              [[topic_rule]]\npermission = \"allow\"\ntopics = [\"sensors/#\"]\n",
         );
         assert_eq!(
-            r.decide(&access("u", Action::Subscribe, "sensors/#"), ip(), &[]),
+            r.decide(&access("u", Action::Subscribe, "sensors/#"), ip(), NONE),
             (Permission::Deny, Some(0))
         );
         assert_eq!(
-            r.decide(&access("u", Action::Subscribe, "sensors/a"), ip(), &[]),
+            r.decide(&access("u", Action::Subscribe, "sensors/a"), ip(), NONE),
             (Permission::Allow, Some(1))
         );
         assert_eq!(
-            r.decide(&access("u", Action::Publish, "other"), ip(), &[]),
+            r.decide(&access("u", Action::Publish, "other"), ip(), NONE),
             (Permission::Deny, None)
         );
     }
@@ -468,36 +550,166 @@ mod tests {
         );
         let roles: Box<[Arc<str>]> = Box::new(["operator".into()]);
         let ok = access("ops-1", Action::Publish, "cmd/restart");
-        assert_eq!(r.decide(&ok, ip(), &roles).0, Permission::Allow);
-        assert_eq!(r.decide(&ok, ip(), &[]).0, Permission::Deny, "no role");
+        assert_eq!(r.decide(&ok, ip(), Some(&roles)).0, Permission::Allow);
+        assert_eq!(r.decide(&ok, ip(), NONE).0, Permission::Deny, "no role");
         assert_eq!(
-            r.decide(&ok, "192.0.2.1".parse().unwrap(), &roles).0,
+            r.decide(&ok, "192.0.2.1".parse().unwrap(), Some(&roles)).0,
             Permission::Deny
         );
         assert_eq!(
-            r.decide(&access("dev-1", Action::Publish, "cmd/x"), ip(), &roles)
-                .0,
+            r.decide(
+                &access("dev-1", Action::Publish, "cmd/x"),
+                ip(),
+                Some(&roles)
+            )
+            .0,
             Permission::Deny
         );
         let qos2 = MqttAccess {
             qos: Some(2),
             ..ok.clone()
         };
-        assert_eq!(r.decide(&qos2, ip(), &roles).0, Permission::Deny);
+        assert_eq!(r.decide(&qos2, ip(), Some(&roles)).0, Permission::Deny);
         let retained = MqttAccess {
             retain: Some(true),
             ..ok.clone()
         };
-        assert_eq!(r.decide(&retained, ip(), &roles).0, Permission::Deny);
+        assert_eq!(r.decide(&retained, ip(), Some(&roles)).0, Permission::Deny);
         let subscribe = MqttAccess {
             action: Action::Subscribe,
             ..ok
         };
         assert_eq!(
-            r.decide(&subscribe, ip(), &roles).0,
+            r.decide(&subscribe, ip(), Some(&roles)).0,
             Permission::Deny,
             "publish only"
         );
+    }
+
+    #[test]
+    fn an_expanded_value_is_never_expanded_again() {
+        let r =
+            rules("[[topic_rule]]\npermission = \"allow\"\ntopics = [\"sensors/${username}/#\"]\n");
+        let a = MqttAccess {
+            username: "${clientid}".into(),
+            clientid: Some("c1".into()),
+            ..access("x", Action::Publish, "sensors/c1/temp")
+        };
+        assert_eq!(r.decide(&a, ip(), NONE).0, Permission::Deny);
+        let literal = MqttAccess {
+            topic: "sensors/${clientid}/temp".into(),
+            ..a
+        };
+        assert_eq!(r.decide(&literal, ip(), NONE).0, Permission::Allow);
+    }
+
+    #[test]
+    fn a_missing_fact_never_makes_an_allow_match_and_always_a_deny() {
+        let allow = rules(
+            "[[topic_rule]]\npermission = \"allow\"\ntopics = [\"t/#\"]\nqos = [0, 1]\nretain = false\n\
+             [[topic_rule]]\npermission = \"allow\"\ntopics = [\"c/${clientid}\"]\n\
+             [[topic_rule]]\npermission = \"allow\"\ntopics = [\"r/#\"]\nroles = [\"reader\"]\n\
+             [[topic_rule]]\npermission = \"allow\"\ntopics = [\"k/#\"]\nclientid = \"c-*\"\n",
+        );
+        let base = access("u", Action::Publish, "t/1");
+        assert_eq!(allow.decide(&base, ip(), NONE).0, Permission::Allow);
+        for missing in [
+            MqttAccess {
+                qos: None,
+                ..base.clone()
+            },
+            MqttAccess {
+                retain: None,
+                ..base.clone()
+            },
+            MqttAccess {
+                clientid: None,
+                topic: "c/x".into(),
+                ..base.clone()
+            },
+            MqttAccess {
+                clientid: None,
+                topic: "k/x".into(),
+                ..base.clone()
+            },
+        ] {
+            assert_eq!(
+                allow.decide(&missing, ip(), NONE),
+                (Permission::Deny, None),
+                "{missing:?}"
+            );
+        }
+        let reader: Box<[Arc<str>]> = Box::new(["reader".into()]);
+        let r = access("u", Action::Publish, "r/1");
+        assert_eq!(allow.decide(&r, ip(), Some(&reader)).0, Permission::Allow);
+        assert_eq!(
+            allow.decide(&r, ip(), NONE),
+            (Permission::Deny, None),
+            "no token"
+        );
+
+        let deny = rules(
+            "[[topic_rule]]\npermission = \"deny\"\ntopics = [\"#\"]\nclientid = \"blocked-*\"\n\
+             [[topic_rule]]\npermission = \"deny\"\ntopics = [\"#\"]\nqos = [2]\n\
+             [[topic_rule]]\npermission = \"deny\"\ntopics = [\"p/${clientid}/#\"]\n\
+             [[topic_rule]]\npermission = \"deny\"\ntopics = [\"#\"]\nroles = [\"banned\"]\n\
+             [[topic_rule]]\npermission = \"allow\"\ntopics = [\"#\"]\n",
+        );
+        let ok = access("u", Action::Publish, "x");
+        assert_eq!(
+            deny.decide(&ok, ip(), Some(&reader)),
+            (Permission::Allow, Some(4))
+        );
+        let no_client = MqttAccess {
+            clientid: None,
+            ..ok.clone()
+        };
+        assert_eq!(
+            deny.decide(&no_client, ip(), Some(&reader)),
+            (Permission::Deny, Some(0))
+        );
+        let no_qos = MqttAccess {
+            qos: None,
+            ..ok.clone()
+        };
+        assert_eq!(
+            deny.decide(&no_qos, ip(), Some(&reader)),
+            (Permission::Deny, Some(1))
+        );
+        assert_eq!(
+            deny.decide(&ok, ip(), NONE),
+            (Permission::Deny, Some(3)),
+            "roles unknown"
+        );
+        // qos and retain are publish matchers: a subscription has none to miss, and the
+        // rule holds for it as written (qos = [2] does not restrict subscriptions)
+        let subscribe = MqttAccess {
+            action: Action::Subscribe,
+            qos: None,
+            retain: None,
+            ..ok
+        };
+        assert_eq!(
+            deny.decide(&subscribe, ip(), Some(&reader)),
+            (Permission::Deny, Some(1))
+        );
+    }
+
+    #[test]
+    fn unknown_topic_placeholders_are_refused() {
+        #[derive(Deserialize)]
+        struct Wrap {
+            topic_rule: Vec<TopicRuleSettings>,
+        }
+        let text = "[[topic_rule]]\npermission = \"allow\"\ntopics = [\"a/${peerhost}\"]\n";
+        let wrap: Wrap = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("parse");
+        let error = TopicRules::compile(wrap.topic_rule, TopicSettings::default())
+            .expect_err("unknown placeholder");
+        assert!(error.to_string().contains("peerhost"), "{error}");
     }
 
     #[test]

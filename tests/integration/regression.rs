@@ -1105,3 +1105,100 @@ dialects = ["icecast"]
 access = "authenticated"
 authorizers = ["listeners"]
 "#;
+
+/// Topic rules for the broker regressions: per-user and per-client subtrees, a QoS cap,
+/// a blocked client family.
+const TOPIC_RULES: &str = r##"
+[[route]]
+name = "emqx"
+dialects = ["emqx"]
+access = "public"
+
+[[topic_rule]]
+permission = "deny"
+clientid = "blocked-*"
+topics = ["#"]
+
+[[topic_rule]]
+permission = "allow"
+action = "publish"
+topics = ["metrics/#"]
+qos = [0, 1]
+
+[[topic_rule]]
+permission = "allow"
+topics = ["sensors/${username}/#", "clients/${clientid}/#"]
+"##;
+
+async fn emqx_says(v: &Verdict, fields: serde_json::Value) -> String {
+    let body = fields.to_string();
+    crate::callers::emqx_result(crate::callers::emqx_post(v, &body), body).await
+}
+
+/// Topic rules expanded `${username}` and then looked for `${clientid}` in the result: a
+/// client whose username was literally `${clientid}` got the subtree of whatever clientid
+/// it picked. Every template is now rendered in one pass; a value is never read again.
+#[actix_web::test]
+async fn a_username_that_is_a_placeholder_was_expanded_again() {
+    let v = start("", &format!("{DEMO_KEYS}{TOPIC_RULES}")).await;
+    let hostile = serde_json::json!({
+        "username": "${clientid}", "clientid": "c1", "topic": "sensors/c1/temp",
+        "action": "publish", "qos": "0", "retain": "false"
+    });
+    assert_eq!(emqx_says(&v, hostile).await, "deny");
+    let honest = serde_json::json!({
+        "username": "c1", "clientid": "c1", "topic": "sensors/c1/temp",
+        "action": "publish", "qos": "0", "retain": "false"
+    });
+    assert_eq!(emqx_says(&v, honest).await, "allow");
+    v.stop().await;
+}
+
+/// A fact the broker did not send satisfied a topic rule: a publish without `qos` passed
+/// `allow … qos = [0, 1]`, and a request without `clientid` slipped past
+/// `deny … clientid = "blocked-*"`. A missing fact never makes an allow rule match, and
+/// always lets a deny rule match.
+#[actix_web::test]
+async fn a_fact_the_broker_did_not_send_satisfied_a_topic_rule() {
+    let v = start("", &format!("{DEMO_KEYS}{TOPIC_RULES}")).await;
+    let publish = |fields: serde_json::Value| {
+        let mut base = serde_json::json!({
+            "username": "alice", "clientid": "c-alice", "topic": "metrics/cpu",
+            "action": "publish", "qos": "1", "retain": "false"
+        });
+        for (k, val) in fields.as_object().expect("object") {
+            match val {
+                serde_json::Value::Null => {
+                    base.as_object_mut().expect("object").remove(k);
+                }
+                other => base[k] = other.clone(),
+            }
+        }
+        base
+    };
+    assert_eq!(emqx_says(&v, publish(serde_json::json!({}))).await, "allow");
+    // no qos, an empty (unresolved) qos
+    for missing in [
+        serde_json::json!({"qos": null}),
+        serde_json::json!({"qos": ""}),
+    ] {
+        assert_eq!(
+            emqx_says(&v, publish(missing.clone())).await,
+            "deny",
+            "{missing}"
+        );
+    }
+    // the deny rule on blocked clients holds when the clientid is missing or empty
+    for missing in [
+        serde_json::json!({"clientid": null}),
+        serde_json::json!({"clientid": ""}),
+    ] {
+        let fields = publish(missing.clone());
+        assert_eq!(emqx_says(&v, fields).await, "deny", "{missing}");
+    }
+    assert_eq!(
+        emqx_says(&v, publish(serde_json::json!({"clientid": "blocked-7"}))).await,
+        "deny"
+    );
+    v.stop().await;
+}

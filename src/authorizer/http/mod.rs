@@ -30,9 +30,9 @@ use serde::Deserialize;
 pub use self::request::BackendRequest;
 pub use self::transport::build_clients;
 use self::transport::load_ca;
-use super::template::Template;
 use crate::decision::is_reserved_for_identity;
 use crate::settings::{ConfigError, HumanDuration, StringList, choices};
+use crate::template::RequestTemplate as Template;
 
 /// How the backend's answer is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

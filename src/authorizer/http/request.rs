@@ -12,10 +12,10 @@ use percent_encoding::utf8_percent_encode;
 use serde_json::Value;
 
 use super::HttpAuthorizer;
-use crate::authorizer::template::RenderContext;
 use crate::decision::Claims;
 use crate::digest::sha256;
 use crate::request::{ForwardedRequest, URL_COMPONENT};
+use crate::template::RenderContext;
 
 /// What will be sent to the backend; also the cache key's material.
 #[derive(Debug, Clone, PartialEq, Eq)]
