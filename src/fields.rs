@@ -62,6 +62,23 @@ pub fn form(text: &str) -> Result<Vec<(String, String)>, FieldsError> {
     once_each(fields)
 }
 
+/// The fields of two parts of one request (a body and the URL's query, as EMQX sends
+/// `clientid` in the URL and the rest in the body), as one list. A name in both counts
+/// once when its values agree; with different values it is sent twice, and refused.
+pub fn merge(
+    mut first: Vec<(String, String)>,
+    second: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, FieldsError> {
+    for (name, value) in second {
+        match field(&first, &name) {
+            Some(seen) if seen == value => {}
+            Some(_) => return Err(FieldsError::Repeated),
+            None => first.push((name, value)),
+        }
+    }
+    Ok(first)
+}
+
 /// The value of field `name`.
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
@@ -144,5 +161,17 @@ mod tests {
         let fields = form("topic=a%2B%252B+b&empty").expect("reads");
         assert_eq!(field(&fields, "topic"), Some("a+%2B+b"));
         assert_eq!(field(&fields, "empty"), Some(""));
+    }
+
+    #[test]
+    fn two_parts_merge_and_a_name_in_both_must_agree() {
+        let body = form("username=alice&topic=t").unwrap();
+        let url = form("clientid=c1&username=alice").unwrap();
+        assert_eq!(
+            merge(body.clone(), url).unwrap(),
+            form("username=alice&topic=t&clientid=c1").unwrap()
+        );
+        let other = form("username=mallory").unwrap();
+        assert_eq!(merge(body, other), Err(FieldsError::Repeated));
     }
 }

@@ -336,9 +336,10 @@ pub fn fields_as_query(fields: &[(String, String)]) -> String {
     query
 }
 
-/// The fields of a caller that sends its facts as a JSON or form body, or the query when
-/// the body is empty; a field sent twice is ambiguous and refused. Read once per request,
-/// however many of the dialect's steps ask.
+/// The fields of a caller that sends its facts as a JSON or form body and in the query of
+/// its URL (EMQX's documentation puts `clientid` in the URL and the rest in the body);
+/// a field sent twice with different values, in one part or across both, is ambiguous
+/// and refused. Read once per request, however many of the dialect's steps ask.
 pub fn caller_fields<'i>(
     incoming: &'i Incoming<'_>,
 ) -> Result<&'i [(String, String)], TargetError> {
@@ -360,15 +361,21 @@ fn read_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetE
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    let query = fields::form(incoming.query.unwrap_or_default());
     let read = if body.is_empty() {
-        fields::form(incoming.query.unwrap_or_default())
-    } else if kind == "application/x-www-form-urlencoded" {
-        std::str::from_utf8(body)
-            .map_err(|_| FieldsError::BadEncoding)
-            .and_then(fields::form)
+        query
     } else {
-        // JSON by default, as EMQX sends it
-        fields::json(body)
+        let body = if kind == "application/x-www-form-urlencoded" {
+            std::str::from_utf8(body)
+                .map_err(|_| FieldsError::BadEncoding)
+                .and_then(fields::form)
+        } else {
+            // JSON by default, as EMQX sends it
+            fields::json(body)
+        };
+        // Trust decision: a fact in the URL counts as much as one in the body; never
+        // decide on one part while a rule's fact sits unread in the other.
+        body.and_then(|body| fields::merge(body, query?))
     };
     read.map_err(|_| TargetError::BadBody)
 }

@@ -1202,3 +1202,51 @@ async fn a_fact_the_broker_did_not_send_satisfied_a_topic_rule() {
     );
     v.stop().await;
 }
+
+/// Fields in the URL were ignored when a body was present: EMQX's own documentation puts
+/// `clientid` in the URL and the rest in the JSON body, so a rule on `clientid` never
+/// fired. Both parts are read, in every body-reading dialect; a field in both with
+/// different values is refused.
+#[actix_web::test]
+async fn fields_in_the_url_were_ignored_when_a_body_was_present() {
+    let v = start("", &format!("{DEMO_KEYS}{TOPIC_RULES}")).await;
+    let body = serde_json::json!({
+        "username": "alice", "topic": "clients/c9/x", "action": "publish",
+        "qos": "0", "retain": "false"
+    })
+    .to_string();
+    let ask = |query: &str| {
+        client()
+            .post(v.url(&format!("/_resolver/emqx?{query}")))
+            .insert_header(("content-type", "application/json"))
+    };
+    let says = |r: awc::ClientRequest| crate::callers::emqx_result(r, body.clone());
+    assert_eq!(says(ask("clientid=c9")).await, "allow");
+    assert_eq!(says(ask("clientid=blocked-1")).await, "deny");
+    // the same fact twice: agreeing counts once, disagreeing is refused
+    assert_eq!(says(ask("clientid=c9&username=alice")).await, "allow");
+    assert_eq!(says(ask("clientid=c9&username=mallory")).await, "deny");
+
+    // the broker HTTP contract reads both parts too
+    let broker = start(
+        "",
+        &format!(
+            "{DEMO_KEYS}{}",
+            TOPIC_RULES.replace("dialects = [\"emqx\"]", "dialects = [\"mqtt\"]")
+        ),
+    )
+    .await;
+    let acl_on = |query: &str| {
+        client()
+            .post(broker.url(&format!("/_resolver/mqtt/acl?{query}")))
+            .insert_header(("content-type", "application/json"))
+            .send_body(r#"{"username": "alice", "topic": "sensors/alice/t", "acc": 2}"#)
+    };
+    assert_eq!(acl_on("clientid=c1").await.expect("send").status(), 200);
+    assert_eq!(
+        acl_on("clientid=blocked-2").await.expect("send").status(),
+        403
+    );
+    broker.stop().await;
+    v.stop().await;
+}
