@@ -27,9 +27,11 @@ use crate::digest::sha256;
 use crate::logging::LogFormat;
 use crate::policy::topics::{TopicRuleSettings, TopicRules, TopicSettings};
 use crate::policy::{Access, OnError, Policy, RouteSettings};
+use crate::request::Audiences;
 use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
 
+mod audiences;
 mod explain;
 
 use self::explain::{explain, name_the_variable};
@@ -354,6 +356,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             kind,
             claims_source: None,
             fingerprint,
+            audiences: Audiences::default(),
         });
     }
     for index in 0..authorizers.len() {
@@ -387,28 +390,34 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         }
     }
 
-    let default_chain = match &raw.default_route.authorizers {
-        Some(list) => list.0.clone(),
-        None => authorizers.iter().map(|a| a.name.clone()).collect(),
-    };
     let default_route = RouteSettings::default_route(
         raw.default_route.access.unwrap_or(Access::Authenticated),
-        default_chain,
+        raw.default_route.authorizers.map(|list| list.0),
         raw.default_route.on_error.unwrap_or(OnError::Deny),
     );
-    let names: Vec<&str> = authorizers.iter().map(|a| a.name.as_str()).collect();
-    let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
-    let topics = TopicRules::compile(raw.topic_rule, raw.topics)?;
-    for route in policy.routes() {
-        for name in route.dialects.iter().flatten() {
+    for (index, route) in raw.route.iter().enumerate() {
+        for name in route.dialects.iter().flat_map(|list| &list.0) {
             if dialect::by_name(name).is_none() {
                 return Err(ConfigError::invalid(
-                    format!("route {}.dialects", route.name),
+                    format!("route[{index}].dialects"),
                     format!("{name:?} is not one of {}", dialect::names()),
                 ));
             }
         }
     }
+    // Trust decision: an authorizer that routes scoped to one audience name serves that
+    // audience; a route that names no authorizers does not offer it to another's callers.
+    for authorizer in &mut authorizers {
+        authorizer.audiences = audiences::binding(&authorizer.name, &raw.route);
+    }
+    let names: Vec<&str> = authorizers.iter().map(|a| a.name.as_str()).collect();
+    let bound: Vec<(&str, Audiences)> = authorizers
+        .iter()
+        .map(|a| (a.name.as_str(), a.audiences))
+        .collect();
+    let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
+    warnings.extend(audiences::warnings(&policy, &bound));
+    let topics = TopicRules::compile(raw.topic_rule, raw.topics)?;
 
     let headers = HeaderSets {
         authgear: raw.headers.authgear,

@@ -88,7 +88,9 @@ pub struct RouteSettings {
     /// Every one of these roles is required (missing one: 403).
     #[serde(default)]
     pub roles: Option<StringList>,
-    /// The authorizer chain, in order. Default: every authorizer, by name.
+    /// The authorizer chain, in order. Default (the implicit chain): every authorizer, by
+    /// name, except, per request, those bound to another audience than the caller's
+    /// ([`Route::implicit_chain`]).
     #[serde(default)]
     pub authorizers: Option<StringList>,
     #[serde(default)]
@@ -105,9 +107,11 @@ pub struct RouteSettings {
 }
 
 impl RouteSettings {
+    /// The route of requests no `[[route]]` matches; `authorizers: None` is the implicit
+    /// chain.
     pub(crate) fn default_route(
         access: Access,
-        authorizers: Vec<String>,
+        authorizers: Option<Vec<String>>,
         on_error: OnError,
     ) -> RouteSettings {
         RouteSettings {
@@ -121,7 +125,7 @@ impl RouteSettings {
             channels: None,
             access,
             roles: None,
-            authorizers: Some(StringList(authorizers)),
+            authorizers: authorizers.map(StringList),
             on_error: Some(on_error),
             deny_location: None,
             readings: None,
@@ -215,6 +219,10 @@ pub struct Route {
     pub roles: Vec<String>,
     /// Indexes into the configured authorizers.
     pub chain: Vec<usize>,
+    /// The route names no authorizers: its chain is every authorizer, and an authorizer
+    /// bound to other audiences (named by routes scoped to their dialects) is skipped
+    /// for a caller of another audience.
+    pub implicit_chain: bool,
     pub on_error: OnError,
     /// The readings this route's requests are decided under ([`kind`] bits).
     pub readings: u8,
@@ -625,7 +633,7 @@ mod tests;
 pub mod topics;
 
 pub use self::access::{
-    COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, Ruling, UNRECOGNISED, apply,
-    chain_step,
+    COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, Ruling, UNRECOGNISED,
+    apply, chain_step,
 };
 use self::compile::{compile_route, warnings};

@@ -131,6 +131,109 @@ pub struct Caller {
     /// The request has no HTTP target (EMQX): routes with method, host or path rules do
     /// not apply to it.
     pub targetless: bool,
+    /// What an allow without a verified identity means to this caller (its dialect
+    /// declares it).
+    pub anonymous: Anonymous,
+    /// Whose clients the caller asks about (its dialect declares it).
+    pub audience: Audience,
+}
+
+/// Whose clients a caller asks about. A credential is issued for one audience (a web
+/// application's users, a streamer's viewers, a broker's devices); a route that names
+/// no authorizers does not take it for another audience's caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Audience {
+    /// Users of web applications behind a proxy.
+    #[default]
+    Web,
+    /// Viewers of a Cesbo Astra or Alta stream.
+    Viewers,
+    /// Listeners of an Icecast mount.
+    Listeners,
+    /// Clients of an MQTT broker.
+    MqttClients,
+}
+
+impl Audience {
+    pub const ALL: [Audience; 4] = [
+        Audience::Web,
+        Audience::Viewers,
+        Audience::Listeners,
+        Audience::MqttClients,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Audience::Web => "web applications",
+            Audience::Viewers => "stream viewers",
+            Audience::Listeners => "Icecast listeners",
+            Audience::MqttClients => "MQTT clients",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of audiences, one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Audiences(u8);
+
+impl Audiences {
+    pub fn every() -> Audiences {
+        Audience::ALL.into_iter().collect()
+    }
+    pub fn contains(self, audience: Audience) -> bool {
+        self.0 & audience.bit() != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn union(self, other: Audiences) -> Audiences {
+        Audiences(self.0 | other.0)
+    }
+    pub fn is_subset(self, of: Audiences) -> bool {
+        self.0 & !of.0 == 0
+    }
+    /// The audiences' names, for a warning.
+    pub fn describe(self) -> String {
+        if self == Audiences::every() {
+            return "every caller".to_string();
+        }
+        Audience::ALL
+            .into_iter()
+            .filter(|a| self.contains(*a))
+            .map(Audience::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl FromIterator<Audience> for Audiences {
+    fn from_iter<I: IntoIterator<Item = Audience>>(items: I) -> Audiences {
+        Audiences(items.into_iter().fold(0, |bits, a| bits | a.bit()))
+    }
+}
+
+/// What an allow without a verified identity means to a caller. Every dialect declares
+/// it, so that none can forget: an `identify` route's allow for nobody is a deny to a
+/// caller that cannot tell anonymous from authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anonymous {
+    /// The answer says whether there is an identity (the proxies'
+    /// `x-authgear-session-valid`): an `identify` route allows either way, and the
+    /// application decides.
+    #[default]
+    Expressible,
+    /// The caller authenticated its client itself (a broker's authorization check): an
+    /// allow without a credential is fine, and the topic rules decide; a credential that
+    /// fails is a deny.
+    ClientKnown,
+    /// Any allow admits the client as authenticated (a streamer plays the stream, Icecast
+    /// admits the listener, a broker logs the client in): no verified identity, no allow,
+    /// except on a `public` route.
+    Never,
 }
 
 /// What the client does.

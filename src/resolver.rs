@@ -240,7 +240,7 @@ impl Resolver {
         let Ruling {
             mut outcome,
             reason,
-        } = policy::apply(route, chain);
+        } = policy::apply(route, chain, request.caller.anonymous);
         // Only an allow for an identity rests on cached decisions; any other answer (an
         // anonymous allow included) is not kept by a caller's cache at all.
         match &mut outcome {
@@ -268,6 +268,11 @@ impl Resolver {
         let mut credential_presented = false;
         for &index in &route.chain {
             let authorizer = &self.config.authorizers[index];
+            // Trust decision: a credential meant for one audience (a viewer's token) does
+            // not open another's routes unless the route names its authorizer.
+            if route.implicit_chain && !authorizer.serves(request.caller.audience) {
+                continue;
+            }
             let claims = match authorizer.claims_source {
                 Some(source) => {
                     self.claims_of(&self.config.authorizers[source], request, fetcher)

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::credential::{TokenSource, find_token};
 use crate::decision::{AuthError, Claims, Decision};
 use crate::metrics::Metrics;
-use crate::request::ForwardedRequest;
+use crate::request::{Audience, Audiences, ForwardedRequest};
 
 /// Per-worker tools an authorizer may use to reach the network (awc clients are `!Send`,
 /// so each worker builds its own): one client for key fetches, and one per backend URL
@@ -81,6 +81,16 @@ pub struct Authorizer {
     /// the files they name): part of every cache key, so a changed authorizer never
     /// reuses its old decisions.
     pub fingerprint: [u8; 32],
+    /// The audiences routes scoped to dialects name it for; empty: bound to none. A route
+    /// that names no authorizers skips it for a caller of another audience.
+    pub audiences: Audiences,
+}
+
+impl Authorizer {
+    /// Whether a route with an implicit chain may ask it about a request from `audience`.
+    pub fn serves(&self, audience: Audience) -> bool {
+        self.audiences.is_empty() || self.audiences.contains(audience)
+    }
 }
 
 /// The kinds of authorizer.

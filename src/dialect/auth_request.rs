@@ -14,7 +14,9 @@ use std::net::IpAddr;
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{Dialect, HeaderView, Incoming, build_target, parse_hop};
 use crate::decision::Outcome;
-use crate::request::{Target, TargetError, canonical_host, canonical_scheme};
+use crate::request::{
+    Anonymous, Audience, Caller, Target, TargetError, canonical_host, canonical_scheme,
+};
 
 /// nginx `auth_request`, HAProxy.
 #[derive(Debug)]
@@ -39,6 +41,13 @@ impl Dialect for AuthRequest {
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         read(&incoming.headers, incoming.peer)
+    }
+    fn audience(&self) -> Audience {
+        Audience::Web
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // x-authgear-session-valid tells the application whether anyone is there
+        Anonymous::Expressible
     }
     fn answer(
         &self,

@@ -20,7 +20,9 @@ use actix_web::http::StatusCode;
 use super::encode::{Answer, AnswerSettings, Original, plain};
 use super::{Dialect, Incoming, build_target, parse_hop};
 use crate::decision::Outcome;
-use crate::request::{Caller, Target, TargetError, canonical_host, canonical_scheme};
+use crate::request::{
+    Anonymous, Audience, Caller, Target, TargetError, canonical_host, canonical_scheme,
+};
 
 /// Cesbo Astra and Alta.
 #[derive(Debug)]
@@ -120,6 +122,13 @@ impl Dialect for Cesbo {
             session: text("x-session-id")?.filter(|s| !s.is_empty()),
             ..Caller::default()
         })
+    }
+    fn audience(&self) -> Audience {
+        Audience::Viewers
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // Astra and Alta play the stream on any 200
+        Anonymous::Never
     }
     fn answer(
         &self,

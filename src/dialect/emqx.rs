@@ -20,7 +20,7 @@ use super::encode::{Answer, AnswerSettings, Original};
 use super::{Dialect, Incoming, caller_fields, fields_as_query, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Action, Caller, MqttAccess, Target, TargetError};
+use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, Target, TargetError};
 
 /// EMQX authorization.
 #[derive(Debug)]
@@ -101,6 +101,13 @@ impl Dialect for Emqx {
             ..Caller::default()
         })
     }
+    fn audience(&self) -> Audience {
+        Audience::MqttClients
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // authorization: EMQX authenticated the client; the topic rules decide
+        Anonymous::ClientKnown
+    }
     fn answer(
         &self,
         outcome: &Outcome,
@@ -150,6 +157,12 @@ impl Dialect for Emqx4 {
     }
     fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
         Emqx.caller_facts(incoming)
+    }
+    fn audience(&self) -> Audience {
+        Audience::MqttClients
+    }
+    fn anonymous(&self, caller: &Caller) -> Anonymous {
+        Emqx.anonymous(caller)
     }
     fn answer(
         &self,
@@ -208,6 +221,13 @@ impl Dialect for EmqxAuthn {
             ..Caller::default()
         })
     }
+    fn audience(&self) -> Audience {
+        Audience::MqttClients
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // authentication: an allow logs the client in
+        Anonymous::Never
+    }
     fn answer(
         &self,
         outcome: &Outcome,
@@ -229,8 +249,12 @@ impl Dialect for EmqxAuthn {
                 }
                 answer
             }
+            // no identity: only a public route (or on_error = "allow") gets here, since
+            // policy never hands this caller an identify route's allow for nobody
+            Outcome::Allow { identity: None, .. } => {
+                serde_json::json!({"result": "allow", "is_superuser": false})
+            }
             Outcome::Ignore => serde_json::json!({"result": "ignore"}),
-            // an anonymous allow (a public route) authenticates nobody
             _ => serde_json::json!({"result": "deny"}),
         };
         Answer::of(

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
 use crate::decision::Outcome;
-use crate::request::{Target, TargetError};
+use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
 
 /// Envoy `ext_authz` (HTTP service).
 #[derive(Debug)]
@@ -42,6 +42,13 @@ impl Dialect for ExtAuthz {
             incoming.peer,
             incoming.trusted,
         )
+    }
+    fn audience(&self) -> Audience {
+        Audience::Web
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // x-authgear-session-valid tells the application whether anyone is there
+        Anonymous::Expressible
     }
     fn answer(
         &self,

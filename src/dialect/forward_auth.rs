@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
 use crate::decision::Outcome;
-use crate::request::{Target, TargetError};
+use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
 
 /// Traefik, Caddy, APISIX.
 #[derive(Debug)]
@@ -38,6 +38,13 @@ impl Dialect for ForwardAuth {
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         read(&incoming.headers, incoming.peer, incoming.trusted)
+    }
+    fn audience(&self) -> Audience {
+        Audience::Web
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // x-authgear-session-valid tells the application whether anyone is there
+        Anonymous::Expressible
     }
     fn answer(
         &self,

@@ -19,7 +19,7 @@ use super::encode::{Answer, AnswerSettings, Original, plain};
 use super::{Dialect, Incoming, build_target, caller_fields, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Target, TargetError};
+use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
 
 /// Icecast 2 URL listener authentication.
 #[derive(Debug)]
@@ -72,6 +72,13 @@ impl Dialect for Icecast {
         incoming: &Incoming<'_>,
     ) -> Result<Vec<(String, String)>, TargetError> {
         credential_headers(incoming)
+    }
+    fn audience(&self) -> Audience {
+        Audience::Listeners
+    }
+    fn anonymous(&self, _caller: &Caller) -> Anonymous {
+        // Icecast admits the listener on icecast-auth-user: 1, whoever it is
+        Anonymous::Never
     }
     fn answer(
         &self,

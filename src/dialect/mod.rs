@@ -30,8 +30,8 @@ use self::encode::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal, is_identity_alias};
 use crate::fields::{self, FieldsError};
 use crate::request::{
-    Caller, ForwardedRequest, Header, Target, TargetError, URL_COMPONENT, canonical_host,
-    canonical_method, canonical_scheme, readings, split_uri,
+    Anonymous, Audience, Caller, ForwardedRequest, Header, Target, TargetError, URL_COMPONENT,
+    canonical_host, canonical_method, canonical_scheme, readings, split_uri,
 };
 
 /// A caller family: where it sends its checks, how it describes the original request,
@@ -69,6 +69,13 @@ pub trait Dialect: Sync + std::fmt::Debug {
     ) -> Result<Vec<(String, String)>, TargetError> {
         Ok(Vec::new())
     }
+    /// Whose clients this caller asks about: a credential meant for one audience does not
+    /// open another's routes by default (see `config`'s implicit chains).
+    fn audience(&self) -> Audience;
+    /// What an allow without a verified identity means to this caller, for the request
+    /// the dialect read (a broker's login and its topic check differ). No default: a new
+    /// dialect must say.
+    fn anonymous(&self, caller: &Caller) -> Anonymous;
     /// Whether its caller sends its facts in a body: then verdict reads one, bounded and
     /// with a deadline, from trusted peers only. Proxies never do.
     fn reads_body(&self) -> bool {
@@ -195,10 +202,12 @@ pub fn read<'r>(
         return Err(Outcome::Notified);
     }
     let (mut target, client_ip) = dialect.read(&incoming).map_err(bad)?;
-    let caller = Caller {
+    let mut caller = Caller {
         dialect: dialect.name(),
         ..dialect.caller_facts(&incoming).map_err(bad)?
     };
+    caller.anonymous = dialect.anonymous(&caller);
+    caller.audience = dialect.audience();
     let extra = dialect.credential_headers(&incoming).map_err(bad)?;
     let mut headers = headers;
     for (name, value) in extra {

@@ -21,7 +21,7 @@ use super::encode::{Answer, AnswerSettings, Original, plain};
 use super::{Dialect, Incoming, build_target, caller_fields, fields_as_query};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Action, Caller, MqttAccess, Target, TargetError};
+use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, Target, TargetError};
 
 /// mosquitto-go-auth, amqtt and rmqtt HTTP backends.
 #[derive(Debug)]
@@ -99,6 +99,18 @@ impl Dialect for Mqtt {
             mqtt,
             ..Caller::default()
         })
+    }
+    fn audience(&self) -> Audience {
+        Audience::MqttClients
+    }
+    fn anonymous(&self, caller: &Caller) -> Anonymous {
+        match caller.mqtt {
+            // the ACL check: the broker logged the client in; the topic rules decide
+            Some(_) => Anonymous::ClientKnown,
+            // the user and superuser checks: an allow logs the client in (or makes it a
+            // superuser)
+            None => Anonymous::Never,
+        }
     }
     fn answer(
         &self,

@@ -1,14 +1,18 @@
 //! Access: what a route makes of its authorizer chain's result. Runs on every request,
 //! cached or not.
 //!
-//! Takes: the route and how its chain ended. Returns: the outcome and, for the log line
-//! only, the reason of the rule that decided. Must never: let an error through unless the
-//! route says `on_error = "allow"`, skip a required role, or give a reason to a client.
+//! Takes: the route, how its chain ended, and what an allow without a verified identity
+//! means to the caller ([`Anonymous`], its dialect's declaration). Returns: the outcome
+//! and, for the log line only, the reason of the rule that decided. Must never: let an
+//! error through unless the route says `on_error = "allow"`, skip a required role, give a
+//! reason to a client, or answer an `identify` route's allow for nobody to a caller that
+//! reads every allow as "authenticated".
 
 use std::sync::Arc;
 
 use super::{Access, Route};
 use crate::decision::{Denial, Identity, Outcome, SessionState, Verdict};
+use crate::request::Anonymous;
 
 /// How a chain ended, before the route's access level is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub const MISSING_ROLE: &str = "missing required role";
 pub const UNRECOGNISED: &str = "no authorizer recognised the credential";
 pub const COULD_NOT_DECIDE: &str = "authorizer could not decide";
 pub const FAILED_OPEN: &str = "authorizer could not decide; on_error = allow";
+pub const NO_IDENTITY: &str =
+    "no verified identity, and this caller reads every allow as authenticated";
 
 /// What the route makes of the chain: the outcome and, for the log line only, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +47,8 @@ pub struct Ruling {
 
 /// Applies the route's access level and roles to the chain's result. Runs on every
 /// request, cached or not.
-pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
-    let ruling = refuse_or_allow(route, chain);
+pub fn apply(route: &Route, chain: ChainResult, anonymous: Anonymous) -> Ruling {
+    let ruling = refuse_or_allow(route, chain, anonymous);
     match (&route.deny_location, &ruling.outcome) {
         (Some(location), Outcome::Unauthenticated { .. } | Outcome::Forbidden) => Ruling {
             outcome: Outcome::Redirect(location.clone()),
@@ -52,10 +58,12 @@ pub fn apply(route: &Route, chain: ChainResult) -> Ruling {
     }
 }
 
-fn refuse_or_allow(route: &Route, chain: ChainResult) -> Ruling {
+fn refuse_or_allow(route: &Route, chain: ChainResult, caller: Anonymous) -> Ruling {
     let ruling = |outcome: Outcome, reason: Option<&'static str>| Ruling { outcome, reason };
     let anonymous = Outcome::allow(None, SessionState::Absent);
     match (route.access, chain) {
+        // A public route needs no one (a free channel, an open topic tree): every caller
+        // may take its allow for nobody.
         (Access::Public, _) => ruling(anonymous, None),
         (Access::Deny, _) => ruling(Outcome::Forbidden, None),
         (_, ChainResult::Failed) => ruling(Outcome::Unavailable, Some(COULD_NOT_DECIDE)),
@@ -64,26 +72,54 @@ fn refuse_or_allow(route: &Route, chain: ChainResult) -> Ruling {
         (Access::Identify, ChainResult::Allowed(identity)) => {
             ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
         }
-        (Access::Identify, ChainResult::Denied(denial)) => ruling(
-            Outcome::allow(None, SessionState::Invalid),
-            Some(denial.reason()),
-        ),
+        // Trust decision: only a caller whose answer can say "nobody" gets an allow for
+        // an invalid credential; to every other caller an invalid credential is a deny.
+        (Access::Identify, ChainResult::Denied(denial)) => match caller {
+            Anonymous::Expressible => ruling(
+                Outcome::allow(None, SessionState::Invalid),
+                Some(denial.reason()),
+            ),
+            Anonymous::ClientKnown | Anonymous::Never => refused(denial),
+        },
         (
             Access::Identify,
             ChainResult::NoneApplied {
                 credential_presented,
             },
-        ) => ruling(
-            Outcome::allow(
-                None,
-                if credential_presented {
-                    SessionState::Invalid
-                } else {
-                    SessionState::Absent
-                },
+        ) => match (caller, credential_presented) {
+            (Anonymous::Expressible, _) => ruling(
+                Outcome::allow(
+                    None,
+                    if credential_presented {
+                        SessionState::Invalid
+                    } else {
+                        SessionState::Absent
+                    },
+                ),
+                credential_presented.then_some(UNRECOGNISED),
             ),
-            credential_presented.then_some(UNRECOGNISED),
-        ),
+            // a broker's authorization check: no token is fine (the broker logged the
+            // client in), a token no one recognises is not
+            (Anonymous::ClientKnown, false) => ruling(anonymous, None),
+            (Anonymous::ClientKnown, true) => ruling(
+                Outcome::Unauthenticated {
+                    credential_presented,
+                },
+                Some(UNRECOGNISED),
+            ),
+            // Trust decision: this caller admits on any allow; without a verified
+            // identity there is nobody to admit.
+            (Anonymous::Never, _) => ruling(
+                Outcome::Unauthenticated {
+                    credential_presented,
+                },
+                Some(if credential_presented {
+                    UNRECOGNISED
+                } else {
+                    NO_IDENTITY
+                }),
+            ),
+        },
         (Access::Authenticated, ChainResult::Allowed(identity)) => {
             if route.missing_role(&identity).is_some() {
                 ruling(Outcome::Forbidden, Some(MISSING_ROLE))
@@ -91,17 +127,7 @@ fn refuse_or_allow(route: &Route, chain: ChainResult) -> Ruling {
                 ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
             }
         }
-        (Access::Authenticated, ChainResult::Denied(denial)) => {
-            let reason = Some(denial.reason());
-            let outcome = match denial {
-                Denial::Redirect(location) => Outcome::Redirect(location),
-                Denial::Forbidden(_) => Outcome::Forbidden,
-                Denial::InvalidCredential(_) => Outcome::Unauthenticated {
-                    credential_presented: true,
-                },
-            };
-            ruling(outcome, reason)
-        }
+        (Access::Authenticated, ChainResult::Denied(denial)) => refused(denial),
         (
             Access::Authenticated,
             ChainResult::NoneApplied {
@@ -114,6 +140,19 @@ fn refuse_or_allow(route: &Route, chain: ChainResult) -> Ruling {
             credential_presented.then_some(UNRECOGNISED),
         ),
     }
+}
+
+/// What an authorizer's denial becomes, with its reason.
+fn refused(denial: Denial) -> Ruling {
+    let reason = Some(denial.reason());
+    let outcome = match denial {
+        Denial::Redirect(location) => Outcome::Redirect(location),
+        Denial::Forbidden(_) => Outcome::Forbidden,
+        Denial::InvalidCredential(_) => Outcome::Unauthenticated {
+            credential_presented: true,
+        },
+    };
+    Ruling { outcome, reason }
 }
 
 /// Folds one authorizer's verdict into the chain: `Some` ends the chain.

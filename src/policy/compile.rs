@@ -260,6 +260,7 @@ pub(super) fn compile_route(
         access: raw.access,
         roles,
         chain,
+        implicit_chain: raw.authorizers.is_none(),
         on_error: raw.on_error.unwrap_or(OnError::Deny),
         readings,
         deny_location,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::decision::{Denial, Outcome, SessionState};
+use crate::request::Anonymous;
 use crate::request::readings::kind;
 
 fn route(toml_fields: &str) -> Result<Route, ConfigError> {
@@ -151,15 +152,18 @@ fn policy_takes_the_first_match_and_stops_at_undecidable() {
     let settings: Vec<RouteSettings> = vec![
         RouteSettings {
             path: Some("/admin".into()),
-            ..RouteSettings::default_route(Access::Deny, vec![], OnError::Deny)
+            ..RouteSettings::default_route(Access::Deny, None, OnError::Deny)
         },
         RouteSettings {
             path: Some("/".into()),
-            ..RouteSettings::default_route(Access::Public, vec![], OnError::Deny)
+            ..RouteSettings::default_route(Access::Public, None, OnError::Deny)
         },
     ];
-    let default =
-        RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny);
+    let default = RouteSettings::default_route(
+        Access::Authenticated,
+        Some(vec!["jwt".into()]),
+        OnError::Deny,
+    );
     let policy = Policy::compile(settings, default, &["jwt"], kind::ALL).unwrap();
     assert!(
         matches!(policy.route(&target("GET", "h", "/admin/x")), RouteChoice::Matched(r) if r.access == Access::Deny)
@@ -211,6 +215,9 @@ fn bad_routes_are_rejected() {
     assert!(route("access = \"public\"\nmethods = []").is_err());
 }
 
+/// A proxy's answer can say "nobody" (`x-authgear-session-valid`).
+const PROXY: Anonymous = Anonymous::Expressible;
+
 #[test]
 fn access_levels_apply_after_the_chain() {
     let authenticated = route("access = \"authenticated\"\nroles = [\"admin\"]").unwrap();
@@ -224,11 +231,11 @@ fn access_levels_apply_after_the_chain() {
         ..Identity::default()
     });
     assert!(matches!(
-        apply(&authenticated, ChainResult::Allowed(admin.clone())).outcome,
+        apply(&authenticated, ChainResult::Allowed(admin.clone()), PROXY).outcome,
         Outcome::Allow { .. }
     ));
     assert_eq!(
-        apply(&authenticated, ChainResult::Allowed(plain.clone())),
+        apply(&authenticated, ChainResult::Allowed(plain.clone()), PROXY),
         Ruling {
             outcome: Outcome::Forbidden,
             reason: Some(MISSING_ROLE)
@@ -237,7 +244,8 @@ fn access_levels_apply_after_the_chain() {
     assert_eq!(
         apply(
             &authenticated,
-            ChainResult::Denied(Denial::InvalidCredential("x"))
+            ChainResult::Denied(Denial::InvalidCredential("x")),
+            PROXY
         )
         .outcome,
         Outcome::Unauthenticated {
@@ -249,7 +257,8 @@ fn access_levels_apply_after_the_chain() {
             &authenticated,
             ChainResult::NoneApplied {
                 credential_presented: false
-            }
+            },
+            PROXY
         )
         .outcome,
         Outcome::Unauthenticated {
@@ -257,7 +266,7 @@ fn access_levels_apply_after_the_chain() {
         }
     );
     assert_eq!(
-        apply(&authenticated, ChainResult::Failed).outcome,
+        apply(&authenticated, ChainResult::Failed, PROXY).outcome,
         Outcome::Unavailable
     );
 
@@ -265,7 +274,8 @@ fn access_levels_apply_after_the_chain() {
     assert_eq!(
         apply(
             &identify,
-            ChainResult::Denied(Denial::InvalidCredential("x"))
+            ChainResult::Denied(Denial::InvalidCredential("x")),
+            PROXY
         )
         .outcome,
         Outcome::allow(None, SessionState::Invalid)
@@ -275,20 +285,68 @@ fn access_levels_apply_after_the_chain() {
             &identify,
             ChainResult::NoneApplied {
                 credential_presented: false
-            }
+            },
+            PROXY
         )
         .outcome,
         Outcome::allow(None, SessionState::Absent)
     );
     assert_eq!(
-        apply(&identify, ChainResult::Failed).outcome,
+        apply(&identify, ChainResult::Failed, PROXY).outcome,
         Outcome::Unavailable
     );
 
     let deny = route("access = \"deny\"").unwrap();
     assert_eq!(
-        apply(&deny, ChainResult::Allowed(admin)).outcome,
+        apply(&deny, ChainResult::Allowed(admin), PROXY).outcome,
         Outcome::Forbidden
+    );
+}
+
+#[test]
+fn an_identify_allow_for_nobody_reaches_only_callers_that_can_say_nobody() {
+    let identify = route("access = \"identify\"").unwrap();
+    let public = route("access = \"public\"").unwrap();
+    let nobody = ChainResult::NoneApplied {
+        credential_presented: false,
+    };
+    let unrecognised = ChainResult::NoneApplied {
+        credential_presented: true,
+    };
+    let invalid = ChainResult::Denied(Denial::InvalidCredential("bad signature"));
+    let someone = ChainResult::Allowed(Arc::new(Identity {
+        user_id: "u".into(),
+        ..Identity::default()
+    }));
+    let allowed = |r: &Ruling| matches!(r.outcome, Outcome::Allow { .. });
+    // (caller, no credential, an unrecognised one, an invalid one)
+    for (caller, none, unknown, bad) in [
+        (Anonymous::Expressible, true, true, true),
+        (Anonymous::ClientKnown, true, false, false),
+        (Anonymous::Never, false, false, false),
+    ] {
+        let says = |chain: ChainResult| allowed(&apply(&identify, chain, caller));
+        assert_eq!(says(nobody.clone()), none, "{caller:?}: no credential");
+        assert_eq!(
+            says(unrecognised.clone()),
+            unknown,
+            "{caller:?}: unrecognised"
+        );
+        assert_eq!(says(invalid.clone()), bad, "{caller:?}: invalid");
+        assert!(says(someone.clone()), "{caller:?}: a verified identity");
+        assert!(
+            allowed(&apply(&public, nobody.clone(), caller)),
+            "{caller:?}: a public route stays an allow"
+        );
+    }
+    assert_eq!(
+        apply(&identify, nobody, Anonymous::Never),
+        Ruling {
+            outcome: Outcome::Unauthenticated {
+                credential_presented: false
+            },
+            reason: Some(NO_IDENTITY)
+        }
     );
 }
 
@@ -390,9 +448,9 @@ fn folded_readings_match_rules_without_regard_to_case() {
 fn every_reading_is_routed_and_routes_can_narrow_them() {
     let settings: Vec<RouteSettings> = vec![RouteSettings {
         path: Some("/admin".into()),
-        ..RouteSettings::default_route(Access::Deny, vec![], OnError::Deny)
+        ..RouteSettings::default_route(Access::Deny, None, OnError::Deny)
     }];
-    let default = RouteSettings::default_route(Access::Public, vec![], OnError::Deny);
+    let default = RouteSettings::default_route(Access::Public, None, OnError::Deny);
     let policy = Policy::compile(settings.clone(), default.clone(), &[], kind::ALL).unwrap();
     let mut t = target("GET", "h", "/public");
     t.readings = vec![Reading {
@@ -426,17 +484,24 @@ fn a_route_that_needs_a_missing_fact_is_one_more_candidate() {
         RouteSettings {
             name: Some("admin".into()),
             host: Some("admin.example.com".into()),
-            ..RouteSettings::default_route(Access::Deny, vec![], OnError::Deny)
+            ..RouteSettings::default_route(Access::Deny, None, OnError::Deny)
         },
         RouteSettings {
             name: Some("api".into()),
             methods: Some(StringList(vec!["POST".into()])),
             path: Some("/api".into()),
-            ..RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny)
+            ..RouteSettings::default_route(
+                Access::Authenticated,
+                Some(vec!["jwt".into()]),
+                OnError::Deny,
+            )
         },
     ];
-    let default =
-        RouteSettings::default_route(Access::Authenticated, vec!["jwt".into()], OnError::Deny);
+    let default = RouteSettings::default_route(
+        Access::Authenticated,
+        Some(vec!["jwt".into()]),
+        OnError::Deny,
+    );
     let policy = Policy::compile(settings, default, &["jwt"], kind::ALL).unwrap();
     // Authgear's own nginx snippet sends no X-Original-*: nothing but the credential
     let nothing = Target {
@@ -509,10 +574,13 @@ fn a_deny_location_sends_refused_clients_elsewhere() {
         },
     ] {
         assert_eq!(
-            apply(&r, chain).outcome,
+            apply(&r, chain, PROXY).outcome,
             Outcome::Redirect(Arc::from("http://promo.example.com/p"))
         );
     }
-    assert_eq!(apply(&r, ChainResult::Failed).outcome, Outcome::Unavailable);
+    assert_eq!(
+        apply(&r, ChainResult::Failed, PROXY).outcome,
+        Outcome::Unavailable
+    );
     assert!(route("access = \"deny\"\ndeny_location = \"/relative\"").is_err());
 }

@@ -36,7 +36,7 @@ authorizers = ["viewers"]
 "#;
 
 /// Astra's request: its headers in its spelling, the viewer's query appended to ours.
-fn astra(v: &Verdict, query: &str, path: &str) -> awc::ClientRequest {
+pub(crate) fn astra(v: &Verdict, query: &str, path: &str) -> awc::ClientRequest {
     client()
         .get(v.url(&format!("/_resolver/cesbo?{query}")))
         .insert_header(("X-Session-ID", "1234"))
@@ -957,5 +957,23 @@ async fn emqx_raw_utf8_in_the_request_line_is_read_as_sent() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains(r#"{"result": "allow"}"#), "{text}");
+    v.stop().await;
+}
+
+/// A free channel is legitimate: a `public` route stays an allow for every caller.
+#[actix_web::test]
+async fn a_public_route_admits_every_caller() {
+    let v = start("", "[default_route]\naccess = \"public\"\n").await;
+    let r = astra(&v, "", "/play/free/index.m3u8").sent().await;
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .post(v.url("/_resolver/icecast"))
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .send_body(
+            "action=listener_add&server=r&port=8000&client=1&mount=%2ffree.ogg&ip=203.0.113.7",
+        )
+        .await
+        .expect("send");
+    assert_eq!(r.headers().get("icecast-auth-user").unwrap(), "1");
     v.stop().await;
 }

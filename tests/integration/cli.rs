@@ -148,6 +148,30 @@ fn check_warns_of_what_is_valid_but_probably_not_meant() {
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
     }
+    // one credential, two audiences; an identify route a streamer can reach
+    std::fs::write(
+        &file,
+        "[authorizers.viewers]\ntype = \"static\"\ntoken_sources = [\"query:token\"]\n\
+         [[authorizers.viewers.tokens]]\ntoken = \"viewer-token-1\"\nuser_id = \"v\"\n\
+         [[route]]\nname = \"viewers\"\ndialects = [\"cesbo\"]\naccess = \"authenticated\"\nauthorizers = [\"viewers\"]\n\
+         [[route]]\nname = \"reports\"\npath = \"/reports\"\naccess = \"authenticated\"\nauthorizers = [\"viewers\"]\n\
+         [[route]]\nname = \"app\"\npath = \"/\"\naccess = \"identify\"\n",
+    )
+    .expect("write");
+    let out = verdict()
+        .arg("check")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "warnings do not fail the check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "warning: authorizers.viewers: one credential opens routes of two audiences: routes for stream viewers name it, and so does route reports (every caller)",
+        "warning: route app: access = \"identify\" also answers cesbo, emqx-authn, mqtt, icecast",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
+    }
     let example = verdict()
         .arg("check")
         .arg("--config")

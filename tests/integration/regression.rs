@@ -1250,3 +1250,140 @@ async fn fields_in_the_url_were_ignored_when_a_body_was_present() {
     broker.stop().await;
     v.stop().await;
 }
+
+/// A normal web-application configuration: a catch-all `identify` route that names no
+/// dialect, and a token that also works as an MQTT password.
+const CATCH_ALL_IDENTIFY: &str = r#"
+[mqtt]
+answer = "json"
+
+[authorizers.keys]
+type = "static"
+token_sources = ["bearer", "query:token", "query:password", "header:icecast-pass"]
+[[authorizers.keys.tokens]]
+token = "valid-token"
+user_id = "u-123"
+
+[default_route]
+access = "identify"
+"#;
+
+/// An `identify` outcome reached callers that cannot tell anonymous from authenticated:
+/// Astra played the stream for `?token=nope`, Icecast admitted a listener with a bad
+/// token, and the broker's user check answered `{"ok": true}` to a wrong password. Every
+/// dialect now declares whether its allow can carry "no identity".
+#[actix_web::test]
+async fn an_identify_allow_for_nobody_reached_callers_that_admit_on_any_allow() {
+    let v = start("", CATCH_ALL_IDENTIFY).await;
+    // Cesbo Astra: no token, a bad token, a good one
+    for (query, expected) in [("", 403), ("token=nope", 403), ("token=valid-token", 200)] {
+        let r = crate::callers::astra(&v, query, "/play/a001/index.m3u8")
+            .sent()
+            .await;
+        assert_eq!(r.status(), expected, "astra ?{query}");
+    }
+    // Icecast
+    let listener = |token: &str| {
+        client()
+            .post(v.url("/_resolver/icecast"))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .send_body(format!(
+                "action=listener_add&server=radio.example.com&port=8000&client=1&mount=%2flive.ogg%3ftoken%3d{token}&user=&pass=&ip=203.0.113.7&agent=VLC"
+            ))
+    };
+    for (token, admitted) in [("nope", false), ("", false), ("valid-token", true)] {
+        let r = listener(token).await.expect("send");
+        assert_eq!(
+            r.headers().get("icecast-auth-user").is_some(),
+            admitted,
+            "icecast token {token:?}"
+        );
+    }
+    // the broker user check (json answers) and EMQX authentication
+    let login = |password: &str| {
+        client().post(v.url("/_resolver/mqtt/user")).send_json(
+            &serde_json::json!({"username": "u-123", "password": password, "clientid": "c"}),
+        )
+    };
+    for (password, ok) in [("wrong", false), ("", false), ("valid-token", true)] {
+        let mut r = login(password).await.expect("send");
+        let body: serde_json::Value =
+            serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+        assert_eq!(body["ok"], ok, "mqtt password {password:?}");
+    }
+    let authn =
+        serde_json::json!({"username": "u-123", "password": "wrong", "clientid": "c"}).to_string();
+    let r = client()
+        .post(v.url("/_resolver/emqx/authn"))
+        .insert_header(("content-type", "application/json"));
+    assert_eq!(crate::callers::emqx_result(r, authn).await, "deny");
+    // the proxies keep Authgear's identify contract: 200, and the application decides
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", "Bearer nope-nope"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers().get("x-authgear-session-valid").unwrap(),
+        "false"
+    );
+    v.stop().await;
+}
+
+/// A streamer's viewers and a web application in one configuration, the way the README
+/// sets them up: the viewers' authorizer named by the Cesbo routes, the web application
+/// under the default route.
+const TWO_AUDIENCES: &str = r#"
+[authorizers.viewers]
+type = "static"
+token_sources = ["query:token"]
+[[authorizers.viewers.tokens]]
+token = "viewer-token-1"
+user_id = "viewer-1"
+roles = ["a001"]
+
+[authorizers.staff]
+type = "static"
+token_sources = ["bearer"]
+[[authorizers.staff.tokens]]
+token = "staff-token-1"
+user_id = "staff-1"
+
+[[route]]
+name = "channel-a001"
+dialects = ["cesbo"]
+path_glob = "/play/a001/**"
+access = "authenticated"
+roles = ["a001"]
+
+[[route]]
+name = "viewers"
+dialects = ["cesbo"]
+access = "authenticated"
+authorizers = ["viewers"]
+"#;
+
+/// A credential meant for one audience opened another by default: a route without
+/// `authorizers` (the default route included) used every authorizer, so a Cesbo viewer's
+/// `?token=` was accepted by the web application's routes. An authorizer that routes
+/// scoped to dialects name now serves only their audience wherever a route names none.
+#[actix_web::test]
+async fn a_viewers_token_opened_the_web_applications_routes() {
+    let v = start("", TWO_AUDIENCES).await;
+    // the web application: the viewer's token is nobody here; staff's is someone
+    let r = auth_request(&v, "/reports?token=viewer-token-1")
+        .sent()
+        .await;
+    assert_eq!(r.status(), 401);
+    let r = auth_request(&v, "/reports")
+        .insert_header(("Authorization", "Bearer staff-token-1"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    // the streamer: the viewer still plays the channel whose route names no authorizers
+    let r = crate::callers::astra(&v, "token=viewer-token-1", "/play/a001/index.m3u8")
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    v.stop().await;
+}
