@@ -15,7 +15,9 @@ use verdict::dialect::auth_request::AuthRequest;
 use verdict::dialect::encode::Original;
 use verdict::dialect::{Dialect, build_target};
 use verdict::policy::RouteChoice;
-use verdict::request::{ForwardedRequest, Header as RequestHeader, canonical_path, readings};
+use verdict::request::{
+    FormBody, ForwardedRequest, Header as RequestHeader, canonical_path, readings,
+};
 use verdict::resolver::Resolver;
 
 const SECRET: &str = "benchmark-secret-of-32-bytes-ok!";
@@ -103,11 +105,11 @@ fn benches(c: &mut Criterion) {
     )
     .expect("target");
     c.bench_function("readings_canonical", |b| {
-        b.iter(|| readings(black_box(&canonical), &[]))
+        b.iter(|| readings(black_box(&canonical), &[], FormBody::Absent))
     });
     let dotted = request("x").target;
     c.bench_function("readings_dot_segments", |b| {
-        b.iter(|| readings(black_box(&dotted), &[]))
+        b.iter(|| readings(black_box(&dotted), &[], FormBody::Absent))
     });
 
     let runtime = actix_web::rt::Runtime::new().expect("runtime");
@@ -121,8 +123,12 @@ fn benches(c: &mut Criterion) {
     // the same request as a dialect builds it: its dot segments give another reading,
     // which falls under the same route (one route match more, no authorizer call)
     let mut with_readings = request("bench-token-123");
-    with_readings.target.readings =
-        readings(&with_readings.target, &with_readings.headers).expect("readings");
+    with_readings.target.readings = readings(
+        &with_readings.target,
+        &with_readings.headers,
+        FormBody::Absent,
+    )
+    .expect("readings");
     assert!(!with_readings.target.readings.is_empty());
     c.bench_function("decide_cached_static_with_readings", |b| {
         b.iter(|| runtime.block_on(resolver.decide(black_box(&with_readings), &fetcher)))

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::request::TargetError;
+use crate::request::{TargetError, cgi_folded};
 
 /// A verified token's claims.
 pub type Claims = serde_json::Map<String, Value>;
@@ -569,17 +569,7 @@ pub fn is_identity_alias(name: &str) -> bool {
     if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return false;
     }
-    let folded: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    is_identity_header(&folded)
+    is_identity_header(&cgi_folded(name))
 }
 
 /// Whether a backend may hand this header (lower-case) to the proxy with an allow: never

@@ -232,6 +232,7 @@ pub struct Route {
 
 /// Why a route's rule could not be evaluated (also the log line's reason).
 pub const NO_METHOD: &str = "proxy sent no original method";
+pub const ANY_METHOD: &str = "a form body verdict cannot see may name any method (_method)";
 pub const NO_HOST: &str = "proxy sent no original host";
 pub const NO_PATH: &str = "proxy sent no original path";
 pub const NO_CALLER: &str = "the caller is not known";
@@ -259,6 +260,8 @@ pub struct Policy {
     upper_case_rules: bool,
     /// Things that are valid but probably not meant (`verdict check` prints them).
     pub warnings: Vec<String>,
+    /// Things an operator should know of a valid policy (`verdict check` prints them).
+    pub notes: Vec<String>,
 }
 
 /// The routes a request must be allowed by: the route of the canonical reading, and every
@@ -283,6 +286,8 @@ struct Candidates<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Facts<'a> {
     method: Option<&'a str>,
+    /// Why the method is unknown, when it is.
+    no_method: &'static str,
     host: Option<&'a str>,
     scheme: &'a str,
     path: Option<&'a str>,
@@ -296,6 +301,7 @@ impl<'a> Facts<'a> {
     fn canonical(target: &'a Target) -> Facts<'a> {
         Facts {
             method: target.method.as_deref(),
+            no_method: NO_METHOD,
             host: target.host.as_deref(),
             scheme: &target.scheme,
             path: target.path.as_deref(),
@@ -316,6 +322,11 @@ impl<'a> Facts<'a> {
     fn of(request: &'a ForwardedRequest<'a>, reading: &'a Reading) -> Facts<'a> {
         Facts {
             method: reading.method.as_deref(),
+            no_method: if reading.method.is_none() {
+                ANY_METHOD
+            } else {
+                NO_METHOD
+            },
             path: reading.path.as_deref(),
             fold_case: reading.fold_case,
             ..Facts::of_request(request)
@@ -344,11 +355,13 @@ impl Policy {
         let default = compile_route(default, "default_route", authorizers, readings)?;
         let upper_case_rules = routes.iter().any(Route::has_upper_case_path);
         let warnings = warnings(&routes, &default);
+        let notes = notes(&routes);
         Ok(Policy {
             routes,
             default,
             upper_case_rules,
             warnings,
+            notes,
         })
     }
 
@@ -468,7 +481,7 @@ impl Route {
             match facts.method {
                 Some(method) if !methods.iter().any(|m| m == method) => return Ok(false),
                 Some(_) => {}
-                None => missing = missing.or(Some(NO_METHOD)),
+                None => missing = missing.or(Some(facts.no_method)),
             }
         }
         if let Some(rule) = &self.host {
@@ -636,4 +649,4 @@ pub use self::access::{
     COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, Ruling, UNRECOGNISED,
     apply, chain_step,
 };
-use self::compile::{compile_route, warnings};
+use self::compile::{compile_route, notes, warnings};

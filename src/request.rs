@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
 
-pub use self::readings::{Reading, readings};
+pub use self::readings::{FormBody, Reading, readings};
 
 pub mod readings;
 
@@ -24,6 +24,29 @@ pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// A header name as CGI-style applications (PHP, WSGI, Rack behind CGI) read it: every
+/// character but a letter or digit becomes `-`, letters lower-cased. `X.HTTP.Method` and
+/// `x_http_method` both read as `x-http-method`.
+pub fn cgi_folded(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+    )
+}
 
 /// Why the original target could not be understood. Any of these ends in a deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

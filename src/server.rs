@@ -22,7 +22,7 @@ use crate::authorizer::{AuthorizerKind, Fetcher};
 use crate::config::{Config, Source};
 use crate::decision::{Outcome, Refusal};
 use crate::dialect::encode::Original;
-use crate::dialect::{self, DIALECTS, Dialect};
+use crate::dialect::{self, Body, DIALECTS, Dialect};
 use crate::record::{Record, record};
 use crate::reload::{Current, reload};
 use crate::request::TargetError;
@@ -51,21 +51,27 @@ async fn handle(
     // trusted_proxies is refused without a byte of its body read or a fact it sent
     // believed.
     let peer = dialect::trusted_peer(&request, trusted);
-    // a body only for a dialect whose caller sends its facts in one
-    let body = match peer {
-        Ok(_) if dialect.reads_body() => {
-            // boxed: only the dialects that read a body carry its state (a timer, a buffer)
+    // a body only for a dialect whose caller sends its facts in one, or a proxy that
+    // sent the client's form body (for the `_method` it may hold)
+    let body = match (peer, dialect.body()) {
+        (Ok(_), Body::Facts) => Some(Box::pin(read_body(payload)).await),
+        (Ok(_), Body::ClientMaySend) if dialect::carries_form_body(&request) => {
+            // boxed: only the requests that read a body carry its state (a timer, a buffer)
             Some(Box::pin(read_body(payload)).await)
         }
         _ => None,
     };
     let forwarded = match (peer, &body) {
         (Err(refusal), _) => Err(Outcome::Refused(refusal)),
-        (Ok(_), Some(Err(error))) => Err(Outcome::Refused(Refusal::BadTarget(*error))),
-        (Ok(peer), Some(Ok(bytes))) => {
-            dialect::read(&request, dialect, prefix, peer, trusted, Some(bytes))
+        // an unreadable body of facts is a refusal; a client's body verdict could not
+        // read whole is only unseen (the readings then assume it may say anything)
+        (Ok(_), Some(Err(error))) if dialect.body() == Body::Facts => {
+            Err(Outcome::Refused(Refusal::BadTarget(*error)))
         }
-        (Ok(peer), None) => dialect::read(&request, dialect, prefix, peer, trusted, None),
+        (Ok(peer), body) => {
+            let whole = body.as_ref().and_then(|b| b.as_ref().ok()).map(|b| &b[..]);
+            dialect::read(&request, dialect, prefix, peer, trusted, whole)
+        }
     };
     let decided = match &forwarded {
         Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,

@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
-use super::{Dialect, HeaderView, Incoming, build_target, parse_hop};
+use super::{Body, Dialect, HeaderView, Incoming, build_target, parse_hop};
 use crate::decision::Outcome;
 use crate::request::{
     Anonymous, Audience, Caller, Target, TargetError, canonical_host, canonical_scheme,
@@ -41,6 +41,10 @@ impl Dialect for AuthRequest {
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         read(&incoming.headers, incoming.peer)
+    }
+    fn body(&self) -> Body {
+        // nginx and HAProxy subrequests never carry the body (nginx may even announce one it does not send)
+        Body::ClientNeverSent
     }
     fn audience(&self) -> Audience {
         Audience::Web

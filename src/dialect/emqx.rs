@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use actix_web::HttpResponse;
 
 use super::encode::{Answer, AnswerSettings, Original};
-use super::{Dialect, Incoming, caller_fields, fields_as_query, parse_hop};
+use super::{Body, Dialect, Incoming, caller_fields, fields_as_query, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
 use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, Target, TargetError};
@@ -36,8 +36,8 @@ impl Dialect for Emqx {
     fn path(&self) -> &'static str {
         "/_resolver/emqx"
     }
-    fn reads_body(&self) -> bool {
-        true
+    fn body(&self) -> Body {
+        Body::Facts
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         let fields = caller_fields(incoming)?;
@@ -149,8 +149,8 @@ impl Dialect for Emqx4 {
     fn path(&self) -> &'static str {
         "/_resolver/emqx4"
     }
-    fn reads_body(&self) -> bool {
-        true
+    fn body(&self) -> Body {
+        Body::Facts
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         Emqx.read(incoming)
@@ -202,8 +202,8 @@ impl Dialect for EmqxAuthn {
     fn path(&self) -> &'static str {
         "/_resolver/emqx/authn"
     }
-    fn reads_body(&self) -> bool {
-        true
+    fn body(&self) -> Body {
+        Body::Facts
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         Emqx.read(incoming)

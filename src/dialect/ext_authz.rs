@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
-use super::{Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
+use super::{Body, Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
 use crate::decision::Outcome;
 use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
 
@@ -42,6 +42,10 @@ impl Dialect for ExtAuthz {
             incoming.peer,
             incoming.trusted,
         )
+    }
+    fn body(&self) -> Body {
+        // Envoy's `with_request_body` sends it
+        Body::ClientMaySend
     }
     fn audience(&self) -> Audience {
         Audience::Web

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
-use super::{Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
+use super::{Body, Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
 use crate::decision::Outcome;
 use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
 
@@ -38,6 +38,10 @@ impl Dialect for ForwardAuth {
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         read(&incoming.headers, incoming.peer, incoming.trusted)
+    }
+    fn body(&self) -> Body {
+        // Traefik's `forwardBody` and APISIX in POST mode send it
+        Body::ClientMaySend
     }
     fn audience(&self) -> Audience {
         Audience::Web

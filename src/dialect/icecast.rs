@@ -16,7 +16,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Dialect, Incoming, build_target, caller_fields, parse_hop};
+use super::{Body, Dialect, Incoming, build_target, caller_fields, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
 use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
@@ -38,8 +38,8 @@ impl Dialect for Icecast {
     fn path(&self) -> &'static str {
         "/_resolver/icecast"
     }
-    fn reads_body(&self) -> bool {
-        true
+    fn body(&self) -> Body {
+        Body::Facts
     }
     fn is_notification(&self, incoming: &Incoming<'_>) -> Result<bool, TargetError> {
         // listener_remove, mount_add, … are notifications: there is nothing to decide

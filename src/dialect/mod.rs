@@ -29,9 +29,10 @@ use percent_encoding::utf8_percent_encode;
 use self::encode::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal, is_identity_alias};
 use crate::fields::{self, FieldsError};
+use crate::request::readings::FormKind;
 use crate::request::{
-    Anonymous, Audience, Caller, ForwardedRequest, Header, Target, TargetError, URL_COMPONENT,
-    canonical_host, canonical_method, canonical_scheme, readings, split_uri,
+    Anonymous, Audience, Caller, FormBody, ForwardedRequest, Header, Target, TargetError,
+    URL_COMPONENT, canonical_host, canonical_method, canonical_scheme, readings, split_uri,
 };
 
 /// A caller family: where it sends its checks, how it describes the original request,
@@ -76,10 +77,9 @@ pub trait Dialect: Sync + std::fmt::Debug {
     /// the dialect read (a broker's login and its topic check differ). No default: a new
     /// dialect must say.
     fn anonymous(&self, caller: &Caller) -> Anonymous;
-    /// Whether its caller sends its facts in a body: then verdict reads one, bounded and
-    /// with a deadline, from trusted peers only. Proxies never do.
-    fn reads_body(&self) -> bool {
-        false
+    /// What the body of a request from this caller is, and whether verdict reads it.
+    fn body(&self) -> Body {
+        Body::None
     }
     /// Puts an outcome into the caller's terms.
     fn answer(
@@ -88,6 +88,48 @@ pub trait Dialect: Sync + std::fmt::Debug {
         original: Original<'_>,
         settings: &AnswerSettings,
     ) -> Answer;
+}
+
+/// What the body of a caller's request is to verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// Nothing verdict reads; the headers are the caller's own, not a client's (Cesbo).
+    None,
+    /// The caller's own facts (brokers, Icecast): always read, at most 64 KiB, with a
+    /// deadline, from trusted peers only; an unreadable one is a refusal.
+    Facts,
+    /// A proxy forwarding the client's headers but never its body (nginx, HAProxy): a
+    /// form body the client sent is unseen, and may name any method (`_method`).
+    ClientNeverSent,
+    /// A proxy that may forward the client's body (Envoy `with_request_body`, Traefik
+    /// `forwardBody`, APISIX in POST mode): a form body is read, bounded like the facts,
+    /// when the request declares one; one verdict cannot read whole is unseen.
+    ClientMaySend,
+}
+
+/// Whether a request from a proxy carries the client's whole form body for verdict to
+/// read `_method` from: a declared `application/x-www-form-urlencoded` body with a
+/// length, not marked partial by Envoy (`x-envoy-auth-partial-body`).
+pub fn carries_form_body(request: &HttpRequest) -> bool {
+    let headers = request.headers();
+    let urlencoded = headers.get_all("content-type").any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+    });
+    let sized = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || headers.contains_key("transfer-encoding");
+    let partial = headers
+        .get("x-envoy-auth-partial-body")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    urlencoded && sized && !partial
 }
 
 /// Every dialect, in the order their endpoints are registered.
@@ -131,7 +173,7 @@ pub struct Incoming<'a> {
     pub peer: IpAddr,
     pub trusted: &'a [IpNet],
     /// The bounded body, for dialects whose callers send their facts in one; `None` for
-    /// the proxy dialects, which never read it.
+    /// the proxy dialects (whose client body, when read, serves only the readings).
     pub body: Option<&'a [u8]>,
     /// The caller's fields, read from the body at most once per request.
     pub fields: OnceCell<Result<Vec<(String, String)>, TargetError>>,
@@ -163,7 +205,8 @@ pub fn trusted_peer(request: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, 
 /// Builds the caller-neutral request from a request whose `peer` passed
 /// [`trusted_peer`], or gives the outcome that ends it before routing: a refusal
 /// ([`Outcome::Refused`]), or a notification that asks nothing ([`Outcome::Notified`]).
-/// `prefix` is the endpoint path the request came through.
+/// `prefix` is the endpoint path the request came through; `body` the body verdict read
+/// for the dialect ([`Dialect::body`]), whole.
 pub fn read<'r>(
     request: &'r HttpRequest,
     dialect: &dyn Dialect,
@@ -195,7 +238,7 @@ pub fn read<'r>(
         query: request.uri().query(),
         peer,
         trusted,
-        body,
+        body: (dialect.body() == Body::Facts).then_some(body).flatten(),
         fields: OnceCell::new(),
     };
     if dialect.is_notification(&incoming).map_err(bad)? {
@@ -217,7 +260,16 @@ pub fn read<'r>(
     }
     // Every other way an application could read this method and path; the resolver
     // allows only when each of them is allowed.
-    target.readings = readings(&target, &headers).map_err(bad)?;
+    let form = match (dialect.body(), FormBody::declared(&headers)) {
+        // a caller's own body and Content-Type say nothing of a client's
+        (Body::None | Body::Facts, _) | (_, None) => FormBody::Absent,
+        (Body::ClientMaySend, Some(FormKind::UrlEncoded)) => match body {
+            Some(body) => FormBody::Seen(body),
+            None => FormBody::Unseen,
+        },
+        (Body::ClientNeverSent | Body::ClientMaySend, Some(_)) => FormBody::Unseen,
+    };
+    target.readings = readings(&target, &headers, form).map_err(bad)?;
     Ok(ForwardedRequest {
         target,
         client_ip,

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use actix_web::HttpResponse;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Dialect, Incoming, build_target, caller_fields, fields_as_query};
+use super::{Body, Dialect, Incoming, build_target, caller_fields, fields_as_query};
 use crate::decision::Outcome;
 use crate::fields::field;
 use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, Target, TargetError};
@@ -50,8 +50,8 @@ impl Dialect for Mqtt {
     fn takes_path_tail(&self) -> bool {
         true
     }
-    fn reads_body(&self) -> bool {
-        true
+    fn body(&self) -> Body {
+        Body::Facts
     }
     fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
         let path = check(incoming)?;

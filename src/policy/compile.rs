@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::{Access, HostRule, OnError, PathRule, Route, RouteSettings};
-use crate::request::readings::kinds_from_names;
+use crate::request::readings::{kind, kinds_from_names};
 use crate::request::{canonical_host, canonical_method, canonical_path, split_host_port};
 use crate::settings::{ConfigError, StringList};
 
@@ -73,6 +73,23 @@ pub(super) fn warnings(routes: &[Route], default: &Route) -> Vec<String> {
         }
     }
     out
+}
+
+/// What the operator should know of a valid policy: the routes the form-body reading
+/// decides more requests under (a form body may name their methods through `_method`).
+pub(super) fn notes(routes: &[Route]) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| r.readings & kind::FORM_METHOD_OVERRIDE != 0)
+        .filter_map(|r| Some((r, r.methods.as_ref()?)))
+        .map(|(route, methods)| {
+            format!(
+                "route {}: a request with a form body to its paths must be allowed by it too, whatever its method (reading form-method-override: the body may name {} through _method, and verdict sees the body only where the proxy sends it); leave the reading out (server.readings or the route's readings) for an application that never takes _method from a body",
+                route.name,
+                methods.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// A host rule as written (`app.example.com`, `app.example.com:8443`, `*.example.com`),

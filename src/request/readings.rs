@@ -3,15 +3,22 @@
 //! decision holds only if it holds under every reading.
 //!
 //! Takes: a target whose canonical path (RFC 3986: decoded once, dot segments resolved,
-//! slashes merged) is known, and the request's headers (for method overrides). Returns:
-//! every [`Reading`] that differs from the canonical one, each tagged with the
-//! transformations it applies, so an operator can narrow the set. Must never: allocate
-//! for an already canonical target (the common case costs one byte scan), or let an
-//! invalid override method pass as "no override".
+//! slashes merged) is known, the request's headers (method overrides, and the
+//! `Content-Type` of a body that may hold `_method`), and what verdict saw of a form body
+//! ([`FormBody`]). Returns: every [`Reading`] that differs from the canonical one: each
+//! method an application could dispatch the request to (an override header or one of its
+//! aliases, `_method` in the query or a form body under every name PHP folds to it,
+//! `HEAD` run as `GET`, or any method at all where a form body went unseen) crossed with
+//! each path it could read, tagged with the transformations it applies, so an operator
+//! can narrow the set. Must never: allocate for an already canonical target with no
+//! override (the common case costs one byte scan), let an invalid override method pass as
+//! "no override", or read a form body it did not see as one without `_method`.
 
-use super::{
-    Header, Target, TargetError, canonical_method, decode_path, query_params, resolve_dots,
-};
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode;
+
+use super::{Header, Target, TargetError, canonical_method, cgi_folded, decode_path, resolve_dots};
 
 /// The transformations an application may apply, one bit each.
 pub mod kind {
@@ -25,23 +32,34 @@ pub mod kind {
     pub const TRAILING_DOTS: u8 = 1 << 3;
     /// Paths compared without regard to case (Express by default, ASP.NET, IIS).
     pub const CASE: u8 = 1 << 4;
-    /// The method taken from an override header or `_method` (Rails, Laravel, …).
+    /// The method taken from an override header (or an alias of one: PHP and CGI fold
+    /// `X.HTTP.Method.Override` into it) or `_method` in the query, under every name PHP
+    /// folds to it (Rails, Laravel, Symfony, Spring, Express `method-override`, …).
     pub const METHOD_OVERRIDE: u8 = 1 << 5;
+    /// A `HEAD` run by the `GET` handler (Flask, Django, Express, PHP, Go, Tomcat).
+    pub const HEAD_AS_GET: u8 = 1 << 6;
+    /// The method taken from `_method` in a form body (Express `method-override`,
+    /// Symfony, Spring's `HiddenHttpMethodFilter`, gorilla): read from the body where the
+    /// proxy sends it, else any method at all, since verdict cannot see what it says.
+    pub const FORM_METHOD_OVERRIDE: u8 = 1 << 7;
     /// Every transformation: the default.
-    pub const ALL: u8 = (1 << 6) - 1;
+    pub const ALL: u8 = u8::MAX;
 
     /// Each transformation's name in the configuration.
-    pub const NAMES: [(&str, u8); 6] = [
+    pub const NAMES: [(&str, u8); 8] = [
         ("unresolved-dots", UNRESOLVED_DOTS),
         ("path-parameters", PATH_PARAMETERS),
         ("backslash", BACKSLASH),
         ("trailing-dots", TRAILING_DOTS),
         ("case", CASE),
         ("method-override", METHOD_OVERRIDE),
+        ("head-as-get", HEAD_AS_GET),
+        ("form-method-override", FORM_METHOD_OVERRIDE),
     ];
 }
 
-/// Headers an application may take the method from instead of the request line.
+/// Headers an application may take the method from instead of the request line
+/// (lower-case, dash form: a name that folds to one of these counts as it).
 pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method-override",
     "x-http-method",
@@ -51,11 +69,57 @@ pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
 /// The query (or form) parameter frameworks take an overriding method from.
 pub const METHOD_OVERRIDE_PARAM: &str = "_method";
 
+/// What verdict saw of a body that may hold `_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormBody<'a> {
+    /// No form body (`Content-Type` is not a form): nothing to read.
+    Absent,
+    /// A form body the proxy did not send (or sent in part, or as `multipart/form-data`,
+    /// which verdict does not parse): it may name any method.
+    Unseen,
+    /// The whole `application/x-www-form-urlencoded` body, as the proxy sent it.
+    Seen(&'a [u8]),
+}
+
+impl FormBody<'_> {
+    /// Whether the request's `Content-Type` (any copy) says an application may parse its
+    /// body as a form: `application/x-www-form-urlencoded` or `multipart/form-data`.
+    pub fn declared(headers: &[Header<'_>]) -> Option<FormKind> {
+        let mut found = None;
+        for header in headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-type"))
+        {
+            let media = header
+                .value
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            if media.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+                found = found.or(Some(FormKind::UrlEncoded));
+            } else if media.eq_ignore_ascii_case(b"multipart/form-data") {
+                // the stronger claim: a part verdict cannot read
+                found = Some(FormKind::Multipart);
+            }
+        }
+        found
+    }
+}
+
+/// The kind of form body a request declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    UrlEncoded,
+    Multipart,
+}
+
 /// One reading of the target that differs from the canonical one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reading {
     /// Which transformations produce it ([`kind`] bits).
     pub kinds: u8,
+    /// `None`: any method (a form body verdict did not see may name any).
     pub method: Option<String>,
     pub path: Option<String>,
     /// The application compares this path with its routes without regard to case.
@@ -92,59 +156,46 @@ pub fn kinds_from_names(names: &[String]) -> Result<u8, String> {
     Ok(bits)
 }
 
-/// Every reading of `target` that differs from its canonical method and path.
-pub fn readings(target: &Target, headers: &[Header<'_>]) -> Result<Vec<Reading>, TargetError> {
-    let mut out: Vec<Reading> = Vec::new();
-    let push = |reading: Reading, out: &mut Vec<Reading>| {
-        let same_as_canonical =
-            reading.method == target.method && reading.path == target.path && !reading.fold_case;
-        if !same_as_canonical
-            && !out.iter().any(|r| {
-                r.method == reading.method
-                    && r.path == reading.path
-                    && r.fold_case == reading.fold_case
-            })
-        {
-            out.push(reading);
-        }
-    };
+/// Every reading of `target` that differs from its canonical method and path: each
+/// method an application could dispatch it to, crossed with each path it could read.
+pub fn readings(
+    target: &Target,
+    headers: &[Header<'_>],
+    form: FormBody<'_>,
+) -> Result<Vec<Reading>, TargetError> {
+    let methods = methods(target, headers, form)?;
+    let mut paths: Vec<(u8, Option<String>, bool)> = vec![(0, target.path.clone(), false)];
     if let (Some(canonical), Some(raw_uri)) = (target.path.as_deref(), target.raw_uri.as_deref()) {
         let raw = raw_uri.split('?').next().unwrap_or_default().as_bytes();
         for (kinds, path) in path_variants(raw, canonical)? {
             let folded = path.to_ascii_lowercase();
-            let has_upper = folded != path;
-            push(
-                Reading {
-                    kinds,
-                    method: target.method.clone(),
-                    path: Some(path),
-                    fold_case: false,
-                },
-                &mut out,
-            );
-            if has_upper {
-                push(
-                    Reading {
-                        kinds: kinds | kind::CASE,
-                        method: target.method.clone(),
-                        path: Some(folded),
-                        fold_case: true,
-                    },
-                    &mut out,
-                );
+            if folded != path {
+                paths.push((kinds | kind::CASE, Some(folded), true));
             }
+            paths.push((kinds, Some(path), false));
         }
     }
-    for method in override_methods(target, headers)? {
-        push(
-            Reading {
-                kinds: kind::METHOD_OVERRIDE,
-                method: Some(method),
-                path: target.path.clone(),
-                fold_case: false,
-            },
-            &mut out,
-        );
+    let mut out: Vec<Reading> = Vec::new();
+    for (method_kinds, method) in &methods {
+        for (path_kinds, path, fold_case) in &paths {
+            let reading = Reading {
+                kinds: method_kinds | path_kinds,
+                method: method.clone(),
+                path: path.clone(),
+                fold_case: *fold_case,
+            };
+            let canonical = reading.method == target.method
+                && reading.path == target.path
+                && !reading.fold_case;
+            let seen = out.iter().any(|r| {
+                r.method == reading.method
+                    && r.path == reading.path
+                    && r.fold_case == reading.fold_case
+            });
+            if !canonical && !seen {
+                out.push(reading);
+            }
+        }
     }
     Ok(out)
 }
@@ -214,26 +265,106 @@ fn strip_trailing_dots(path: &str) -> String {
         .join("/")
 }
 
-/// Methods an override header or `_method` parameter names. An override that is not a
-/// method token is refused: an application may still act on it.
-fn override_methods(target: &Target, headers: &[Header<'_>]) -> Result<Vec<String>, TargetError> {
-    let mut methods = Vec::new();
+/// Every method an application could dispatch the request to, the canonical one first,
+/// each with the transformations that produce it. An override that is not a method
+/// token is refused: an application may still act on it.
+fn methods(
+    target: &Target,
+    headers: &[Header<'_>],
+    form: FormBody<'_>,
+) -> Result<Vec<(u8, Option<String>)>, TargetError> {
+    let mut methods: Vec<(u8, Option<String>)> = vec![(0, target.method.clone())];
     for header in headers {
-        if METHOD_OVERRIDE_HEADERS.contains(&&*header.name) {
-            methods.push(canonical_method(&header.value)?);
+        // `X.HTTP.Method.Override` reaches a PHP or CGI application as the override
+        // itself: an alias counts as the header it folds to.
+        let folded = cgi_folded(&header.name);
+        if METHOD_OVERRIDE_HEADERS.contains(&&*folded) {
+            let method = canonical_method(&header.value)?;
+            methods.push((kind::METHOD_OVERRIDE, Some(method)));
         }
     }
     // Every `_method`, not one: frameworks disagree on which copy wins (Rack and PHP take
-    // the last). Its name may be percent-encoded, so only a query without `%` can be
-    // ruled out by a plain search.
-    if let Some(query) = target.query.as_deref()
-        && (query.contains('%') || query.contains(METHOD_OVERRIDE_PARAM))
-    {
-        for value in query_params(query, METHOD_OVERRIDE_PARAM).filter(|v| !v.is_empty()) {
-            methods.push(canonical_method(value.as_bytes())?);
+    // the last), and on how a name is spelled (PHP folds `.`, spaces and a cut at NUL).
+    if let Some(query) = target.query.as_deref() {
+        for value in override_params(query.as_bytes()) {
+            methods.push((kind::METHOD_OVERRIDE, Some(canonical_method(&value)?)));
         }
     }
+    match form {
+        FormBody::Absent => {}
+        FormBody::Seen(body) => {
+            for value in override_params(body) {
+                methods.push((kind::FORM_METHOD_OVERRIDE, Some(canonical_method(&value)?)));
+            }
+        }
+        // Trust decision: a body verdict did not see may name any method; the request
+        // must be allowed under each (a route's method rule is then a fact not sent).
+        FormBody::Unseen => methods.push((kind::FORM_METHOD_OVERRIDE, None)),
+    }
+    // Every application here runs the GET handler for a HEAD, whatever named the HEAD.
+    let heads: Vec<u8> = methods
+        .iter()
+        .filter(|(_, m)| m.as_deref() == Some("HEAD"))
+        .map(|(kinds, _)| *kinds)
+        .collect();
+    for kinds in heads {
+        methods.push((kinds | kind::HEAD_AS_GET, Some("GET".to_string())));
+    }
     Ok(methods)
+}
+
+/// The values of every parameter of a query or form that an application reads as
+/// `_method`: names decoded as a form decodes them (`+` a space, escapes once) and folded
+/// as PHP folds them (leading spaces dropped, `.` and spaces read as `_`, the name cut at
+/// NUL), values decoded likewise. Raw bytes: a value need not be UTF-8 to be refused.
+fn override_params(text: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    // nothing can fold into `_method` without one of these: the common case costs one
+    // scan
+    let possible = text
+        .iter()
+        .any(|&b| matches!(b, b'_' | b'%' | b'.' | b'+' | b' '));
+    text.split(|&b| b == b'&')
+        .filter(move |_| possible)
+        .filter_map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            (php_name(&form_decode(name)) == METHOD_OVERRIDE_PARAM.as_bytes())
+                .then(|| form_decode(value).into_owned())
+        })
+        .filter(|value| !value.is_empty())
+}
+
+/// A form component decoded: `+` is a space, escapes decoded once.
+fn form_decode(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.iter().any(|&b| matches!(b, b'+' | b'%')) {
+        return Cow::Borrowed(raw);
+    }
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    Cow::Owned(percent_decode(&spaced).collect())
+}
+
+/// A parameter name as PHP registers it: cut at NUL, leading spaces dropped, `.` and
+/// spaces read as `_` (an array name `a[b]` is not a plain name and stays as it is).
+fn php_name(name: &[u8]) -> Cow<'_, [u8]> {
+    let name = match name.iter().position(|&b| b == 0) {
+        Some(at) => &name[..at],
+        None => name,
+    };
+    let start = name.iter().position(|&b| b != b' ').unwrap_or(name.len());
+    let name = &name[start..];
+    if !name.iter().any(|&b| matches!(b, b'.' | b' ')) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.iter()
+            .map(|&b| if matches!(b, b'.' | b' ') { b'_' } else { b })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -255,7 +386,7 @@ mod tests {
     }
 
     fn paths(uri: &str) -> Vec<(String, String)> {
-        readings(&target("GET", uri), &[])
+        readings(&target("GET", uri), &[], FormBody::Absent)
             .expect("readings")
             .into_iter()
             .map(|r| (r.describe(), r.path.unwrap_or_default()))
@@ -302,17 +433,170 @@ mod tests {
     #[test]
     fn method_overrides_are_readings_and_must_be_methods() {
         let headers = [Header::owned("x-http-method-override", b"delete".to_vec())];
-        let found = readings(&target("POST", "/api/items"), &headers).expect("readings");
+        let found =
+            readings(&target("POST", "/api/items"), &headers, FormBody::Absent).expect("readings");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].method.as_deref(), Some("DELETE"));
         assert_eq!(found[0].kinds, kind::METHOD_OVERRIDE);
-        let found = readings(&target("POST", "/api/items?_method=PUT"), &[]).expect("readings");
+        let found = readings(
+            &target("POST", "/api/items?_method=PUT"),
+            &[],
+            FormBody::Absent,
+        )
+        .expect("readings");
         assert_eq!(found[0].method.as_deref(), Some("PUT"));
         let bad = [Header::owned("x-http-method", b"DE LETE".to_vec())];
         assert_eq!(
-            readings(&target("POST", "/api"), &bad),
+            readings(&target("POST", "/api"), &bad, FormBody::Absent),
             Err(TargetError::BadMethod)
         );
+    }
+
+    fn methods_of(
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        form: FormBody<'_>,
+    ) -> Vec<(String, Option<String>)> {
+        let headers: Vec<Header<'static>> = headers
+            .iter()
+            .map(|(n, v)| Header::owned(n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+            .collect();
+        readings(&target(method, uri), &headers, form)
+            .expect("readings")
+            .into_iter()
+            .map(|r| (r.describe(), r.method))
+            .collect()
+    }
+
+    fn has_method(found: &[(String, Option<String>)], kinds: &str, method: Option<&str>) -> bool {
+        found
+            .iter()
+            .any(|(k, m)| k == kinds && m.as_deref() == method)
+    }
+
+    #[test]
+    fn a_head_is_also_read_as_a_get() {
+        let found = methods_of("HEAD", "/app/export", &[], FormBody::Absent);
+        assert_eq!(
+            found,
+            [("head-as-get".to_string(), Some("GET".to_string()))]
+        );
+        let found = methods_of("POST", "/x?_method=HEAD", &[], FormBody::Absent);
+        assert!(has_method(&found, "method-override", Some("HEAD")));
+        assert!(has_method(
+            &found,
+            "method-override+head-as-get",
+            Some("GET")
+        ));
+        assert!(methods_of("GET", "/x", &[], FormBody::Absent).is_empty());
+    }
+
+    #[test]
+    fn every_name_php_folds_to_the_override_parameter_counts() {
+        for query in [
+            "_method=DELETE",
+            ".method=DELETE",
+            "%20_method=DELETE",
+            "+_method=DELETE",
+            "++.method=DELETE",
+            "_method%00=DELETE",
+            "_method%00junk=DELETE",
+            "%5Fmethod=DELETE",
+            "a=1&_method=delete&b=2",
+        ] {
+            let found = methods_of(
+                "POST",
+                &format!("/api/items?{query}"),
+                &[],
+                FormBody::Absent,
+            );
+            assert!(
+                has_method(&found, "method-override", Some("DELETE")),
+                "{query}: {found:?}"
+            );
+        }
+        for query in [
+            "_method_=DELETE",
+            "x_method=DELETE",
+            "_methods=DELETE",
+            "_method[]=DELETE",
+        ] {
+            let found = methods_of(
+                "POST",
+                &format!("/api/items?{query}"),
+                &[],
+                FormBody::Absent,
+            );
+            assert!(found.is_empty(), "{query}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn an_alias_of_an_override_header_is_the_override() {
+        for name in [
+            "X.HTTP.Method.Override",
+            "X_HTTP_Method_Override",
+            "x~http~method",
+            "X.Method.Override",
+        ] {
+            let found = methods_of("POST", "/api", &[(name, "DELETE")], FormBody::Absent);
+            assert!(
+                has_method(&found, "method-override", Some("DELETE")),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_form_body_is_read_when_seen_and_any_method_when_not() {
+        let found = methods_of("POST", "/api", &[], FormBody::Seen(b"a=1&_method=PUT"));
+        assert_eq!(
+            found,
+            [("form-method-override".to_string(), Some("PUT".to_string()))]
+        );
+        let found = methods_of("POST", "/api", &[], FormBody::Seen(b"a=1&b=2"));
+        assert!(found.is_empty());
+        let found = methods_of("POST", "/api", &[], FormBody::Unseen);
+        assert_eq!(found, [("form-method-override".to_string(), None)]);
+        let bad = readings(
+            &target("POST", "/api"),
+            &[],
+            FormBody::Seen(b"_method=DE%20LETE"),
+        );
+        assert_eq!(bad, Err(TargetError::BadMethod));
+    }
+
+    #[test]
+    fn methods_cross_paths() {
+        let found = readings(
+            &target("POST", "/Admin?_method=DELETE"),
+            &[],
+            FormBody::Absent,
+        )
+        .expect("readings");
+        assert!(found.iter().any(|r| r.method.as_deref() == Some("DELETE")
+            && r.path.as_deref() == Some("/admin")
+            && r.describe() == "case+method-override"));
+    }
+
+    #[test]
+    fn form_bodies_are_recognised_by_their_media_type() {
+        let h = |v: &str| vec![Header::owned("content-type", v.as_bytes().to_vec())];
+        assert_eq!(
+            FormBody::declared(&h("application/x-www-form-urlencoded")),
+            Some(FormKind::UrlEncoded)
+        );
+        assert_eq!(
+            FormBody::declared(&h("Application/X-WWW-Form-Urlencoded; charset=UTF-8")),
+            Some(FormKind::UrlEncoded)
+        );
+        assert_eq!(
+            FormBody::declared(&h("multipart/form-data; boundary=x")),
+            Some(FormKind::Multipart)
+        );
+        assert_eq!(FormBody::declared(&h("application/json")), None);
+        assert_eq!(FormBody::declared(&[]), None);
     }
 
     #[test]

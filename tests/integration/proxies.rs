@@ -511,7 +511,8 @@ fn reads_as_admin(uri: &str) -> bool {
         raw_uri: Some(raw_uri),
         ..Default::default()
     };
-    let readings = verdict::request::readings(&target, &[]).unwrap_or_default();
+    let readings = verdict::request::readings(&target, &[], verdict::request::FormBody::Absent)
+        .unwrap_or_default();
     std::iter::once(path)
         .chain(readings.into_iter().filter_map(|r| r.path))
         .any(|p| {

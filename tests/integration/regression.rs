@@ -1387,3 +1387,221 @@ async fn a_viewers_token_opened_the_web_applications_routes() {
     assert_eq!(r.status(), 200);
     v.stop().await;
 }
+
+/// A policy that reserves writes and the export for admins, beside a public area.
+const ADMIN_METHODS: &str = r#"
+[[route]]
+name = "public"
+path = "/public"
+methods = ["GET", "POST"]
+access = "public"
+
+[[route]]
+name = "admin-writes"
+path = "/"
+methods = ["DELETE", "PUT", "PATCH"]
+access = "authenticated"
+roles = ["admin"]
+
+[[route]]
+name = "export"
+path = "/app/export"
+methods = ["GET"]
+access = "authenticated"
+roles = ["admin"]
+
+[default_route]
+access = "authenticated"
+"#;
+
+async fn admin_methods(server_extra: &str) -> Verdict {
+    start(server_extra, &format!("{DEMO_KEYS}{ADMIN_METHODS}")).await
+}
+
+/// nginx's view of one request by a non-admin user.
+fn user_via_nginx(v: &Verdict, method: &str, uri: &str) -> awc::ClientRequest {
+    as_nginx(v, uri).insert_header(("X-Original-Method", method.to_string()))
+}
+
+/// A `POST` with `_method=DELETE` in a form body was decided as a POST: no proxy sends the
+/// body to verdict, so an application honouring `_method` ran its DELETE handler. A form
+/// body verdict cannot see is now read as any method it could name.
+#[actix_web::test]
+async fn an_override_in_a_form_body_was_decided_as_a_post() {
+    let v = admin_methods("").await;
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "Multipart/Form-Data; boundary=----x",
+    ] {
+        let r = user_via_nginx(&v, "POST", "/public/x")
+            .insert_header(("Content-Type", content_type))
+            .status()
+            .await;
+        assert_eq!(r, 403, "{content_type}");
+    }
+    // a body no framework reads _method from: decided as the POST it is
+    for content_type in ["application/json", "text/plain"] {
+        let r = user_via_nginx(&v, "POST", "/public/x")
+            .insert_header(("Content-Type", content_type))
+            .status()
+            .await;
+        assert_eq!(r, 200, "{content_type}");
+    }
+    assert_eq!(user_via_nginx(&v, "POST", "/public/x").status().await, 200);
+    // an admin may do anything there
+    let r = user_via_nginx(&v, "POST", "/public/x")
+        .insert_header(("Authorization", "Bearer admin-token"))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .status()
+        .await;
+    assert_eq!(r, 200);
+    v.stop().await;
+
+    // an application known not to honour _method in bodies: the reading left out
+    let v = admin_methods(
+        "readings = [\"unresolved-dots\", \"path-parameters\", \"backslash\", \"trailing-dots\", \"case\", \"method-override\", \"head-as-get\"]",
+    )
+    .await;
+    let r = user_via_nginx(&v, "POST", "/public/x")
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .status()
+        .await;
+    assert_eq!(r, 200);
+    v.stop().await;
+}
+
+/// Where the proxy sends the body (Envoy's `with_request_body`, Traefik's `forwardBody`),
+/// the override it holds is read from it: the form body's real `_method` decides, and a
+/// form without one is the POST it says it is.
+#[actix_web::test]
+async fn an_override_in_a_body_the_proxy_sent_was_never_read() {
+    let v = admin_methods("").await;
+    let envoy = |body: &'static str| {
+        client()
+            .post(v.url("/_resolver/ext-authz/public/x"))
+            .insert_header(("Host", "app.example.com"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+            .insert_header(("x-envoy-auth-partial-body", "false"))
+            .send_body(body)
+    };
+    for (body, expected) in [
+        ("title=x&_method=DELETE", 403),
+        ("title=x&.method=PUT", 403),
+        ("_method=patch", 403),
+        ("title=x", 200),
+        ("_method=POST", 200),
+    ] {
+        let r = envoy(body).await.expect("send");
+        assert_eq!(r.status(), expected, "{body}");
+    }
+    // part of a body says nothing of the rest
+    let r = client()
+        .post(v.url("/_resolver/ext-authz/public/x"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .insert_header(("x-envoy-auth-partial-body", "true"))
+        .send_body("title=x")
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    // Traefik with forwardBody: the forward-auth dialect reads the body too
+    let traefik = |body: &'static str| {
+        client()
+            .get(v.url("/_resolver/forward-auth"))
+            .insert_header(("X-Forwarded-Method", "POST"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", "app.example.com"))
+            .insert_header(("X-Forwarded-Uri", "/public/x"))
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+            .send_body(body)
+    };
+    assert_eq!(traefik("_method=DELETE").await.expect("send").status(), 403);
+    assert_eq!(traefik("title=x").await.expect("send").status(), 200);
+    v.stop().await;
+}
+
+/// `HEAD /app/export` with a user's token was allowed under a `GET`-only admin rule, and
+/// every framework but FastAPI runs the GET handler for it. A HEAD, and an override
+/// naming HEAD, are also read as a GET.
+#[actix_web::test]
+async fn a_head_ran_the_get_handler_the_policy_reserved() {
+    let v = admin_methods("").await;
+    assert_eq!(
+        user_via_nginx(&v, "HEAD", "/app/export").status().await,
+        403
+    );
+    assert_eq!(user_via_nginx(&v, "GET", "/app/export").status().await, 403);
+    let r = user_via_nginx(&v, "POST", "/app/export")
+        .insert_header(("X-HTTP-Method-Override", "HEAD"))
+        .status()
+        .await;
+    assert_eq!(r, 403);
+    assert_eq!(
+        user_via_nginx(&v, "POST", "/app/export?_method=head")
+            .status()
+            .await,
+        403
+    );
+    // an admin exports, by GET or by HEAD
+    let r = user_via_nginx(&v, "HEAD", "/app/export")
+        .insert_header(("Authorization", "Bearer admin-token"))
+        .status()
+        .await;
+    assert_eq!(r, 200);
+    v.stop().await;
+}
+
+/// PHP turns `.` and spaces in a parameter name into `_`, drops leading spaces and cuts a
+/// name at NUL, so `?.method=DELETE`, `?%20_method=DELETE`, `?+_method=DELETE` and
+/// `?_method%00=DELETE` overrode the method where verdict saw no `_method`.
+#[actix_web::test]
+async fn a_parameter_name_php_folds_to_the_override_escaped_it() {
+    let v = admin_methods("").await;
+    for query in [
+        ".method=DELETE",
+        "%20_method=DELETE",
+        "+_method=DELETE",
+        "_method%00=DELETE",
+        "_method%00x=PUT",
+        "%2Emethod=PATCH",
+        "%20%20.method=DELETE",
+    ] {
+        let r = user_via_nginx(&v, "POST", &format!("/public/x?{query}"))
+            .status()
+            .await;
+        assert_eq!(r, 403, "{query}");
+    }
+    assert_eq!(
+        user_via_nginx(&v, "POST", "/public/x?method=DELETE")
+            .status()
+            .await,
+        200
+    );
+    v.stop().await;
+}
+
+/// `X.HTTP.Method.Override: DELETE` passes Envoy and PHP folds it into the override, but
+/// verdict, sent `X_HTTP_Method_Override` or `X.HTTP.Method.Override` directly, allowed the
+/// request as if the header were absent. An alias of an override header is read as the
+/// override it folds to.
+#[actix_web::test]
+async fn an_alias_of_an_override_header_was_read_as_absent() {
+    let v = admin_methods("").await;
+    for name in [
+        "X.HTTP.Method.Override",
+        "X_HTTP_Method_Override",
+        "x.http.method",
+        "X_Method_Override",
+    ] {
+        let r = user_via_nginx(&v, "POST", "/public/x")
+            .insert_header((name, "DELETE"))
+            .status()
+            .await;
+        assert_eq!(r, 403, "{name}");
+    }
+    v.stop().await;
+}

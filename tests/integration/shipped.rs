@@ -41,6 +41,8 @@ fn headers_verdict_reads() -> BTreeSet<String> {
     }
     assert!(names.contains("authorization") && names.contains("x-api-key"));
     names.extend(METHOD_OVERRIDE_HEADERS.iter().map(|h| h.to_string()));
+    // a form body may hold _method: verdict reads the client's content type
+    names.insert("content-type".to_string());
     names
 }
 
@@ -62,9 +64,19 @@ fn facts_of(name: &str) -> &'static [&'static str] {
 /// Names that fold (case-insensitively, over `-`, `_` and `.`) to an identity header
 /// without being one: what CGI, PHP and WSGI applications read as the real header.
 fn aliases() -> Vec<String> {
+    aliases_of(IDENTITY_HEADERS.iter().map(|h| h.name))
+}
+
+/// Names that fold to a method-override header: PHP reads `X.HTTP.Method.Override` as the
+/// override itself, so every proxy must forward them to verdict (which reads them as the
+/// override) or refuse them.
+fn override_aliases() -> Vec<String> {
+    aliases_of(METHOD_OVERRIDE_HEADERS.iter().copied())
+}
+
+fn aliases_of<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out = Vec::new();
-    for header in IDENTITY_HEADERS {
-        let name = header.name;
+    for name in names {
         out.push(name.replace('-', "_"));
         out.push(name.replace('-', "."));
         out.push(name.replacen('-', "_", 1));
@@ -177,6 +189,16 @@ fn haproxy_sets_every_fact_and_strips_or_refuses_every_identity() {
             "HAProxy lets {alias} through"
         );
     }
+    // HAProxy's auth-intercept sends verdict every client header: the content type and
+    // the aliases of an override reach it as they reach the application
+    let intercept = conf
+        .lines()
+        .find(|l| l.contains("lua.auth-intercept"))
+        .expect("auth-intercept");
+    assert!(
+        intercept.contains(" GET * "),
+        "every header to verdict: {intercept}"
+    );
     assert!(!names.is_match("host,x-real-ip,accept,remote_addr,x_auth_request_id"));
 }
 
@@ -276,10 +298,14 @@ fn envoy_forwards_every_credential_and_alias_and_strips_every_identity() {
     for fact in facts_of("ext-authz") {
         assert!(forwarded(fact), "Envoy must send {fact}");
     }
-    for alias in aliases() {
+    for alias in aliases().into_iter().chain(override_aliases()) {
         let lower = alias.to_ascii_lowercase();
         assert!(forwarded(&lower), "Envoy lets {lower} past verdict");
     }
+    assert!(
+        conf.contains("with_request_body:") && conf.contains("allow_partial_message: true"),
+        "Envoy sends the form body verdict reads _method from, in part past its limit"
+    );
     for name in identity_names() {
         let lower = name.to_ascii_lowercase();
         assert!(
@@ -343,4 +369,11 @@ fn apisix_forwards_every_credential_and_refuses_every_alias() {
         );
     }
     assert!(lua.contains("^x%-authgear%-") && lua.contains("return 403"));
+    // APISIX sends verdict only the headers it lists: it must refuse an override alias
+    for name in METHOD_OVERRIDE_HEADERS {
+        assert!(
+            lua.contains(&format!("['{name}']")),
+            "APISIX alias of {name}"
+        );
+    }
 }

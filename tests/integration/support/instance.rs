@@ -225,6 +225,23 @@ async fn start_process(
     soft_files: Option<u64>,
     rust_log: Option<&str>,
 ) -> Verdict {
+    // A free port is only free until someone else binds it: another test may take it
+    // between our look and verdict's bind. A start that exits (a bind failure) is tried
+    // again on other ports, a few times.
+    for _ in 0..5 {
+        if let Some(v) = try_start_process(server_extra, body, soft_files, rust_log) {
+            return v;
+        }
+    }
+    panic!("verdict exited at start five times in a row (its logs are above)");
+}
+
+fn try_start_process(
+    server_extra: &str,
+    body: &str,
+    soft_files: Option<u64>,
+    rust_log: Option<&str>,
+) -> Option<Verdict> {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, admin_port) = (free_port(), free_port());
     let text = config_text(
@@ -260,7 +277,7 @@ async fn start_process(
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start verdict");
-    let v = Verdict {
+    let mut v = Verdict {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
         instance: Instance::Process {
@@ -271,6 +288,16 @@ async fn start_process(
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(v.admin).is_err() || TcpStream::connect(v.addr).is_err() {
+        if let Instance::Process { child, log, .. } = &mut v.instance
+            && child.try_wait().expect("try_wait").is_some()
+        {
+            // (a filter like verdict::decision=warn hides the bind error itself)
+            eprintln!(
+                "verdict exited at start, tried again; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return None;
+        }
         assert!(
             Instant::now() < deadline,
             "verdict did not start; its log:\n{}",
@@ -278,7 +305,7 @@ async fn start_process(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    v
+    Some(v)
 }
 
 async fn run(config: Config) -> Verdict {
