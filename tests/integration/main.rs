@@ -2,6 +2,7 @@
 //! and end-to-end runs through real proxies started by the tests.
 
 mod admin;
+mod applications;
 mod backend;
 mod cache;
 mod callers;
