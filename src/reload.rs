@@ -44,7 +44,8 @@ impl Current {
 }
 
 /// Settings the running listeners were built with: a change is reported and takes effect
-/// at the next restart.
+/// at the next restart. (`server.drain_timeout` is not one: a stop reads the one in
+/// force when it begins.)
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.server, &new.server);
     let mut changed = Vec::new();
@@ -59,6 +60,15 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if a.resolve_dialect.name() != b.resolve_dialect.name() {
         changed.push("server.resolve_dialect");
+    }
+    if a.request_head_timeout != b.request_head_timeout {
+        changed.push("server.request_head_timeout");
+    }
+    if a.keep_alive != b.keep_alive {
+        changed.push("server.keep_alive");
+    }
+    if a.max_connections != b.max_connections {
+        changed.push("server.max_connections");
     }
     if old.log_format != new.log_format {
         changed.push("log.format");

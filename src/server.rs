@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
@@ -37,10 +37,13 @@ async fn handle(
     payload: web::Payload,
     current: web::Data<Current>,
     worker: web::Data<WorkerFetcher>,
+    lifecycle: web::Data<Lifecycle>,
     dialect: &'static dyn Dialect,
     prefix: &'static str,
 ) -> HttpResponse {
     let started = Instant::now();
+    // counted until answered: a stop that runs out of time says how many it cut off
+    let in_flight = InFlight::start(&lifecycle);
     // The whole decision runs on the configuration in force now, even if a reload swaps
     // in another while it waits on a backend.
     let resolver = current.get();
@@ -95,6 +98,7 @@ async fn handle(
             latency: started.elapsed(),
         },
     );
+    in_flight.answered();
     answer.response
 }
 
@@ -135,8 +139,9 @@ pub fn decision_routes(
                 move |req: HttpRequest,
                       payload: web::Payload,
                       current: web::Data<Current>,
-                      worker: web::Data<WorkerFetcher>| {
-                    handle(req, payload, current, worker, dialect, prefix)
+                      worker: web::Data<WorkerFetcher>,
+                      lifecycle: web::Data<Lifecycle>| {
+                    handle(req, payload, current, worker, lifecycle, dialect, prefix)
                 },
             )
         };
@@ -241,6 +246,10 @@ fn spawn_jwks_refreshers(resolver: &Arc<Resolver>) {
     }
 }
 
+/// Longer than any `server.drain_timeout` (at most 10 minutes): the listener's own bound
+/// on a graceful stop, behind the Stopper's.
+const DRAIN_BOUND: Duration = Duration::from_secs(3600);
+
 /// How long /readyz waits for one backend's TCP connect.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -291,15 +300,37 @@ impl Drop for OpenConnection {
 }
 
 /// Whether the process is stopping: from the first moment of a stop, `/readyz` answers 503
-/// so load balancers take verdict out before its listener closes.
+/// so load balancers take verdict out before its listener closes. And how many decisions
+/// are in flight, so that a stop that runs out of time can say how many it cut off.
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     stopping: AtomicBool,
+    in_flight: AtomicU64,
 }
 
 impl Lifecycle {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Decisions started and not yet answered.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// One decision in flight. Only [`InFlight::answered`] takes it off the count: a decision
+/// dropped unanswered (its worker stopped) stays counted as cut off.
+struct InFlight<'a>(&'a Lifecycle);
+
+impl<'a> InFlight<'a> {
+    fn start(lifecycle: &'a Lifecycle) -> InFlight<'a> {
+        lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(lifecycle)
+    }
+
+    fn answered(self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -321,8 +352,11 @@ impl Running {
     }
 
     /// Runs both servers until both stop. With signals handled, SIGTERM and SIGINT stop
-    /// gracefully ([`Stopper::stop`]) and SIGHUP reloads the configuration.
+    /// gracefully ([`Stopper::stop`]) and SIGHUP reloads the configuration. A stop whose
+    /// drain runs out of time with decisions in flight is an error that says how many.
     pub async fn run(self) -> std::io::Result<()> {
+        let (cut_off, was_cut_off) = tokio::sync::oneshot::channel::<u64>();
+        let mut cut_off = Some(cut_off);
         if let Some(source) = self.signals.clone() {
             let mut hangup = signal(SignalKind::hangup())?;
             let current = self.current.clone();
@@ -339,6 +373,7 @@ impl Running {
                 decision: self.decision.handle(),
                 admin: self.admin.handle(),
                 current: self.current.clone(),
+                cut_off: cut_off.take(),
             };
             let mut terminate = signal(SignalKind::terminate())?;
             let mut interrupt = signal(SignalKind::interrupt())?;
@@ -355,8 +390,20 @@ impl Running {
                 stop.stop(which).await;
             });
         }
+        drop(cut_off);
         let lifecycle = self.lifecycle.clone();
-        let (a, b) = futures_util::future::join(self.decision, self.admin).await;
+        let servers = Box::pin(futures_util::future::join(self.decision, self.admin));
+        let (a, b) = match futures_util::future::select(servers, was_cut_off).await {
+            futures_util::future::Either::Left((done, _)) => done,
+            // the drain ran out: the decisions still in flight are cut off when the
+            // process exits, and the exit status says so
+            futures_util::future::Either::Right((Ok(cut), _)) => {
+                return Err(std::io::Error::other(format!(
+                    "stop: {cut} decision(s) in flight cut off unanswered when server.drain_timeout ran out"
+                )));
+            }
+            futures_util::future::Either::Right((Err(_), servers)) => servers.await,
+        };
         if lifecycle.is_stopping() {
             log::info!("stop: done");
         }
@@ -370,21 +417,34 @@ struct Stopper {
     decision: ServerHandle,
     admin: ServerHandle,
     current: web::Data<Current>,
+    /// Told how many decisions were cut off, when the drain runs out of time.
+    cut_off: Option<tokio::sync::oneshot::Sender<u64>>,
 }
 
 impl Stopper {
     /// Readiness off at once; the decision listener closed and every decision in flight
-    /// answered (for at most the drain timeout); only then the admin listener. The admin
-    /// listener must outlive the drain: stopping it first used to end the runtime under
-    /// the decisions still being answered.
-    async fn stop(self, signal: &str) {
+    /// answered (for at most the drain timeout in force now, a reloaded one included);
+    /// only then the admin listener. The admin listener must outlive the drain: stopping
+    /// it first used to end the runtime under the decisions still being answered.
+    async fn stop(mut self, signal: &str) {
         self.lifecycle.stopping.store(true, Ordering::SeqCst);
+        let drain = self.current.get().config.server.drain_timeout;
         log::info!("stop: {signal} received; /readyz answers 503 from now on");
         log::info!(
-            "stop: decision listener closed; answering the decisions in flight (at most {:?})",
-            self.current.get().config.server.drain_timeout
+            "stop: decision listener closed; answering the decisions in flight (at most {drain:?})"
         );
-        self.decision.stop(true).await;
+        let drained = actix_web::rt::time::timeout(drain, self.decision.stop(true)).await;
+        let cut = self.lifecycle.in_flight();
+        if drained.is_err() && cut > 0 {
+            log::error!(
+                "stop: server.drain_timeout ({drain:?}) ran out: {cut} decision(s) in flight cut off unanswered"
+            );
+            self.admin.stop(false).await;
+            if let Some(cut_off) = self.cut_off.take() {
+                let _ = cut_off.send(cut);
+            }
+            return;
+        }
         log::info!("stop: every decision in flight answered; stopping the admin listener");
         self.admin.stop(true).await;
     }
@@ -406,9 +466,11 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
     let resolve_dialect = config.server.resolve_dialect;
     let decision_current = current.clone();
     let connection_metrics = resolver.metrics.clone();
+    let decision_lifecycle = lifecycle.clone();
     let decision = HttpServer::new(move || {
         App::new()
             .app_data(decision_current.clone())
+            .app_data(decision_lifecycle.clone())
             .app_data(web::Data::new(WorkerFetcher::new()))
             .configure(decision_routes(resolve_dialect))
             .default_service(web::to(HttpResponse::NotFound))
@@ -429,7 +491,9 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
     ))
     // verdict handles the signals itself, so the two listeners stop in order
     .disable_signals()
-    .shutdown_timeout(config.server.drain_timeout.as_secs().max(1))
+    // the drain's deadline is the Stopper's, read from the configuration in force when
+    // the stop begins (so a reloaded drain_timeout applies); this one only bounds it
+    .shutdown_timeout(DRAIN_BOUND.as_secs())
     .bind(config.server.listen)
     .map_err(|e| bind_error("server.listen", config.server.listen, e))?;
     let decision_addr = decision

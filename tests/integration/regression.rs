@@ -1605,3 +1605,64 @@ async fn an_alias_of_an_override_header_was_read_as_absent() {
     }
     v.stop().await;
 }
+
+/// A stop that ran out of `drain_timeout` logged `stop: every decision in flight
+/// answered` and exited 0 while a client got no answer; and a reload that changed
+/// `drain_timeout` was silently not applied. A stop now says how many decisions it cut
+/// off and exits non-zero, and it reads the drain timeout in force when it begins.
+#[actix_web::test]
+async fn a_stop_that_ran_out_of_time_said_every_decision_was_answered() {
+    let backend = fake_backend(Reply::status(200).delay(Duration::from_secs(30))).await;
+    let mut v = start_logged(
+        "drain_timeout = \"10m\"",
+        &slow_backend_config(&backend)
+            .replace("request_timeout = \"5s\"", "request_timeout = \"60s\""),
+    )
+    .await;
+    // the reload shortens the drain to one second, without a restart
+    rewrite_config(&v, |text| {
+        text.replace("drain_timeout = \"10m\"", "drain_timeout = \"1s\"")
+    });
+    v.signal("HUP");
+    let log = v.log_with("reload: ");
+    assert!(
+        !log.contains("server.drain_timeout changed"),
+        "a reloaded drain timeout needs no restart:\n{log}"
+    );
+    v.log_with("in force (generation 1");
+    let waiting = actix_web::rt::spawn(
+        auth_request(&v, "/slow")
+            .timeout(Duration::from_secs(60))
+            .send(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while backend.hits() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request did not arrive"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    v.signal("TERM");
+    let status = v
+        .wait_for_exit(Duration::from_secs(20))
+        .expect("verdict exits once the (reloaded) drain timeout runs out");
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "a stop that cut off a decision exits non-zero"
+    );
+    let log = v.log_with("cut off");
+    assert!(
+        log.contains(
+            "stop: server.drain_timeout (1s) ran out: 1 decision(s) in flight cut off unanswered"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("every decision in flight answered"), "{log}");
+    assert!(
+        waiting.await.expect("join").is_err(),
+        "the client got no answer"
+    );
+    backend.stop().await;
+}
