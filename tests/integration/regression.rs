@@ -1666,3 +1666,48 @@ async fn a_stop_that_ran_out_of_time_said_every_decision_was_answered() {
     );
     backend.stop().await;
 }
+
+/// The compose demo app never read request bodies, so behind the shipped nginx (which
+/// keeps its connections to the app alive) the request after any POST with a body was
+/// read from the body's bytes and answered `501`. It reads every body now, by length or
+/// chunked, whatever the method.
+#[actix_web::test]
+async fn the_demo_app_answered_501_after_any_post() {
+    let Some(app) = run_python("deploy/echo_app.py") else {
+        return;
+    };
+    let v = start("", DEMO_KEYS).await;
+    let app_addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
+    let Some(nginx) = crate::proxies::start_proxy(crate::proxies::Kind::Nginx, v.addr, app_addr)
+    else {
+        return;
+    };
+    let send = |method: &str, body: &str| {
+        client()
+            .request(
+                awc::http::Method::from_bytes(method.as_bytes()).expect("method"),
+                nginx.url("/app/echo"),
+            )
+            .insert_header(("Authorization", "Bearer valid-token"))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.to_string())
+    };
+    for (method, body) in [
+        ("POST", "{\"title\": \"a body the app must read\"}"),
+        ("GET", ""),
+        ("PUT", "{\"x\": 1}"),
+        ("GET", ""),
+        ("DELETE", "{}"),
+        ("PATCH", "{\"y\": 2}"),
+        ("GET", ""),
+    ] {
+        let mut r = send(method, body).await.expect("send");
+        assert_eq!(r.status(), 200, "{method} after a request with a body");
+        let echo: serde_json::Value =
+            serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+        assert_eq!(echo["method"], method);
+        assert_eq!(echo["body_bytes"], body.len());
+    }
+    drop(nginx);
+    v.stop().await;
+}
