@@ -1,38 +1,31 @@
 """An amqtt broker whose logins and topic checks ask verdict's mqtt endpoints.
 
 Usage: amqtt_broker.py --port MQTT_PORT --verdict-port PORT
-Run by the test suite (tests/integration/callers.rs); the configuration below is the one
-the README shows.
+Run by the test suite (tests/integration/callers.rs); the configuration is the README's
+Python block, executed as written, with the test's ports put in.
 """
 
 import argparse
 import asyncio
+import re
+from pathlib import Path
 
 from amqtt.broker import Broker
-from amqtt.contrib.http import ParamsMode, RequestMethod, ResponseMode
 
 
 def config(mqtt_port: int, verdict_port: int) -> dict:
-    backend = {
-        "host": "127.0.0.1",
-        "port": verdict_port,
-        "request_method": RequestMethod.POST,
-        "params_mode": ParamsMode.JSON,
-        "response_mode": ResponseMode.STATUS,
-    }
-    return {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{mqtt_port}"}},
-        "plugins": {
-            "amqtt.contrib.http.UserAuthHttpPlugin": {
-                **backend,
-                "user_uri": "/_resolver/mqtt/user",
-            },
-            "amqtt.contrib.http.TopicAuthHttpPlugin": {
-                **backend,
-                "topic_uri": "/_resolver/mqtt/acl",
-            },
-        },
-    }
+    """The README's configuration, run as written, with this test's ports put in."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    names: dict = {}
+    exec(snippet, names)
+    config = names["config"]
+    assert config["listeners"]["default"]["bind"] == "0.0.0.0:1883"
+    config["listeners"]["default"]["bind"] = f"127.0.0.1:{mqtt_port}"
+    for plugin in config["plugins"].values():
+        assert plugin["port"] == 8080, plugin
+        plugin["port"] = verdict_port
+    return config
 
 
 async def main() -> None:

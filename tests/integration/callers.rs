@@ -725,9 +725,21 @@ async fn a_real_icecast_admits_the_listeners_verdict_allows() {
         env!("CARGO_MANIFEST_DIR")
     ))
     .expect("config");
+    // the README's mount block, as written, pointed at this verdict
+    let blocks = crate::readme::readme_blocks("xml");
+    let [(_, mount)] = &blocks[..] else {
+        panic!("one <mount> block in the README, not {}", blocks.len());
+    };
+    assert!(
+        mount.contains("127.0.0.1:8080"),
+        "the README's mount names verdict"
+    );
     let config = template
+        .replace(
+            "@MOUNT@",
+            &mount.replace("127.0.0.1:8080", &v.addr.to_string()),
+        )
         .replace("@PORT@", &port.to_string())
-        .replace("@VERDICT@", &v.addr.to_string())
         .replace("@LOGDIR@", &dir.path().display().to_string());
     let file = dir.path().join("icecast.xml");
     std::fs::write(&file, config).expect("write");

@@ -10,6 +10,7 @@ mod cli;
 mod dialects;
 mod nginx;
 mod proxies;
+mod readme;
 mod regression;
 mod shipped;
 mod status;

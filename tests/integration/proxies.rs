@@ -25,6 +25,19 @@ pub struct Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // SIGTERM first: nginx's master then stops its workers, which a SIGKILL of the
+        // master would leave behind
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -35,7 +48,8 @@ impl Proxy {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
-    fn log(&self) -> String {
+    /// Everything the proxy wrote to its standard output and error.
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
     }
 }
@@ -57,20 +71,44 @@ fn swap(text: String, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
+impl Kind {
+    fn program(self) -> &'static str {
+        match self {
+            Kind::Nginx => "nginx",
+            Kind::Traefik => "traefik",
+            Kind::Caddy => "caddy",
+            Kind::Envoy => "envoy",
+        }
+    }
+}
+
+/// The command the README's "Run a proxy" section gives for `kind`, as words: what a
+/// user runs from the repository root, and what the suite runs.
+pub fn readme_command(kind: Kind) -> Vec<String> {
+    let readme = shipped("README.md");
+    let section = &readme[readme
+        .find("### Run a proxy")
+        .expect("the README's run section")..];
+    let block = &section[section.find("```sh").expect("its commands")..];
+    let block = &block[..block[3..].find("```").expect("the block's end") + 3];
+    let line = block
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(kind.program()))
+        .unwrap_or_else(|| panic!("the README gives no command for {}", kind.program()));
+    let command = line.split('#').next().unwrap_or_default();
+    command.split_whitespace().map(str::to_string).collect()
+}
+
 fn proxy_binary(kind: Kind) -> Option<String> {
-    let (name, candidates): (&str, Vec<PathBuf>) = match kind {
-        Kind::Nginx => ("nginx", vec![PathBuf::from("/usr/sbin/nginx")]),
+    let name = kind.program();
+    let candidates: Vec<PathBuf> = match kind {
+        Kind::Nginx => vec![PathBuf::from("/usr/sbin/nginx")],
         Kind::Traefik | Kind::Caddy | Kind::Envoy => {
-            let name = match kind {
-                Kind::Traefik => "traefik",
-                Kind::Caddy => "caddy",
-                _ => "envoy",
-            };
             let mut candidates = vec![repo("build/proxies/bin").join(name)];
             if let Ok(dir) = std::env::var("VERDICT_PROXY_BIN") {
                 candidates.insert(0, Path::new(&dir).join(name));
             }
-            (name, candidates)
+            candidates
         }
     };
     let candidates: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
@@ -84,6 +122,30 @@ pub fn start_proxy(kind: Kind, verdict: SocketAddr, app: SocketAddr) -> Option<P
     start_proxy_with(kind, verdict, app, |text| text)
 }
 
+/// nginx running the main config with `site` as its site file instead of the shipped
+/// one (given the shipped one, which it may ignore): for the README's snippets. The
+/// site's `listen 80;` is moved to a free loopback port like the shipped one's.
+pub fn start_proxy_snippet(site: impl Fn(String) -> String) -> Option<Proxy> {
+    let unused = SocketAddr::from(([127, 0, 0, 1], 9));
+    start_proxy_with(Kind::Nginx, unused, unused, |shipped_site| {
+        let port = shipped_site
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("listen 127.0.0.1:"))
+            .expect("the moved listen line")
+            .trim_end_matches(';')
+            .to_string();
+        swap(
+            site(shipped_site),
+            "listen 80;",
+            &format!("listen 127.0.0.1:{port};"),
+        )
+    })
+}
+
+/// [`start_proxy`] with `tweak` applied to the proxy's site file (nginx's verdict.conf,
+/// Traefik's dynamic.yml, the Caddyfile, envoy.yaml). The shipped files are copied into
+/// a scratch folder laid out like the repository, their addresses swapped for free
+/// loopback ports, and the README's command runs there.
 pub fn start_proxy_with(
     kind: Kind,
     verdict: SocketAddr,
@@ -95,7 +157,13 @@ pub fn start_proxy_with(
     let root = dir.path().to_path_buf();
     let port = free_port();
     let log = std::fs::File::create(root.join("proxy.log")).expect("log file");
-    let mut command = Command::new(&binary);
+    let place = |path: &str, text: String| {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    };
+    let scratch = root.join("scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch");
     match kind {
         Kind::Nginx => {
             let site = shipped("nginx/verdict.conf");
@@ -104,62 +172,45 @@ pub fn start_proxy_with(
             let site = swap(site, "listen 80;", &format!("listen 127.0.0.1:{port};"));
             let site = site.replace(
                 "/var/cache/nginx/verdict",
-                &root.join("cache").display().to_string(),
+                &scratch.join("cache").display().to_string(),
             );
-            std::fs::write(root.join("verdict.conf"), tweak(site)).expect("write");
-            let r = root.display();
-            std::fs::write(
-                root.join("nginx.conf"),
-                format!(
-                    "daemon off;\nmaster_process off;\nworker_processes 1;\npid {r}/nginx.pid;\nerror_log {r}/error.log info;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {r}/access.log;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n  fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n  include {r}/verdict.conf;\n}}\n"
-                ),
-            )
-            .expect("write");
-            command
-                .arg("-c")
-                .arg(root.join("nginx.conf"))
-                .arg("-p")
-                .arg(&root)
-                .arg("-e")
-                .arg(root.join("error.log"));
+            place("nginx/verdict.conf", tweak(site));
+            // its own pid file and scratch folders, so that instances never share them
+            let mut main = shipped("nginx/nginx.conf");
+            for path in [
+                "/tmp/verdict-nginx.pid",
+                "/tmp/verdict-nginx-body",
+                "/tmp/verdict-nginx-proxy",
+                "/tmp/verdict-nginx-fastcgi",
+                "/tmp/verdict-nginx-uwsgi",
+                "/tmp/verdict-nginx-scgi",
+            ] {
+                let own = scratch.join(path.trim_start_matches("/tmp/"));
+                main = swap(main, path, &own.display().to_string());
+            }
+            let main = swap(main, "worker_processes auto;", "worker_processes 1;");
+            let main = swap(main, "error_log stderr warn;", "error_log stderr info;");
+            place("nginx/nginx.conf", main);
         }
         Kind::Traefik => {
             let dynamic = shipped("traefik/dynamic.yml");
             let dynamic = swap(dynamic, "127.0.0.1:8080", &verdict.to_string());
             let dynamic = swap(dynamic, "127.0.0.1:9000", &app.to_string());
-            std::fs::write(root.join("dynamic.yml"), tweak(dynamic)).expect("write");
+            place("traefik/dynamic.yml", tweak(dynamic));
             let static_config = shipped("traefik/traefik.yml");
             let static_config = swap(
                 static_config,
                 "address: \":80\"",
                 &format!("address: \"127.0.0.1:{port}\""),
             );
-            let static_config = swap(
-                static_config,
-                "/etc/traefik/dynamic.yml",
-                &root.join("dynamic.yml").display().to_string(),
-            );
-            std::fs::write(root.join("traefik.yml"), static_config).expect("write");
-            command.arg(format!(
-                "--configFile={}",
-                root.join("traefik.yml").display()
-            ));
+            place("traefik/traefik.yml", static_config);
         }
         Kind::Caddy => {
             let caddyfile = shipped("caddy/Caddyfile");
             let caddyfile = swap(caddyfile, "127.0.0.1:8080", &verdict.to_string());
             let caddyfile = swap(caddyfile, "127.0.0.1:9000", &app.to_string());
             let caddyfile = swap(caddyfile, ":80 {", &format!(":{port} {{\n\tbind 127.0.0.1"));
-            std::fs::write(root.join("Caddyfile"), tweak(caddyfile)).expect("write");
-            command
-                .arg("run")
-                .arg("--config")
-                .arg(root.join("Caddyfile"))
-                .arg("--adapter")
-                .arg("caddyfile")
-                .env("HOME", &root)
-                .env("XDG_DATA_HOME", root.join("data"))
-                .env("XDG_CONFIG_HOME", root.join("config"));
+            place("caddy/Caddyfile", tweak(caddyfile));
         }
         Kind::Envoy => {
             let yaml = shipped("envoy/envoy.yaml");
@@ -180,15 +231,18 @@ pub fn start_proxy_with(
                 "port_value: 9000",
                 &format!("port_value: {}", app.port()),
             );
-            std::fs::write(root.join("envoy.yaml"), tweak(yaml)).expect("write");
-            command
-                .arg("-c")
-                .arg(root.join("envoy.yaml"))
-                .arg("--disable-hot-restart")
-                .arg("--log-level")
-                .arg("warn");
+            place("envoy/envoy.yaml", tweak(yaml));
         }
     }
+    // exactly the README's command, run where the repository's files would be
+    let words = readme_command(kind);
+    let mut command = Command::new(&binary);
+    command
+        .args(&words[1..])
+        .current_dir(&root)
+        .env("HOME", &scratch)
+        .env("XDG_DATA_HOME", scratch.join("data"))
+        .env("XDG_CONFIG_HOME", scratch.join("config"));
     let child = command
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -456,7 +510,7 @@ async fn suite(kind: Kind) {
         identity_seen(&app, "/ws/token", "x-authgear-user-id"),
         vec!["u-123"],
         "{kind:?}: the upgrade reached the app with the identity (client got {upgraded:?})\n{}",
-        std::fs::read_to_string(proxy.dir.path().join("error.log")).unwrap_or_default()
+        proxy.log()
     );
 
     // verdict down: the client gets a failure, never the app's page
