@@ -34,10 +34,13 @@ use crate::settings::{ConfigError, HumanDuration, StringList};
 mod audiences;
 mod explain;
 
-use self::explain::{explain, name_the_variable};
+use self::explain::{explain, explain_inside, name_the_variable};
 
 /// The demo configuration served when no file is given: loopback only, one static token.
 pub const DEMO_CONFIG: &str = include_str!("config/demo.toml");
+
+/// The starting configuration `verdict init` writes, with `@DIGEST@` for its token's.
+pub const INIT_CONFIG: &str = include_str!("config/init.toml");
 
 /// Environment variables starting with this prefix followed by `__` override file keys.
 pub const ENV_PREFIX: &str = "VERDICT";
@@ -51,8 +54,11 @@ struct RawConfig {
     #[serde(default)]
     headers: RawHeaders,
     cache: RawCache,
+    /// Read as values first, each then by its `type`: an internally tagged enum would
+    /// lose the key path of an error inside it (`authorizers.keys` instead of
+    /// `authorizers.keys.tokens[0].roles`).
     #[serde(default)]
-    authorizers: BTreeMap<String, RawAuthorizer>,
+    authorizers: BTreeMap<String, config::Value>,
     #[serde(default)]
     route: Vec<RouteSettings>,
     #[serde(default)]
@@ -151,12 +157,51 @@ struct RawCache {
     deny_ttl: HumanDuration,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug)]
 enum RawAuthorizer {
     Jwt(Box<JwtSettings>),
     Static(StaticSettings),
     Http(Box<HttpSettings>),
+}
+
+impl RawAuthorizer {
+    /// One `[authorizers.NAME]` table, read by its `type`; an error names the key inside
+    /// the table.
+    fn read(
+        name: &str,
+        value: config::Value,
+        overrides: &[(String, String)],
+    ) -> Result<RawAuthorizer, ConfigError> {
+        let key = format!("authorizers.{name}");
+        let mut table = value
+            .into_table()
+            .map_err(|_| ConfigError::invalid(&key, "must be a table: [authorizers.NAME]"))?;
+        let kinds = "jwt, static, http";
+        let kind = match table.remove("type") {
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("{key}.type"),
+                    format!("missing: one of {kinds}"),
+                ));
+            }
+            Some(kind) => kind.into_string().map_err(|_| {
+                ConfigError::invalid(format!("{key}.type"), format!("must be one of {kinds}"))
+            })?,
+        };
+        let rest = config::Value::new(None, config::ValueKind::Table(table));
+        let inside = |e: config::ConfigError| explain_inside(&key, &e.to_string(), overrides);
+        Ok(match kind.as_str() {
+            "jwt" => RawAuthorizer::Jwt(Box::new(rest.try_deserialize().map_err(inside)?)),
+            "static" => RawAuthorizer::Static(rest.try_deserialize().map_err(inside)?),
+            "http" => RawAuthorizer::Http(Box::new(rest.try_deserialize().map_err(inside)?)),
+            other => {
+                return Err(ConfigError::invalid(
+                    format!("{key}.type"),
+                    format!("{other:?} is not one of {kinds}"),
+                ));
+            }
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,12 +279,7 @@ impl Config {
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         match &source.file {
             Some(path) => {
-                if !path.exists() {
-                    return Err(ConfigError::Load(format!(
-                        "{} does not exist",
-                        path.display()
-                    )));
-                }
+                check_file(path)?;
                 builder = builder.add_source(config::File::from(path.as_path()).required(true));
             }
             None => {
@@ -266,7 +306,11 @@ impl Config {
         let raw: RawConfig = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| explain(&e.to_string(), &overrides))?;
+            .map_err(|e| match &source.file {
+                Some(path) => explain_format(path, &e.to_string())
+                    .unwrap_or_else(|| explain(&e.to_string(), &overrides)),
+                None => explain(&e.to_string(), &overrides),
+            })?;
         let base_dir = source
             .file
             .as_deref()
@@ -277,7 +321,15 @@ impl Config {
             Some(path) => std::fs::read(path).unwrap_or_default(),
             None => DEMO_CONFIG.as_bytes().to_vec(),
         };
-        let mut config = validate(raw, &base_dir).map_err(|e| name_the_variable(e, &overrides))?;
+        let mut config =
+            validate(raw, &base_dir, &overrides).map_err(|e| name_the_variable(e, &overrides))?;
+        let environment: Vec<String> = match &source.env {
+            Some(env) => env.keys().cloned().collect(),
+            None => std::env::vars_os()
+                .filter_map(|(name, _)| name.into_string().ok())
+                .collect(),
+        };
+        config.warnings.extend(unread_variables(&environment));
         config.fingerprint = text_fingerprint(&text, &overrides);
         Ok(config)
     }
@@ -290,9 +342,94 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| explain(&e.to_string(), &[]))?;
-        let mut config = validate(raw, Path::new("."))?;
+        let mut config = validate(raw, Path::new("."), &[])?;
         config.fingerprint = text_fingerprint(text.as_bytes(), &[]);
         Ok(config)
+    }
+}
+
+/// Variables that look meant for verdict but are never read: `VERDICT_SERVER_LISTEN` (one
+/// underscore) is silently ignored by the layering, which reads only `VERDICT__…`.
+fn unread_variables(names: &[String]) -> Vec<String> {
+    let mut unread: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with(&format!("{ENV_PREFIX}_")))
+        .filter(|n| !n.starts_with(&format!("{ENV_PREFIX}__")))
+        .filter(|n| n.as_str() != CONFIG_VARIABLE)
+        .collect();
+    unread.sort();
+    unread
+        .into_iter()
+        .map(|name| {
+            let hint = explain::suggestion(name)
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            format!(
+                "environment variable {name} is not read: overrides are {ENV_PREFIX}__SECTION__KEY, two underscores each{hint}"
+            )
+        })
+        .collect()
+}
+
+/// The variable that names the configuration file (`--config`).
+pub const CONFIG_VARIABLE: &str = "VERDICT_CONFIG";
+
+/// Why a configuration file cannot be read at all, before its text is: it is missing,
+/// a folder, or of a format verdict does not read.
+fn check_file(path: &Path) -> Result<(), ConfigError> {
+    let shown = path.display();
+    if !path.exists() {
+        return Err(ConfigError::Load(format!(
+            "{shown} does not exist (`verdict init` writes a starting configuration)"
+        )));
+    }
+    if path.is_dir() {
+        return Err(ConfigError::Load(format!(
+            "{shown} is a folder: give the configuration file in it (verdict.toml, say)"
+        )));
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("toml" | "yaml" | "yml") => Ok(()),
+        _ => Err(ConfigError::Load(format!(
+            "{shown}: verdict reads .toml, .yaml and .yml files, and the extension says which; rename the file"
+        ))),
+    }
+}
+
+/// A parse error explained by what the file's text looks like: YAML in a `.toml` file,
+/// TOML in a `.yaml` one. `None` when the text looks like what its extension says.
+fn explain_format(path: &Path, error: &str) -> Option<ConfigError> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let yaml_like = !first.starts_with('[')
+        && !first.contains('=')
+        && first
+            .split_once(':')
+            .is_some_and(|(key, _)| !key.is_empty() && !key.contains([' ', '"']));
+    let toml_like = first.starts_with('[') && first.ends_with(']') || first.contains(" = ");
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)?;
+    let shown = path.display();
+    let error = error.split_whitespace().collect::<Vec<_>>().join(" ");
+    match extension.as_str() {
+        "toml" if yaml_like && error.contains("TOML parse error") => {
+            Some(ConfigError::Load(format!(
+                "{shown} looks like YAML ({first:?}) but ends in .toml: rename it .yaml, or write TOML ([section], key = \"value\")"
+            )))
+        }
+        "yaml" | "yml" if toml_like => Some(ConfigError::Load(format!(
+            "{shown} looks like TOML ({first:?}) but ends in .{extension}: rename it .toml, or write YAML (section:, key: value)"
+        ))),
+        _ => None,
     }
 }
 
@@ -318,12 +455,21 @@ allow_ttl = "60s"
 deny_ttl = "5s"
 "#;
 
-fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    overrides: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let mut authorizer_settings = BTreeMap::new();
+    for (name, value) in raw.authorizers {
+        let settings = RawAuthorizer::read(&name, value, overrides)?;
+        authorizer_settings.insert(name, settings);
+    }
     let server = validate_server(raw.server)?;
     let cache = validate_cache(raw.cache)?;
 
     let mut warnings = Vec::new();
-    for (name, settings) in &raw.authorizers {
+    for (name, settings) in &authorizer_settings {
         if let RawAuthorizer::Jwt(jwt) = settings {
             if jwt.issuers.is_none() && jwt.audiences.is_none() {
                 warnings.push(format!(
@@ -339,8 +485,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             }
         }
     }
-    let mut authorizers = Vec::with_capacity(raw.authorizers.len());
-    for (name, settings) in raw.authorizers {
+    let mut authorizers = Vec::with_capacity(authorizer_settings.len());
+    for (name, settings) in authorizer_settings {
         validate_name(&format!("authorizers.{name}"), &name)?;
         let fingerprint = fingerprint(&name, &settings, base_dir);
         let kind = match settings {

@@ -31,7 +31,8 @@ RUST_LOG=verdict::decision=warn keeps only refused peers and errors. [log] forma
 in the configuration writes one JSON object per line. No credential is ever logged."
 )]
 struct Cli {
-    /// Configuration file (TOML or YAML). Without one, a loopback-only demo is served.
+    /// Configuration file (TOML or YAML). `serve` without one serves a loopback-only demo;
+    /// `check` needs one; `init` writes one (default verdict.toml).
     #[arg(long, short, env = "VERDICT_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -42,8 +43,11 @@ struct Cli {
 enum Command {
     /// Serve decisions (the default).
     Serve,
-    /// Validate a configuration file and exit.
+    /// Validate a configuration file (--config FILE, required) and exit.
     Check,
+    /// Write a starting configuration (--config FILE, default verdict.toml) with one
+    /// freshly made token, printed once; never overwrites a file.
+    Init,
     /// Work with static tokens.
     Token {
         #[command(subcommand)]
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(cli.config),
+        Command::Init => init(cli.config.unwrap_or_else(|| PathBuf::from("verdict.toml"))),
         Command::Token {
             action: TokenAction::Digest,
         } => token_digest(),
@@ -104,9 +109,50 @@ fn token_digest() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Writes the starting configuration with a new random token, and prints the token once.
+fn init(file: PathBuf) -> ExitCode {
+    let mut bytes = [0u8; 24];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        eprintln!("verdict init: no randomness for a token");
+        return ExitCode::FAILURE;
+    }
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let digest = hex::encode(verdict::digest::sha256(token.as_bytes()));
+    let text = verdict::config::INIT_CONFIG.replace("@DIGEST@", &digest);
+    // create_new: never overwrite someone's configuration
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    match written {
+        Ok(()) => {
+            println!("wrote {}", file.display());
+            println!("its token (shown this once; the file keeps only its digest): {token}");
+            println!("serve it:  verdict --config {}", file.display());
+            println!(
+                "try it:    curl -i -H 'Authorization: Bearer {token}' http://127.0.0.1:8080/_resolver/resolve"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "verdict init: {} exists; it is left as it is (give another --config FILE)",
+                file.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("verdict init: cannot write {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check(file: Option<PathBuf>) -> ExitCode {
     let Some(file) = file else {
-        eprintln!("verdict check: --config FILE is required");
+        eprintln!("verdict check: --config FILE is required (`verdict init` writes one)");
         return ExitCode::from(2);
     };
     match Config::load(&Source {

@@ -508,9 +508,22 @@ pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Ru
         App::new()
             .app_data(admin_current.clone())
             .app_data(admin_lifecycle.clone())
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
+            // HEAD too: load balancers and `curl -I` probe with it
+            .service(
+                web::resource("/healthz")
+                    .route(web::get().to(healthz))
+                    .route(web::head().to(healthz)),
+            )
+            .service(
+                web::resource("/readyz")
+                    .route(web::get().to(readyz))
+                    .route(web::head().to(readyz)),
+            )
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(metrics))
+                    .route(web::head().to(metrics)),
+            )
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)

@@ -47,9 +47,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 if let Ok(secs) = trimmed.parse::<u64>() {
                     return Ok(HumanDuration(Duration::from_secs(secs)));
                 }
-                humantime::parse_duration(trimmed)
-                    .map(HumanDuration)
-                    .map_err(|e| serde::de::Error::custom(format!("bad duration {text:?}: {e}")))
+                humantime::parse_duration(trimmed).map(HumanDuration).map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not a duration: write one like \"30s\", \"5m\", \"1h30m\" or \"250ms\" (ISO 8601 forms like PT30S are not read)"
+                    ))
+                })
             }
         }
     }

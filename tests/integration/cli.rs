@@ -5,7 +5,13 @@ use std::process::Command;
 
 fn verdict() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_verdict"));
-    command.env_remove("VERDICT_CONFIG");
+    // the suite's own variables (VERDICT_PROXY_BIN, VERDICT_E2E) are not verdict's: it
+    // would warn of them
+    for (name, _) in std::env::vars() {
+        if name.starts_with("VERDICT") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 

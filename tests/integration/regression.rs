@@ -1789,3 +1789,155 @@ async fn the_shipped_traefik_config_could_not_run_as_shipped() {
     v.stop().await;
     app.stop().await;
 }
+
+/// What `verdict check` says of a configuration problem, run as an operator runs it:
+/// (exit status, standard error). Only the given `VERDICT…` variables are set.
+fn check_says(dir: &std::path::Path, file: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("VERDICT") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied()).current_dir(dir);
+    let out = command
+        .arg("check")
+        .arg("--config")
+        .arg(file)
+        .output()
+        .expect("run verdict check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Configuration errors a user could not act on: an ISO duration, a string for a list
+/// (the key path stopped at `authorizers.keys`), YAML in a `.toml` file, a `.conf` file, a
+/// folder, a garbled number from the environment, a variable with one underscore
+/// (silently ignored) or with one underscore too few (which named an internal `demo`
+/// key), and a README pointing at a `verdict.toml` that did not exist. Each now names the
+/// key or variable and the fix, in one line.
+#[test]
+fn configuration_errors_a_user_could_not_act_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    let keys = "[authorizers.keys]\ntype = \"static\"\n[[authorizers.keys.tokens]]\ntoken = \"valid-token-1\"\nuser_id = \"u\"\n";
+    write("ok.toml", keys);
+    write(
+        "iso.toml",
+        &format!("{keys}[cache]\nallow_ttl = \"PT30S\"\n"),
+    );
+    write("list.toml", &format!("{keys}roles = \"admin\"\n"));
+    write("yaml.toml", "server:\n  listen: 127.0.0.1:8080\n");
+    write("toml.yaml", "[server]\nlisten = \"127.0.0.1:8080\"\n");
+    write("site.conf", "server { listen 80; }\n");
+    std::fs::create_dir(dir.path().join("folder")).expect("mkdir");
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 9] = [
+        (
+            "iso.toml",
+            &[],
+            "cache.allow_ttl: \"PT30S\" is not a duration: write one like \"30s\"",
+        ),
+        (
+            "list.toml",
+            &[],
+            "authorizers.keys.tokens[0].roles: \"admin\" is one value where a list goes: write [\"admin\"]",
+        ),
+        (
+            "yaml.toml",
+            &[],
+            "looks like YAML (\"server:\") but ends in .toml: rename it .yaml",
+        ),
+        (
+            "toml.yaml",
+            &[],
+            "looks like TOML (\"[server]\") but ends in .yaml: rename it .toml",
+        ),
+        (
+            "site.conf",
+            &[],
+            "verdict reads .toml, .yaml and .yml files",
+        ),
+        (
+            "folder",
+            &[],
+            "is a folder: give the configuration file in it",
+        ),
+        (
+            "ok.toml",
+            &[("VERDICT__SERVER__WORKERS", "four")],
+            "server.workers: \"four\" is not a whole number (set by the environment variable VERDICT__SERVER__WORKERS)",
+        ),
+        (
+            "ok.toml",
+            &[("VERDICT__SERVER_LISTEN", "0.0.0.0:1")],
+            "environment variable VERDICT__SERVER_LISTEN: names no key (server_listen): sections and keys are separated by two underscores; did you mean VERDICT__SERVER__LISTEN?",
+        ),
+        (
+            "missing.toml",
+            &[],
+            "missing.toml does not exist (`verdict init` writes a starting configuration)",
+        ),
+    ];
+    for (file, env, expected) in cases {
+        let (ok, said) = check_says(dir.path(), file, env);
+        assert!(!ok, "{file} {env:?} passed the check");
+        assert!(said.contains(expected), "{file} {env:?}: {said}");
+        assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+        assert!(!said.contains("`demo`"), "an internal key: {said}");
+    }
+    // a variable with one underscore is not read: valid, but warned of
+    let (ok, said) = check_says(
+        dir.path(),
+        "ok.toml",
+        &[("VERDICT_SERVER_LISTEN", "0.0.0.0:1")],
+    );
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("warning: environment variable VERDICT_SERVER_LISTEN is not read: overrides are VERDICT__SECTION__KEY, two underscores each (did you mean VERDICT__SERVER__LISTEN?)"),
+        "{said}"
+    );
+    // the README's starting point exists: `verdict init` writes it, once
+    let init = |dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .arg("init")
+            .current_dir(dir)
+            .env_remove("VERDICT_CONFIG")
+            .output()
+            .expect("run verdict init")
+    };
+    let out = init(dir.path());
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = said
+        .lines()
+        .find_map(|l| l.split(": ").nth(1).filter(|_| l.starts_with("its token")))
+        .expect("the token, once")
+        .to_string();
+    let written = std::fs::read_to_string(dir.path().join("verdict.toml")).expect("verdict.toml");
+    assert!(!written.contains(&token), "the file keeps only the digest");
+    let (ok, said) = check_says(dir.path(), "verdict.toml", &[]);
+    assert!(ok && !said.contains("warning"), "{said}");
+    assert!(!init(dir.path()).status.success(), "never overwrites");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("verdict.toml")).expect("kept"),
+        written
+    );
+}
+
+/// `HEAD /healthz` answered 404: load balancers and `curl -I` probe with HEAD.
+#[actix_web::test]
+async fn a_head_health_check_got_404() {
+    let v = start("", DEMO_KEYS).await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = client()
+            .head(format!("http://{}{path}", v.admin))
+            .sent()
+            .await;
+        assert_eq!(r.status(), 200, "HEAD {path}");
+    }
+    v.stop().await;
+}

@@ -268,6 +268,12 @@ fn try_start_process(
         .arg("--config")
         .arg(&config)
         .env_remove("RUST_LOG_STYLE");
+    // the suite's own variables (VERDICT_PROXY_BIN, VERDICT_E2E) are not verdict's
+    for (name, _) in std::env::vars() {
+        if name.starts_with("VERDICT") {
+            command.env_remove(name);
+        }
+    }
     match rust_log {
         Some(filter) => command.env("RUST_LOG", filter),
         None => command.env_remove("RUST_LOG"),
