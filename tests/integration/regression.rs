@@ -1941,3 +1941,79 @@ async fn a_head_health_check_got_404() {
     }
     v.stop().await;
 }
+
+/// The `authgear` backend reader took an empty `x-authgear-session-valid` for an error
+/// (a 503), where Authgear's own parser reads it as "no session": verdict could not use
+/// another verdict (which sends every identity header, empty where it does not apply) as
+/// its `authgear` backend. Verdict calling verdict now works.
+#[actix_web::test]
+async fn an_empty_session_valid_from_an_authgear_backend_was_an_error() {
+    // the upstream verdict, in Authgear's resolver mode
+    let upstream = start(
+        "",
+        &format!("{DEMO_KEYS}[default_route]\naccess = \"identify\"\n"),
+    )
+    .await;
+    let v = start(
+        "",
+        &http_authorizer(&[upstream.url("/_resolver/resolve")], "authgear", ""),
+    )
+    .await;
+    // no credential: the upstream says session-valid "" (no session), so nobody is here
+    let r = auth_request(&v, "/page").sent().await;
+    assert_eq!(r.status(), 401);
+    // a credential the upstream does not know: session-valid false
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", "Bearer nope-nope"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 401);
+    // a known one: the upstream's identity, field for field
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().expect("text").to_string())
+    };
+    assert_eq!(header("x-authgear-session-valid").as_deref(), Some("true"));
+    assert_eq!(header("x-authgear-user-id").as_deref(), Some("u-123"));
+    assert_eq!(header("x-authgear-user-roles").as_deref(), Some("reader"));
+    assert_eq!(header("x-authgear-session-amr").as_deref(), Some("pwd"));
+    assert_eq!(header("x-authgear-user-verified").as_deref(), Some("true"));
+    v.stop().await;
+    upstream.stop().await;
+}
+
+/// `x-authgear-user-can-reauthenticate` was always `false` for a JWT identity: no claim
+/// could feed it, and Authgear's own access tokens name their user facts under
+/// `https://authgear.com/claims/user/…`. A `can_reauthenticate` claim mapping and an
+/// `authgear` preset now read them.
+#[actix_web::test]
+async fn can_reauthenticate_was_always_false_for_a_jwt() {
+    let v = start("", &jwt_hs("claims = \"authgear\"")).await;
+    let token = hs_token(serde_json::json!({
+        "sub": "u-ag", "iss": "https://idp.test", "aud": "api", "exp": now() + 600,
+        "amr": ["pwd", "mfa"],
+        "https://authgear.com/claims/user/roles": ["editor"],
+        "https://authgear.com/claims/user/is_anonymous": false,
+        "https://authgear.com/claims/user/is_verified": true,
+        "https://authgear.com/claims/user/can_reauthenticate": true
+    }));
+    let r = auth_request(&v, "/page")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    let header = |name: &str| r.headers().get(name).map(|v| v.to_str().expect("text"));
+    assert_eq!(header("x-authgear-user-can-reauthenticate"), Some("true"));
+    assert_eq!(header("x-authgear-user-verified"), Some("true"));
+    assert_eq!(header("x-authgear-user-anonymous"), Some("false"));
+    assert_eq!(header("x-authgear-user-roles"), Some("editor"));
+    // space-separated, as Authgear's resolver writes it
+    assert_eq!(header("x-authgear-session-amr"), Some("pwd mfa"));
+    v.stop().await;
+}

@@ -86,8 +86,12 @@ impl HttpAuthorizer {
                     Some("false") => Decision::deny(Denial::InvalidCredential(
                         "backend says the session is invalid",
                     )),
-                    Some(other) => return Err(format!("x-authgear-session-valid is {other:?}")),
-                    None => Decision::abstain(),
+                    Some(other) if !other.is_empty() => {
+                        return Err(format!("x-authgear-session-valid is {other:?}"));
+                    }
+                    // Absent, or sent empty (as verdict itself sends it when no credential
+                    // was presented): no session, as Authgear's own parser reads it.
+                    _ => Decision::abstain(),
                 }
             }
         };

@@ -68,9 +68,10 @@ fn yes() -> bool {
 }
 
 /// Which claim feeds which identity field. Dotted names reach into objects
-/// (`realm_access.roles`). An empty name switches the field off.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// (`realm_access.roles`); a claim named with dots (a URL) is found first as it is. An
+/// empty name switches the field off. Written as a table, a preset's name
+/// (`claims = "authgear"`), or a table starting from a preset (`preset = "authgear"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimNames {
     pub user_id: String,
     pub session_name: String,
@@ -80,6 +81,7 @@ pub struct ClaimNames {
     pub auth_time: String,
     pub verified: String,
     pub anonymous: String,
+    pub can_reauthenticate: String,
 }
 
 impl Default for ClaimNames {
@@ -93,7 +95,77 @@ impl Default for ClaimNames {
             auth_time: "auth_time".into(),
             verified: "email_verified".into(),
             anonymous: String::new(),
+            can_reauthenticate: String::new(),
         }
+    }
+}
+
+/// The claims Authgear puts in its own access tokens.
+const AUTHGEAR_CLAIMS: &str = "https://authgear.com/claims/user/";
+
+impl ClaimNames {
+    /// A named set of claim names, for tokens of a known issuer.
+    fn preset(name: &str) -> Option<ClaimNames> {
+        match name {
+            "default" => Some(ClaimNames::default()),
+            // Authgear's access tokens: the user's facts under its own claim names, so
+            // that verdict sends the x-authgear-* headers its resolver would
+            "authgear" => Some(ClaimNames {
+                roles: format!("{AUTHGEAR_CLAIMS}roles"),
+                anonymous: format!("{AUTHGEAR_CLAIMS}is_anonymous"),
+                verified: format!("{AUTHGEAR_CLAIMS}is_verified"),
+                can_reauthenticate: format!("{AUTHGEAR_CLAIMS}can_reauthenticate"),
+                ..ClaimNames::default()
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ClaimNames {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(default)]
+            preset: Option<String>,
+            user_id: Option<String>,
+            session_name: Option<String>,
+            email: Option<String>,
+            roles: Option<String>,
+            amr: Option<String>,
+            auth_time: Option<String>,
+            verified: Option<String>,
+            anonymous: Option<String>,
+            can_reauthenticate: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Preset(String),
+            Table(Table),
+        }
+        let preset = |name: &str| {
+            ClaimNames::preset(name).ok_or_else(|| {
+                serde::de::Error::custom(format!("{name:?} is not one of default, authgear"))
+            })
+        };
+        let table = match Raw::deserialize(deserializer)? {
+            Raw::Preset(name) => return preset(&name),
+            Raw::Table(table) => table,
+        };
+        let base = preset(table.preset.as_deref().unwrap_or("default"))?;
+        Ok(ClaimNames {
+            user_id: table.user_id.unwrap_or(base.user_id),
+            session_name: table.session_name.unwrap_or(base.session_name),
+            email: table.email.unwrap_or(base.email),
+            roles: table.roles.unwrap_or(base.roles),
+            amr: table.amr.unwrap_or(base.amr),
+            auth_time: table.auth_time.unwrap_or(base.auth_time),
+            verified: table.verified.unwrap_or(base.verified),
+            anonymous: table.anonymous.unwrap_or(base.anonymous),
+            can_reauthenticate: table.can_reauthenticate.unwrap_or(base.can_reauthenticate),
+        })
     }
 }
 

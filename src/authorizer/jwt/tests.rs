@@ -311,3 +311,45 @@ fn claims_reach_into_objects_and_accept_strings() {
 
 pub const TEST_EC_PRIVATE_PEM: &str = include_str!("../../../tests/fixtures/ec256.key.pem");
 pub const TEST_EC_PUBLIC_PEM: &str = include_str!("../../../tests/fixtures/ec256.pub.pem");
+
+#[test]
+fn authgears_own_access_token_claims_map_through_the_preset() {
+    let claims = json!({"sub": "u-ag", "iss": "https://idp.test", "aud": "api", "exp": now() + 600,
+        "amr": ["pwd"], "auth_time": 1136171045u64,
+        "https://authgear.com/claims/user/roles": ["editor", "viewer"],
+        "https://authgear.com/claims/user/is_anonymous": false,
+        "https://authgear.com/claims/user/is_verified": true,
+        "https://authgear.com/claims/user/can_reauthenticate": true});
+    for claims_setting in ["claims = \"authgear\"", "[a.claims]\npreset = \"authgear\""] {
+        let a = authorizer(claims_setting);
+        let Verdict::Allow(identity) = verdict(&a, &sign(claims.clone(), Some("hs"))).verdict
+        else {
+            panic!("allowed");
+        };
+        assert_eq!(&*identity.user_id, "u-ag");
+        assert_eq!(identity.roles.len(), 2, "{claims_setting}");
+        assert!(identity.verified && identity.can_reauthenticate && !identity.anonymous);
+    }
+    // without the preset, can_reauthenticate is off unless mapped by name
+    let a = authorizer(
+        "[a.claims]\ncan_reauthenticate = \"https://authgear.com/claims/user/can_reauthenticate\"\nroles = \"\"",
+    );
+    let Verdict::Allow(identity) = verdict(&a, &sign(claims, Some("hs"))).verdict else {
+        panic!("allowed");
+    };
+    assert!(identity.can_reauthenticate && identity.roles.is_empty());
+    let unknown = config::Config::builder()
+        .add_source(config::File::from_str(
+            "claims = \"keycloak\"",
+            config::FileFormat::Toml,
+        ))
+        .build()
+        .and_then(|c| c.get::<super::ClaimNames>("claims"))
+        .expect_err("an unknown preset");
+    assert!(
+        unknown
+            .to_string()
+            .contains("is not one of default, authgear"),
+        "{unknown}"
+    );
+}

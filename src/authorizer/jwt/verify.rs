@@ -109,7 +109,7 @@ impl JwtAuthorizer {
                 .and_then(NonZeroU64::new),
             verified: claim(claims, &names.verified).is_some_and(value_true),
             anonymous: claim(claims, &names.anonymous).is_some_and(value_true),
-            can_reauthenticate: false,
+            can_reauthenticate: claim(claims, &names.can_reauthenticate).is_some_and(value_true),
             user_id: user_id.into(),
             extra_headers: Box::default(),
             // the claims only where an authorizer reads them (claims_from)
