@@ -143,7 +143,7 @@ impl<'de> Deserialize<'de> for ClaimNames {
         #[serde(untagged)]
         enum Raw {
             Preset(String),
-            Table(Table),
+            Table(Box<Table>),
         }
         let preset = |name: &str| {
             ClaimNames::preset(name).ok_or_else(|| {
