@@ -163,17 +163,27 @@ pub fn readings(
     headers: &[Header<'_>],
     form: FormBody<'_>,
 ) -> Result<Vec<Reading>, TargetError> {
-    let methods = methods(target, headers, form)?;
-    let mut paths: Vec<(u8, Option<String>, bool)> = vec![(0, target.path.clone(), false)];
-    if let (Some(canonical), Some(raw_uri)) = (target.path.as_deref(), target.raw_uri.as_deref()) {
-        let raw = raw_uri.split('?').next().unwrap_or_default().as_bytes();
-        for (kinds, path) in path_variants(raw, canonical)? {
-            let folded = path.to_ascii_lowercase();
-            if folded != path {
-                paths.push((kinds | kind::CASE, Some(folded), true));
-            }
-            paths.push((kinds, Some(path), false));
+    let other_methods = other_methods(target, headers, form)?;
+    let variants = match (target.path.as_deref(), target.raw_uri.as_deref()) {
+        (Some(canonical), Some(raw_uri)) => {
+            let raw = raw_uri.split('?').next().unwrap_or_default().as_bytes();
+            path_variants(raw, canonical)?
         }
+        _ => Vec::new(),
+    };
+    // the common case: one method, one path, nothing allocated
+    if other_methods.is_empty() && variants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut methods = vec![(0, target.method.clone())];
+    methods.extend(other_methods);
+    let mut paths: Vec<(u8, Option<String>, bool)> = vec![(0, target.path.clone(), false)];
+    for (kinds, path) in variants {
+        let folded = path.to_ascii_lowercase();
+        if folded != path {
+            paths.push((kinds | kind::CASE, Some(folded), true));
+        }
+        paths.push((kinds, Some(path), false));
     }
     let mut out: Vec<Reading> = Vec::new();
     for (method_kinds, method) in &methods {
@@ -265,15 +275,15 @@ fn strip_trailing_dots(path: &str) -> String {
         .join("/")
 }
 
-/// Every method an application could dispatch the request to, the canonical one first,
-/// each with the transformations that produce it. An override that is not a method
-/// token is refused: an application may still act on it.
-fn methods(
+/// Every other method an application could dispatch the request to, each with the
+/// transformations that produce it (nothing allocated when there is none). An override
+/// that is not a method token is refused: an application may still act on it.
+fn other_methods(
     target: &Target,
     headers: &[Header<'_>],
     form: FormBody<'_>,
 ) -> Result<Vec<(u8, Option<String>)>, TargetError> {
-    let mut methods: Vec<(u8, Option<String>)> = vec![(0, target.method.clone())];
+    let mut methods: Vec<(u8, Option<String>)> = Vec::new();
     for header in headers {
         // `X.HTTP.Method.Override` reaches a PHP or CGI application as the override
         // itself: an alias counts as the header it folds to.
@@ -301,11 +311,17 @@ fn methods(
         // must be allowed under each (a route's method rule is then a fact not sent).
         FormBody::Unseen => methods.push((kind::FORM_METHOD_OVERRIDE, None)),
     }
-    // Every application here runs the GET handler for a HEAD, whatever named the HEAD.
-    let heads: Vec<u8> = methods
-        .iter()
-        .filter(|(_, m)| m.as_deref() == Some("HEAD"))
-        .map(|(kinds, _)| *kinds)
+    // Every application here runs the GET handler for a HEAD, whatever named the HEAD
+    // (the request line included).
+    let heads: Vec<u8> = (target.method.as_deref() == Some("HEAD"))
+        .then_some(0)
+        .into_iter()
+        .chain(
+            methods
+                .iter()
+                .filter(|(_, m)| m.as_deref() == Some("HEAD"))
+                .map(|(kinds, _)| *kinds),
+        )
         .collect();
     for kinds in heads {
         methods.push((kinds | kind::HEAD_AS_GET, Some("GET".to_string())));
