@@ -256,9 +256,6 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Valid but probably not meant: `verdict check` prints them, the log warns of them.
     pub warnings: Vec<String>,
-    /// What an operator should know of a valid configuration (which routes a reading
-    /// affects): `verdict check` prints them, the log says them at start.
-    pub notes: Vec<String>,
     /// What MQTT clients may publish and subscribe to.
     pub topics: TopicRules,
 }
@@ -603,7 +600,6 @@ fn validate(
             .into_iter()
             .chain(policy.warnings.iter().cloned())
             .collect(),
-        notes: policy.notes.clone(),
         policy,
         topics,
     })

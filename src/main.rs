@@ -163,9 +163,6 @@ fn check(file: Option<PathBuf>) -> ExitCode {
             for warning in &config.warnings {
                 eprintln!("{}: warning: {warning}", file.display());
             }
-            for note in &config.notes {
-                eprintln!("{}: note: {note}", file.display());
-            }
             println!(
                 "{}: ok ({} authorizers, decisions on {}, admin on {})",
                 file.display(),
@@ -192,9 +189,6 @@ async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
     logging::init(config.log_format);
     for warning in &config.warnings {
         log::warn!("configuration: {warning}");
-    }
-    for note in &config.notes {
-        log::info!("configuration: {note}");
     }
     let open_files = verdict::server::raise_open_file_limit();
     verdict::server::OPEN_FILES.store(open_files, std::sync::atomic::Ordering::Relaxed);

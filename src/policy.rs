@@ -260,8 +260,6 @@ pub struct Policy {
     upper_case_rules: bool,
     /// Things that are valid but probably not meant (`verdict check` prints them).
     pub warnings: Vec<String>,
-    /// Things an operator should know of a valid policy (`verdict check` prints them).
-    pub notes: Vec<String>,
 }
 
 /// The routes a request must be allowed by: the route of the canonical reading, and every
@@ -355,13 +353,11 @@ impl Policy {
         let default = compile_route(default, "default_route", authorizers, readings)?;
         let upper_case_rules = routes.iter().any(Route::has_upper_case_path);
         let warnings = warnings(&routes, &default);
-        let notes = notes(&routes);
         Ok(Policy {
             routes,
             default,
             upper_case_rules,
             warnings,
-            notes,
         })
     }
 
@@ -649,4 +645,4 @@ pub use self::access::{
     COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, Ruling, UNRECOGNISED,
     apply, chain_step,
 };
-use self::compile::{compile_route, notes, warnings};
+use self::compile::{compile_route, warnings};

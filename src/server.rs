@@ -42,7 +42,8 @@ async fn handle(
     prefix: &'static str,
 ) -> HttpResponse {
     let started = Instant::now();
-    // counted until answered: a stop that runs out of time says how many it cut off
+    // counted until answered (or dropped): a stop that runs out of time says how many it
+    // cut off
     let in_flight = InFlight::start(&lifecycle);
     // The whole decision runs on the configuration in force now, even if a reload swaps
     // in another while it waits on a backend.
@@ -98,7 +99,7 @@ async fn handle(
             latency: started.elapsed(),
         },
     );
-    in_flight.answered();
+    drop(in_flight);
     answer.response
 }
 
@@ -319,8 +320,8 @@ impl Lifecycle {
     }
 }
 
-/// One decision in flight. Only [`InFlight::answered`] takes it off the count: a decision
-/// dropped unanswered (its worker stopped) stays counted as cut off.
+/// One decision in flight, counted while its handler lives: answered, or dropped because
+/// its client went away. What is still counted when a drain runs out is cut off.
 struct InFlight<'a>(&'a Lifecycle);
 
 impl<'a> InFlight<'a> {
@@ -328,8 +329,10 @@ impl<'a> InFlight<'a> {
         lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(lifecycle)
     }
+}
 
-    fn answered(self) {
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }

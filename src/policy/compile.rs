@@ -64,6 +64,21 @@ pub(super) fn warnings(routes: &[Route], default: &Route) -> Vec<String> {
             ));
         }
     }
+    // The routes the form-body reading decides more requests under: a form POST to their
+    // paths may name their methods through `_method`, and where the proxy does not send
+    // the body, it is refused unless they allow it too.
+    for route in routes {
+        if let Some(methods) = &route.methods
+            && route.readings & kind::FORM_METHOD_OVERRIDE != 0
+            && !methods.iter().any(|m| m == "POST")
+        {
+            out.push(format!(
+                "route {}: a form POST to its paths must be allowed by it too (reading form-method-override: the body may name {} through _method, and verdict sees the body only where the proxy sends it); leave the reading out (server.readings or the route's readings) for an application that never takes _method from a body",
+                route.name,
+                methods.join(", ")
+            ));
+        }
+    }
     for route in routes.iter().chain([default]) {
         if route.on_error == OnError::Allow {
             out.push(format!(
@@ -73,23 +88,6 @@ pub(super) fn warnings(routes: &[Route], default: &Route) -> Vec<String> {
         }
     }
     out
-}
-
-/// What the operator should know of a valid policy: the routes the form-body reading
-/// decides more requests under (a form body may name their methods through `_method`).
-pub(super) fn notes(routes: &[Route]) -> Vec<String> {
-    routes
-        .iter()
-        .filter(|r| r.readings & kind::FORM_METHOD_OVERRIDE != 0)
-        .filter_map(|r| Some((r, r.methods.as_ref()?)))
-        .map(|(route, methods)| {
-            format!(
-                "route {}: a request with a form body to its paths must be allowed by it too, whatever its method (reading form-method-override: the body may name {} through _method, and verdict sees the body only where the proxy sends it); leave the reading out (server.readings or the route's readings) for an application that never takes _method from a body",
-                route.name,
-                methods.join(", ")
-            )
-        })
-        .collect()
 }
 
 /// A host rule as written (`app.example.com`, `app.example.com:8443`, `*.example.com`),

@@ -334,13 +334,13 @@ fn other_methods(
 /// as PHP folds them (leading spaces dropped, `.` and spaces read as `_`, the name cut at
 /// NUL), values decoded likewise. Raw bytes: a value need not be UTF-8 to be refused.
 fn override_params(text: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    // nothing can fold into `_method` without one of these: the common case costs one
-    // scan
-    let possible = text
-        .iter()
-        .any(|&b| matches!(b, b'_' | b'%' | b'.' | b'+' | b' '));
+    // nothing folds into `_method` without "method" in it: the common case costs one
+    // scan for it
+    let possible =
+        text.windows(6).any(|w| w.eq_ignore_ascii_case(b"method")) || text.contains(&b'%');
+    let text = if possible { text } else { &text[..0] };
     text.split(|&b| b == b'&')
-        .filter(move |_| possible)
+        .filter(|pair| !pair.is_empty())
         .filter_map(|pair| {
             let (name, value) = match pair.iter().position(|&b| b == b'=') {
                 Some(at) => (&pair[..at], &pair[at + 1..]),

@@ -161,7 +161,8 @@ fn check_warns_of_what_is_valid_but_probably_not_meant() {
          [[authorizers.viewers.tokens]]\ntoken = \"viewer-token-1\"\nuser_id = \"v\"\n\
          [[route]]\nname = \"viewers\"\ndialects = [\"cesbo\"]\naccess = \"authenticated\"\nauthorizers = [\"viewers\"]\n\
          [[route]]\nname = \"reports\"\npath = \"/reports\"\naccess = \"authenticated\"\nauthorizers = [\"viewers\"]\n\
-         [[route]]\nname = \"app\"\npath = \"/\"\naccess = \"identify\"\n",
+         [[route]]\nname = \"app\"\npath = \"/\"\naccess = \"identify\"\n\
+         [[route]]\nname = \"deletes\"\nmethods = [\"DELETE\"]\naccess = \"deny\"\n",
     )
     .expect("write");
     let out = verdict()
@@ -175,6 +176,7 @@ fn check_warns_of_what_is_valid_but_probably_not_meant() {
     for needle in [
         "warning: authorizers.viewers: one credential opens routes of two audiences: routes for stream viewers name it, and so does route reports (every caller)",
         "warning: route app: access = \"identify\" also answers cesbo, emqx-authn, mqtt, icecast",
+        "warning: route deletes: a form POST to its paths must be allowed by it too (reading form-method-override: the body may name DELETE through _method",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
     }
