@@ -12,26 +12,6 @@ use std::time::{Duration, Instant};
 use crate::proxies::{Kind, start_proxy, start_proxy_with};
 use crate::support::*;
 
-/// The policy: writes and the export are the admins'; the rest needs any user.
-const POLICY: &str = r#"
-[[route]]
-name = "admin-writes"
-path = "/"
-methods = ["DELETE", "PUT", "PATCH"]
-access = "authenticated"
-roles = ["admin"]
-
-[[route]]
-name = "export"
-path = "/app/export"
-methods = ["GET"]
-access = "authenticated"
-roles = ["admin"]
-
-[default_route]
-access = "authenticated"
-"#;
-
 /// PHP's built-in server running the method application; stopped by its PID when dropped.
 struct PhpApp {
     child: Child,
@@ -219,7 +199,12 @@ async fn no_reserved_handler_runs(kind: Kind, traefik_forward_body: bool) {
     let Some(app) = PhpApp::start() else {
         return;
     };
-    let v = start("", &format!("{DEMO_KEYS}{POLICY}")).await;
+    // writes and the export are the admins'; the rest needs any user
+    let v = start(
+        "",
+        &format!("{DEMO_KEYS}{}", crate::regression::ADMIN_METHODS),
+    )
+    .await;
     let proxy = if traefik_forward_body {
         start_proxy_with(kind, v.addr, app.addr, |text| {
             text.replace(

@@ -662,7 +662,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Listeners' tokens, in the query of the mount they ask for.
-const LISTENERS: &str = r#"
+pub(crate) const LISTENERS: &str = r#"
 [authorizers.listeners]
 type = "static"
 token_sources = ["query:token", "header:icecast-pass"]

@@ -124,18 +124,12 @@ fn token_digest_reads_standard_input_and_makes_the_example_digest() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
 }
 
-#[test]
-fn check_warns_of_what_is_valid_but_probably_not_meant() {
+/// `verdict check` on a configuration `text` that is valid: its standard error, with
+/// every warning.
+fn warnings_of(text: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("verdict.toml");
-    std::fs::write(
-        &file,
-        "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"http://idp.example/jwks\"\njwks_algorithms = [\"RS256\"]\n\
-         [[route]]\nname = \"api\"\npath = \"/api\"\naccess = \"authenticated\"\n\
-         [[route]]\nname = \"writes\"\npath = \"/api/items\"\nmethods = [\"PSOT\"]\naccess = \"authenticated\"\non_error = \"allow\"\n\
-         [[route]]\nname = \"api\"\npath = \"/x\"\naccess = \"public\"\n",
-    )
-    .expect("write");
+    std::fs::write(&file, text).expect("write");
     let out = verdict()
         .arg("check")
         .arg("--config")
@@ -143,40 +137,52 @@ fn check_warns_of_what_is_valid_but_probably_not_meant() {
         .output()
         .expect("run");
     assert!(out.status.success(), "warnings do not fail the check");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "warning: authorizers.idp: neither issuers nor audiences",
-        "warning: authorizers.idp.jwks_url: plain http",
-        "warning: route writes: method \"PSOT\"",
-        "warning: route writes: never matches; route api before it",
-        "warning: route api: the name is used twice",
-        "warning: route writes: on_error = \"allow\"",
-    ] {
-        assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
-    }
-    // one credential, two audiences; an identify route a streamer can reach
-    std::fs::write(
-        &file,
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn check_warns_of_what_is_valid_but_probably_not_meant() {
+    let routes = warnings_of(
+        "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"http://idp.example/jwks\"\njwks_algorithms = [\"RS256\"]\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\naccess = \"authenticated\"\n\
+         [[route]]\nname = \"writes\"\npath = \"/api/items\"\nmethods = [\"PSOT\"]\naccess = \"authenticated\"\non_error = \"allow\"\n\
+         [[route]]\nname = \"api\"\npath = \"/x\"\naccess = \"public\"\n",
+    );
+    // one credential, two audiences; an identify route a streamer can reach; a route the
+    // form-body reading decides form POSTs under
+    let audiences = warnings_of(
         "[authorizers.viewers]\ntype = \"static\"\ntoken_sources = [\"query:token\"]\n\
          [[authorizers.viewers.tokens]]\ntoken = \"viewer-token-1\"\nuser_id = \"v\"\n\
          [[route]]\nname = \"viewers\"\ndialects = [\"cesbo\"]\naccess = \"authenticated\"\nauthorizers = [\"viewers\"]\n\
          [[route]]\nname = \"reports\"\npath = \"/reports\"\naccess = \"authenticated\"\nauthorizers = [\"viewers\"]\n\
          [[route]]\nname = \"app\"\npath = \"/\"\naccess = \"identify\"\n\
          [[route]]\nname = \"deletes\"\nmethods = [\"DELETE\"]\naccess = \"deny\"\n",
-    )
-    .expect("write");
-    let out = verdict()
-        .arg("check")
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "warnings do not fail the check");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "warning: authorizers.viewers: one credential opens routes of two audiences: routes for stream viewers name it, and so does route reports (every caller)",
-        "warning: route app: access = \"identify\" also answers cesbo, emqx-authn, mqtt, icecast",
-        "warning: route deletes: a form POST to its paths must be allowed by it too (reading form-method-override: the body may name DELETE through _method",
+    );
+    for (stderr, needle) in [
+        (
+            &routes,
+            "warning: authorizers.idp: neither issuers nor audiences",
+        ),
+        (&routes, "warning: authorizers.idp.jwks_url: plain http"),
+        (&routes, "warning: route writes: method \"PSOT\""),
+        (
+            &routes,
+            "warning: route writes: never matches; route api before it",
+        ),
+        (&routes, "warning: route api: the name is used twice"),
+        (&routes, "warning: route writes: on_error = \"allow\""),
+        (
+            &audiences,
+            "warning: authorizers.viewers: one credential opens routes of two audiences: routes for stream viewers name it, and so does route reports (every caller)",
+        ),
+        (
+            &audiences,
+            "warning: route app: access = \"identify\" also answers cesbo, emqx-authn, mqtt, icecast",
+        ),
+        (
+            &audiences,
+            "warning: route deletes: a form POST to its paths must be allowed by it too (reading form-method-override: the body may name DELETE through _method",
+        ),
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
     }

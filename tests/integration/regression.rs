@@ -1062,7 +1062,7 @@ async fn the_recommended_log_filter_logged_no_decision_at_all() {
 /// `outcome=bad-target`, a refusal that pages someone. A notification is its own outcome.
 #[actix_web::test]
 async fn an_icecast_notification_was_counted_as_a_bad_target() {
-    let v = start_logged("", LISTENER_KEYS).await;
+    let v = start_logged("", crate::callers::LISTENERS).await;
     let r = client()
         .post(v.url("/_resolver/icecast"))
         .insert_header(("content-type", "application/x-www-form-urlencoded"))
@@ -1090,21 +1090,6 @@ async fn an_icecast_notification_was_counted_as_a_bad_target() {
     );
     v.stop().await;
 }
-
-const LISTENER_KEYS: &str = r#"
-[authorizers.listeners]
-type = "static"
-token_sources = ["query:token"]
-[[authorizers.listeners.tokens]]
-token = "good-listener-token"
-user_id = "l-1"
-
-[[route]]
-name = "listeners"
-dialects = ["icecast"]
-access = "authenticated"
-authorizers = ["listeners"]
-"#;
 
 /// Topic rules for the broker regressions: per-user and per-client subtrees, a QoS cap,
 /// a blocked client family.
@@ -1389,7 +1374,7 @@ async fn a_viewers_token_opened_the_web_applications_routes() {
 }
 
 /// A policy that reserves writes and the export for admins, beside a public area.
-const ADMIN_METHODS: &str = r#"
+pub(crate) const ADMIN_METHODS: &str = r#"
 [[route]]
 name = "public"
 path = "/public"
