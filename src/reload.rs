@@ -48,32 +48,29 @@ impl Current {
 /// force when it begins.)
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.server, &new.server);
-    let mut changed = Vec::new();
-    if a.listen != b.listen {
-        changed.push("server.listen");
-    }
-    if a.admin_listen != b.admin_listen {
-        changed.push("server.admin_listen");
-    }
-    if a.workers != b.workers {
-        changed.push("server.workers");
-    }
-    if a.resolve_dialect.name() != b.resolve_dialect.name() {
-        changed.push("server.resolve_dialect");
-    }
-    if a.request_head_timeout != b.request_head_timeout {
-        changed.push("server.request_head_timeout");
-    }
-    if a.keep_alive != b.keep_alive {
-        changed.push("server.keep_alive");
-    }
-    if a.max_connections != b.max_connections {
-        changed.push("server.max_connections");
-    }
-    if old.log_format != new.log_format {
-        changed.push("log.format");
-    }
-    changed
+    [
+        ("server.listen", a.listen != b.listen),
+        ("server.admin_listen", a.admin_listen != b.admin_listen),
+        ("server.workers", a.workers != b.workers),
+        (
+            "server.resolve_dialect",
+            a.resolve_dialect.name() != b.resolve_dialect.name(),
+        ),
+        (
+            "server.request_head_timeout",
+            a.request_head_timeout != b.request_head_timeout,
+        ),
+        ("server.keep_alive", a.keep_alive != b.keep_alive),
+        (
+            "server.max_connections",
+            a.max_connections != b.max_connections,
+        ),
+        ("log.format", old.log_format != new.log_format),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(key, _)| key)
+    .collect()
 }
 
 /// Loads, validates and swaps in the configuration from `source`. On any problem the
