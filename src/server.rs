@@ -398,6 +398,11 @@ impl Running {
         let servers = Box::pin(futures_util::future::join(self.decision, self.admin));
         let (a, b) = match futures_util::future::select(servers, was_cut_off).await {
             futures_util::future::Either::Left((done, _)) => done,
+            // the drain ran out with nothing in flight (connections idle): done
+            futures_util::future::Either::Right((Ok(0), _)) => {
+                log::info!("stop: done");
+                return Ok(());
+            }
             // the drain ran out: the decisions still in flight are cut off when the
             // process exits, and the exit status says so
             futures_util::future::Either::Right((Ok(cut), _)) => {
@@ -437,11 +442,19 @@ impl Stopper {
             "stop: decision listener closed; answering the decisions in flight (at most {drain:?})"
         );
         let drained = actix_web::rt::time::timeout(drain, self.decision.stop(true)).await;
-        let cut = self.lifecycle.in_flight();
-        if drained.is_err() && cut > 0 {
-            log::error!(
-                "stop: server.drain_timeout ({drain:?}) ran out: {cut} decision(s) in flight cut off unanswered"
-            );
+        if drained.is_err() {
+            // the listener's own graceful stop goes on past our deadline: end here, and
+            // say what that cuts off
+            let cut = self.lifecycle.in_flight();
+            if cut > 0 {
+                log::error!(
+                    "stop: server.drain_timeout ({drain:?}) ran out: {cut} decision(s) in flight cut off unanswered"
+                );
+            } else {
+                log::info!(
+                    "stop: server.drain_timeout ({drain:?}) ran out with no decision in flight; closing idle connections"
+                );
+            }
             self.admin.stop(false).await;
             if let Some(cut_off) = self.cut_off.take() {
                 let _ = cut_off.send(cut);

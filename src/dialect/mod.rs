@@ -109,9 +109,17 @@ pub enum Body {
 
 /// Whether a request from a proxy carries the client's whole form body for verdict to
 /// read `_method` from: a declared `application/x-www-form-urlencoded` body with a
-/// length, not marked partial by Envoy (`x-envoy-auth-partial-body`).
+/// length, not compressed, not marked partial by Envoy (`x-envoy-auth-partial-body`).
 pub fn carries_form_body(request: &HttpRequest) -> bool {
     let headers = request.headers();
+    // Trust decision: a compressed body is not what the application reads once its
+    // middleware inflates it; verdict does not inflate, so such a body counts as unseen.
+    let encoded = headers
+        .get_all("content-encoding")
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return false;
+    }
     let urlencoded = headers.get_all("content-type").any(|v| {
         v.as_bytes()
             .split(|&b| b == b';')

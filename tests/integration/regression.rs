@@ -1481,6 +1481,18 @@ async fn an_override_in_a_body_the_proxy_sent_was_never_read() {
         let r = envoy(body).await.expect("send");
         assert_eq!(r.status(), expected, "{body}");
     }
+    // a compressed body is not what the application reads once it inflates it
+    let r = client()
+        .post(v.url("/_resolver/ext-authz/public/x"))
+        .insert_header(("Host", "app.example.com"))
+        .insert_header(("Authorization", "Bearer valid-token"))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .insert_header(("Content-Encoding", "gzip"))
+        .insert_header(("x-envoy-auth-partial-body", "false"))
+        .send_body("title=x")
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403, "a compressed form body is unseen");
     // part of a body says nothing of the rest
     let r = client()
         .post(v.url("/_resolver/ext-authz/public/x"))
