@@ -1,19 +1,20 @@
-//! The integration test binary: verdict in-process on port 0, fake backends on port 0,
-//! and end-to-end runs through real proxies started by the tests.
+//! The hermetic test binary: `cargo test` runs it on any machine with only Rust. verdict
+//! in-process on port 0 (or its binary, where a test reads the log or sends a signal),
+//! fake backends on port 0; no proxy, no Python, no root. The real programs are in the
+//! `e2e` binary (`tests/e2e`), which `scripts/test` runs after this one.
 
 mod admin;
-mod applications;
 mod backend;
 mod cache;
 mod callers;
 mod cli;
 mod dialects;
-mod nginx;
-mod proxies;
 mod readme;
 mod regression;
 mod shipped;
 mod status;
+#[path = "../support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 mod transport;
 mod trust;

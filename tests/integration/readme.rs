@@ -7,26 +7,7 @@
 
 use verdict::config::Config;
 
-/// Every fenced block of `language` in the README, with the line it starts on.
-pub fn readme_blocks(language: &str) -> Vec<(usize, String)> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
-    let fence = format!("```{language}");
-    let mut blocks = Vec::new();
-    let mut open: Option<(usize, String)> = None;
-    for (n, line) in readme.lines().enumerate() {
-        match &mut open {
-            None if line.trim_end() == fence => open = Some((n + 1, String::new())),
-            None => {}
-            Some(_) if line.starts_with("```") => blocks.extend(open.take()),
-            Some((_, text)) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-    }
-    blocks
-}
+use crate::support::readme_blocks;
 
 /// Rules shown alone still need someone to ask.
 const PREAMBLE: &str = r#"

@@ -793,7 +793,6 @@ async fn a_reload_adding_claims_from_reused_jwt_decisions_cached_without_claims(
 
 #[actix_web::test]
 async fn a_json_field_sent_twice_was_read_as_its_last_copy() {
-    use crate::callers::{BROKER, emqx_post, emqx_result};
     let v = start("", BROKER).await;
     // bob's topic first, alice's last: a reader that keeps one copy decides on either
     for body in [
@@ -1062,7 +1061,7 @@ async fn the_recommended_log_filter_logged_no_decision_at_all() {
 /// `outcome=bad-target`, a refusal that pages someone. A notification is its own outcome.
 #[actix_web::test]
 async fn an_icecast_notification_was_counted_as_a_bad_target() {
-    let v = start_logged("", crate::callers::LISTENERS).await;
+    let v = start_logged("", LISTENERS).await;
     let r = client()
         .post(v.url("/_resolver/icecast"))
         .insert_header(("content-type", "application/x-www-form-urlencoded"))
@@ -1117,7 +1116,7 @@ topics = ["sensors/${username}/#", "clients/${clientid}/#"]
 
 async fn emqx_says(v: &Verdict, fields: serde_json::Value) -> String {
     let body = fields.to_string();
-    crate::callers::emqx_result(crate::callers::emqx_post(v, &body), body).await
+    emqx_result(emqx_post(v, &body), body).await
 }
 
 /// Topic rules expanded `${username}` and then looked for `${clientid}` in the result: a
@@ -1205,7 +1204,7 @@ async fn fields_in_the_url_were_ignored_when_a_body_was_present() {
             .post(v.url(&format!("/_resolver/emqx?{query}")))
             .insert_header(("content-type", "application/json"))
     };
-    let says = |r: awc::ClientRequest| crate::callers::emqx_result(r, body.clone());
+    let says = |r: awc::ClientRequest| emqx_result(r, body.clone());
     assert_eq!(says(ask("clientid=c9")).await, "allow");
     assert_eq!(says(ask("clientid=blocked-1")).await, "deny");
     // the same fact twice: agreeing counts once, disagreeing is refused
@@ -1262,9 +1261,7 @@ async fn an_identify_allow_for_nobody_reached_callers_that_admit_on_any_allow() 
     let v = start("", CATCH_ALL_IDENTIFY).await;
     // Cesbo Astra: no token, a bad token, a good one
     for (query, expected) in [("", 403), ("token=nope", 403), ("token=valid-token", 200)] {
-        let r = crate::callers::astra(&v, query, "/play/a001/index.m3u8")
-            .sent()
-            .await;
+        let r = astra(&v, query, "/play/a001/index.m3u8").sent().await;
         assert_eq!(r.status(), expected, "astra ?{query}");
     }
     // Icecast
@@ -1301,7 +1298,7 @@ async fn an_identify_allow_for_nobody_reached_callers_that_admit_on_any_allow() 
     let r = client()
         .post(v.url("/_resolver/emqx/authn"))
         .insert_header(("content-type", "application/json"));
-    assert_eq!(crate::callers::emqx_result(r, authn).await, "deny");
+    assert_eq!(emqx_result(r, authn).await, "deny");
     // the proxies keep Authgear's identify contract: 200, and the application decides
     let r = auth_request(&v, "/page")
         .insert_header(("Authorization", "Bearer nope-nope"))
@@ -1366,38 +1363,12 @@ async fn a_viewers_token_opened_the_web_applications_routes() {
         .await;
     assert_eq!(r.status(), 200);
     // the streamer: the viewer still plays the channel whose route names no authorizers
-    let r = crate::callers::astra(&v, "token=viewer-token-1", "/play/a001/index.m3u8")
+    let r = astra(&v, "token=viewer-token-1", "/play/a001/index.m3u8")
         .sent()
         .await;
     assert_eq!(r.status(), 200);
     v.stop().await;
 }
-
-/// A policy that reserves writes and the export for admins, beside a public area.
-pub(crate) const ADMIN_METHODS: &str = r#"
-[[route]]
-name = "public"
-path = "/public"
-methods = ["GET", "POST"]
-access = "public"
-
-[[route]]
-name = "admin-writes"
-path = "/"
-methods = ["DELETE", "PUT", "PATCH"]
-access = "authenticated"
-roles = ["admin"]
-
-[[route]]
-name = "export"
-path = "/app/export"
-methods = ["GET"]
-access = "authenticated"
-roles = ["admin"]
-
-[default_route]
-access = "authenticated"
-"#;
 
 async fn admin_methods(server_extra: &str) -> Verdict {
     start(server_extra, &format!("{DEMO_KEYS}{ADMIN_METHODS}")).await
@@ -1662,129 +1633,6 @@ async fn a_stop_that_ran_out_of_time_said_every_decision_was_answered() {
         "the client got no answer"
     );
     backend.stop().await;
-}
-
-/// The compose demo app never read request bodies, so behind the shipped nginx (which
-/// keeps its connections to the app alive) the request after any POST with a body was
-/// read from the body's bytes and answered `501`. It reads every body now, by length or
-/// chunked, whatever the method.
-#[actix_web::test]
-async fn the_demo_app_answered_501_after_any_post() {
-    let Some(app) = run_python("deploy/echo_app.py") else {
-        return;
-    };
-    let v = start("", DEMO_KEYS).await;
-    let app_addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
-    let Some(nginx) = crate::proxies::start_proxy(crate::proxies::Kind::Nginx, v.addr, app_addr)
-    else {
-        return;
-    };
-    let send = |method: &str, body: &str| {
-        client()
-            .request(
-                awc::http::Method::from_bytes(method.as_bytes()).expect("method"),
-                nginx.url("/app/echo"),
-            )
-            .insert_header(("Authorization", "Bearer valid-token"))
-            .insert_header(("Content-Type", "application/json"))
-            .send_body(body.to_string())
-    };
-    for (method, body) in [
-        ("POST", "{\"title\": \"a body the app must read\"}"),
-        ("GET", ""),
-        ("PUT", "{\"x\": 1}"),
-        ("GET", ""),
-        ("DELETE", "{}"),
-        ("PATCH", "{\"y\": 2}"),
-        ("GET", ""),
-    ] {
-        let mut r = send(method, body).await.expect("send");
-        assert_eq!(r.status(), 200, "{method} after a request with a body");
-        let echo: serde_json::Value =
-            serde_json::from_slice(&r.body().await.expect("body")).expect("json");
-        assert_eq!(echo["method"], method);
-        assert_eq!(echo["body_bytes"], body.len());
-    }
-    drop(nginx);
-    v.stop().await;
-}
-
-/// The README's minimal nginx snippet sent every request to an `upstream app` it never
-/// defined, with `Host: app`, and let client copies of every identity header but one
-/// through. The snippet now runs as written (the suite runs it, from the README).
-#[actix_web::test]
-async fn the_readme_nginx_snippet_used_an_upstream_it_never_defined() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
-    let block = &readme[readme.find("```nginx\n").expect("the nginx snippet") + 9..];
-    let snippet = block[..block.find("```").expect("its end")].to_string();
-    let v = start("", DEMO_KEYS).await;
-    let app = fake_backend(Reply::status(200)).await;
-    let site = |_: String| {
-        let port = snippet.clone();
-        port.replace("127.0.0.1:8080", &v.addr.to_string())
-            .replace("127.0.0.1:9000", &app.addr.to_string())
-    };
-    // the snippet's listen line is the one thing the scratch copy moves
-    let Some(nginx) = crate::proxies::start_proxy_snippet(site) else {
-        return;
-    };
-    let r = client()
-        .get(nginx.url("/page"))
-        .insert_header(("Authorization", "Bearer valid-token"))
-        .insert_header(("X-Session-Name", "root"))
-        .insert_header(("x-authgear-user-roles", "admin"))
-        .sent()
-        .await;
-    assert_eq!(r.status(), 200, "{}", nginx.log());
-    let seen = app.received();
-    let request = seen.last().expect("the app was asked");
-    assert_eq!(request.header("x-authgear-user-id"), Some("u-123"));
-    assert_eq!(
-        request.header("host"),
-        Some("127.0.0.1"),
-        "the host nginx routed on ($host), not the upstream's name"
-    );
-    for forged in ["x-session-name", "x-authgear-user-roles"] {
-        assert!(
-            request.header(forged).is_none_or(str::is_empty),
-            "a client's {forged} reached the app"
-        );
-    }
-    assert_eq!(client().get(nginx.url("/page")).status().await, 401);
-    drop(nginx);
-    v.stop().await;
-    app.stop().await;
-}
-
-/// `traefik/traefik.yml` pointed its file provider at `/etc/traefik`, so run as shipped
-/// every request was a 404, and no proxy file or README section said how to run one.
-/// The suite now runs the README's command for each proxy, from a copy of the
-/// repository's folders.
-#[actix_web::test]
-async fn the_shipped_traefik_config_could_not_run_as_shipped() {
-    let static_config =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/traefik/traefik.yml"))
-            .expect("traefik.yml");
-    assert!(!static_config.contains("/etc/traefik/dynamic.yml\n"));
-    let command = crate::proxies::readme_command(crate::proxies::Kind::Traefik);
-    assert_eq!(command, ["traefik", "--configFile=traefik/traefik.yml"]);
-    let v = start("", DEMO_KEYS).await;
-    let app = fake_backend(Reply::status(200)).await;
-    let Some(traefik) =
-        crate::proxies::start_proxy(crate::proxies::Kind::Traefik, v.addr, app.addr)
-    else {
-        return;
-    };
-    let r = client()
-        .get(traefik.url("/page"))
-        .insert_header(("Authorization", "Bearer valid-token"))
-        .sent()
-        .await;
-    assert_eq!(r.status(), 200, "{}", traefik.log());
-    drop(traefik);
-    v.stop().await;
-    app.stop().await;
 }
 
 /// What `verdict check` says of a configuration problem, run as an operator runs it:

@@ -15,6 +15,16 @@ pub fn auth_request(v: &Verdict, uri: &str) -> awc::ClientRequest {
         .insert_header(("X-Original-Method", "GET"))
 }
 
+/// A check in the auth-request dialect for a video viewer at `live.example.com`, as the
+/// shipped nginx config sends it.
+pub fn viewer_check(v: &Verdict, uri: &str) -> awc::ClientRequest {
+    auth_request(v, uri)
+        .insert_header(("X-Forwarded-Proto", "https"))
+        .insert_header(("X-Forwarded-Host", "live.example.com"))
+        .insert_header(("X-Real-IP", "203.0.113.7"))
+        .insert_header(("User-Agent", "VLC/3.0"))
+}
+
 /// Sending without the `.send().await.expect(..)` ceremony: a request that cannot be
 /// sent fails the test.
 pub trait Sent {

@@ -39,7 +39,7 @@ pub fn jwt_hs(extra: &str) -> String {
     )
 }
 
-pub const RSA_PRIVATE: &str = include_str!("../../fixtures/rsa.key.pem");
+pub const RSA_PRIVATE: &str = include_str!("../fixtures/rsa.key.pem");
 
 pub fn rs_token(kid: &str, claims: Value) -> String {
     let mut header = Header::new(Algorithm::RS256);

@@ -200,11 +200,7 @@ async fn no_reserved_handler_runs(kind: Kind, traefik_forward_body: bool) {
         return;
     };
     // writes and the export are the admins'; the rest needs any user
-    let v = start(
-        "",
-        &format!("{DEMO_KEYS}{}", crate::regression::ADMIN_METHODS),
-    )
-    .await;
+    let v = start("", &format!("{DEMO_KEYS}{}", ADMIN_METHODS)).await;
     let proxy = if traefik_forward_body {
         start_proxy_with(kind, v.addr, app.addr, |text| {
             text.replace(
