@@ -11,17 +11,16 @@
 //! `cache.max_entries`, each entry only a verdict and its deadline.
 //! Must never: cache an error, store a raw credential, serve an entry past its deadline,
 //! or be consulted for route policy (roles, paths, methods are re-checked by the caller on
-//! every request).
+//! every request). Deadlines are read from the resolver's [`Clock`].
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
-
+use crate::clock::Clock;
 use crate::decision::{AuthError, Decision, Verdict};
 use crate::digest::sha256_of_parts;
+use crate::flight::SingleFlight;
 
 /// The identity of one authorizer question: SHA-256, so keys never collide in practice
 /// and the credential itself is never kept.
@@ -77,6 +76,9 @@ pub struct CacheSettings {
     pub deny_ttl: Duration,
 }
 
+/// A miss's answer as the callers that waited for it share it.
+type Answer = Result<(Verdict, Duration, CacheStatus), Arc<AuthError>>;
+
 /// The shared cache of authorizer decisions.
 #[derive(Clone)]
 pub struct DecisionCache {
@@ -86,40 +88,19 @@ pub struct DecisionCache {
     settings: CacheSettings,
     /// Decisions being made now, by key: concurrent misses wait for the one in flight
     /// instead of asking again, whether or not the answer will be kept.
-    in_flight: Arc<Mutex<HashMap<CacheKey, Arc<Flight>>>>,
-}
-
-/// One decision in flight, and its answer once there.
-#[derive(Default)]
-struct Flight {
-    answer: OnceLock<Result<(Verdict, Duration), Arc<AuthError>>>,
-    done: Notify,
-}
-
-/// Ends a flight however its leader stops: with its answer, or, when the leader's future
-/// is dropped half-way (its client went away), with none, so that a waiter decides itself.
-struct Landing<'a> {
-    cache: &'a DecisionCache,
-    key: CacheKey,
-    flight: Arc<Flight>,
-}
-
-impl Drop for Landing<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut in_flight) = self.cache.in_flight.lock() {
-            in_flight.remove(&self.key);
-        }
-        self.flight.done.notify_waiters();
-    }
+    in_flight: Arc<SingleFlight<CacheKey, Answer>>,
+    /// What every deadline is read from.
+    clock: Clock,
 }
 
 impl DecisionCache {
-    pub fn new(settings: CacheSettings) -> DecisionCache {
+    pub fn new(settings: CacheSettings, clock: Clock) -> DecisionCache {
         let capacity = usize::try_from(settings.max_entries).unwrap_or(usize::MAX);
         DecisionCache {
             inner: Arc::new(quick_cache::sync::Cache::new(capacity)),
             settings,
             in_flight: Arc::default(),
+            clock,
         }
     }
 
@@ -132,9 +113,10 @@ impl DecisionCache {
                 inner: self.inner.clone(),
                 settings,
                 in_flight: self.in_flight.clone(),
+                clock: self.clock.clone(),
             }
         } else {
-            DecisionCache::new(settings)
+            DecisionCache::new(settings, self.clock.clone())
         }
     }
 
@@ -142,7 +124,7 @@ impl DecisionCache {
     /// if it is still the expired one: a fresh answer stored meanwhile stays).
     fn lookup(&self, key: &CacheKey) -> Option<(Verdict, Duration)> {
         let entry = self.inner.get(key)?;
-        let now = Instant::now();
+        let now = self.clock.now();
         match entry.remaining(now) {
             Some(left) => Some((entry.verdict, left)),
             None => {
@@ -189,92 +171,36 @@ impl DecisionCache {
                 remaining,
             };
         }
-        self.decide_once(key, decide).await
-    }
-
-    /// A miss: waits for the caller already deciding `key`, or becomes that caller.
-    async fn decide_once<D, F>(&self, key: CacheKey, decide: D) -> Cached
-    where
-        D: FnOnce() -> F,
-        F: Future<Output = Result<Decision, AuthError>>,
-    {
-        let (flight, landing) = loop {
-            let (flight, leader) = match self.in_flight.lock() {
-                Ok(mut in_flight) => match in_flight.get(&key) {
-                    Some(flight) => (flight.clone(), false),
-                    None => {
-                        let flight = Arc::new(Flight::default());
-                        in_flight.insert(key, flight.clone());
-                        (flight, true)
+        let (answer, ran) = self
+            .in_flight
+            .run(key, || async {
+                // A caller that just finished stored its answer before its flight ended:
+                // look again, so a caller that missed a moment ago does not ask twice.
+                if let Some((verdict, remaining)) = self.lookup(&key) {
+                    return Ok((verdict, remaining, CacheStatus::Hit));
+                }
+                match decide().await {
+                    Ok(decision) => {
+                        let ttl = self.ttl_for(&decision);
+                        if !ttl.is_zero() {
+                            let entry = Entry {
+                                verdict: decision.verdict.clone(),
+                                expires_at: self.clock.now() + ttl,
+                            };
+                            self.inner.insert(key, entry);
+                        }
+                        Ok((decision.verdict, ttl, CacheStatus::Miss))
                     }
-                },
-                // a poisoned map: decide alone rather than not at all
-                Err(_) => (Arc::new(Flight::default()), true),
-            };
-            if leader {
-                let landing = Landing {
-                    cache: self,
-                    key,
-                    flight: flight.clone(),
-                };
-                break (flight, landing);
-            }
-            // Wait for the leader: register first, then look, so no wake-up is missed.
-            let notified = flight.done.notified();
-            if flight.answer.get().is_none() {
-                notified.await;
-            }
-            match flight.answer.get() {
-                Some(Ok((verdict, ttl))) => {
-                    return Cached {
-                        answer: Ok(verdict.clone()),
-                        status: CacheStatus::Hit,
-                        remaining: *ttl,
-                    };
+                    Err(error) => Err(Arc::new(error)),
                 }
-                Some(Err(error)) => {
-                    return Cached {
-                        answer: Err(error.clone()),
-                        status: CacheStatus::Miss,
-                        remaining: Duration::ZERO,
-                    };
-                }
-                // the leader went away without an answer: try again (maybe as leader)
-                None => continue,
-            }
-        };
-        // A leader that just finished stored its answer before it landed: look again, so
-        // a caller that missed a moment ago does not ask a second time.
-        if let Some((verdict, remaining)) = self.lookup(&key) {
-            let _ = flight.answer.set(Ok((verdict.clone(), remaining)));
-            drop(landing);
-            return Cached {
-                answer: Ok(verdict),
-                status: CacheStatus::Hit,
-                remaining,
-            };
-        }
-        let answer = match decide().await {
-            Ok(decision) => {
-                let ttl = self.ttl_for(&decision);
-                if !ttl.is_zero() {
-                    let entry = Entry {
-                        verdict: decision.verdict.clone(),
-                        expires_at: Instant::now() + ttl,
-                    };
-                    self.inner.insert(key, entry);
-                }
-                Ok((decision.verdict, ttl))
-            }
-            Err(error) => Err(Arc::new(error)),
-        };
-        let _ = flight.answer.set(answer.clone());
-        drop(landing);
+            })
+            .await;
         match answer {
-            Ok((verdict, ttl)) => Cached {
+            Ok((verdict, remaining, status)) => Cached {
                 answer: Ok(verdict),
-                status: CacheStatus::Miss,
-                remaining: ttl,
+                // a caller that waited for another's answer did not ask
+                status: if ran { status } else { CacheStatus::Hit },
+                remaining,
             },
             Err(error) => Cached {
                 answer: Err(error),
@@ -298,12 +224,18 @@ mod tests {
     use crate::digest::sha256;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn cache(allow_ms: u64, deny_ms: u64) -> DecisionCache {
-        DecisionCache::new(CacheSettings {
-            max_entries: 1000,
-            allow_ttl: Duration::from_millis(allow_ms),
-            deny_ttl: Duration::from_millis(deny_ms),
-        })
+    /// A cache on a manual clock: its entries expire only when the test moves the clock.
+    fn cache(allow_ms: u64, deny_ms: u64) -> (DecisionCache, Clock) {
+        let clock = Clock::manual();
+        let cache = DecisionCache::new(
+            CacheSettings {
+                max_entries: 1000,
+                allow_ttl: Duration::from_millis(allow_ms),
+                deny_ttl: Duration::from_millis(deny_ms),
+            },
+            clock.clone(),
+        );
+        (cache, clock)
     }
 
     fn allow(valid_for: Option<Duration>) -> Decision {
@@ -316,8 +248,8 @@ mod tests {
         )
     }
 
-    /// `count` concurrent asks for `key`, each decision taking 50 ms and counted in
-    /// `calls`.
+    /// `count` concurrent asks for `key`, each decision counted in `calls` and held open
+    /// until every ask has joined (a yield per ask, so no time needs to pass).
     async fn ask_at_once(
         cache: &DecisionCache,
         key: CacheKey,
@@ -328,7 +260,9 @@ mod tests {
             cache
                 .get_or_decide(key, || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                    for _ in 0..count {
+                        actix_web::rt::task::yield_now().await;
+                    }
                     Ok(allow(None))
                 })
                 .await
@@ -338,11 +272,14 @@ mod tests {
 
     #[actix_web::test]
     async fn the_cache_holds_at_most_max_entries() {
-        let cache = DecisionCache::new(CacheSettings {
-            max_entries: 10,
-            allow_ttl: Duration::from_secs(60),
-            deny_ttl: Duration::from_secs(60),
-        });
+        let cache = DecisionCache::new(
+            CacheSettings {
+                max_entries: 10,
+                allow_ttl: Duration::from_secs(60),
+                deny_ttl: Duration::from_secs(60),
+            },
+            Clock::manual(),
+        );
         for i in 0..100 {
             let key = DecisionCache::key(&sha256(b"a"), &format!("token-{i}"));
             cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
@@ -353,11 +290,13 @@ mod tests {
 
     #[actix_web::test]
     async fn an_expired_entry_is_a_miss_and_is_removed() {
-        let cache = cache(30, 30);
+        let (cache, clock) = cache(30, 30);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
         assert_eq!(cache.entry_count(), 1);
-        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+        clock.advance(Duration::from_millis(29));
+        assert!(cache.lookup(&key).is_some(), "1 ms left");
+        clock.advance(Duration::from_millis(1));
         assert!(cache.lookup(&key).is_none(), "expired");
         assert_eq!(cache.entry_count(), 0, "removed on the read");
         let again = cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
@@ -366,7 +305,7 @@ mod tests {
 
     #[actix_web::test]
     async fn second_call_is_a_hit() {
-        let cache = cache(10_000, 1_000);
+        let (cache, _clock) = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let Cached {
             answer: first,
@@ -383,7 +322,7 @@ mod tests {
 
     #[actix_web::test]
     async fn errors_are_not_cached() {
-        let cache = cache(10_000, 1_000);
+        let (cache, _clock) = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let Cached { answer: result, .. } = cache
             .get_or_decide(key, || async { Err(AuthError::Internal("boom".into())) })
@@ -400,7 +339,7 @@ mod tests {
 
     #[actix_web::test]
     async fn deny_expires_before_allow_and_exp_caps_allow() {
-        let cache = cache(10_000, 100);
+        let (cache, clock) = cache(10_000, 100);
         let deny_key = DecisionCache::key(&sha256(b"a"), "bad");
         let allow_key = DecisionCache::key(&sha256(b"a"), "good");
         let short_key = DecisionCache::key(&sha256(b"a"), "expiring");
@@ -417,7 +356,7 @@ mod tests {
                 Ok(allow(Some(Duration::from_millis(100))))
             })
             .await;
-        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(100));
         let Cached {
             status: deny_status,
             ..
@@ -447,7 +386,7 @@ mod tests {
 
     #[actix_web::test]
     async fn concurrent_misses_decide_once() {
-        let cache = cache(10_000, 1_000);
+        let (cache, _clock) = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let calls = Arc::new(AtomicUsize::new(0));
         let results = ask_at_once(&cache, key, 100, &calls).await;
@@ -464,21 +403,16 @@ mod tests {
 
     #[actix_web::test]
     async fn a_hit_says_how_long_it_has_left() {
-        let cache = cache(10_000, 1_000);
+        let (cache, clock) = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let first = cache
             .get_or_decide(key, || async { Ok(allow(Some(Duration::from_secs(3)))) })
             .await;
-        assert!(first.remaining <= Duration::from_secs(3));
-        assert!(first.remaining > Duration::from_millis(2500));
-        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(first.remaining, Duration::from_secs(3));
+        clock.advance(Duration::from_millis(300));
         let hit = cache.get_or_decide(key, || async { Ok(allow(None)) }).await;
         assert_eq!(hit.status, CacheStatus::Hit);
-        assert!(
-            hit.remaining <= Duration::from_millis(2700),
-            "{:?}",
-            hit.remaining
-        );
+        assert_eq!(hit.remaining, Duration::from_millis(2700));
         let error = cache
             .get_or_decide(DecisionCache::key(&sha256(b"a"), "x"), || async {
                 Err(AuthError::Internal("boom".into()))
@@ -489,7 +423,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_zero_ttl_is_never_stored_but_concurrent_misses_still_decide_once() {
-        let cache = cache(0, 0);
+        let (cache, _clock) = cache(0, 0);
         let key = DecisionCache::key(&sha256(b"a"), "token");
         let calls = Arc::new(AtomicUsize::new(0));
         let results = ask_at_once(&cache, key, 50, &calls).await;
@@ -508,22 +442,18 @@ mod tests {
 
     #[actix_web::test]
     async fn a_cancelled_leader_hands_over_to_a_waiter() {
-        let cache = cache(10_000, 1_000);
+        let (cache, _clock) = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
-        let leader = cache.get_or_decide(key, || async {
-            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
-            Ok(allow(None))
-        });
+        let leader = cache.get_or_decide(key, || std::future::pending());
         let waiter = cache.get_or_decide(key, || async { Ok(allow(None)) });
         // the leader starts, the waiter joins it, then the leader's client goes away
         let mut leader = Box::pin(leader);
-        assert!(futures_util::poll!(&mut leader).is_pending());
+        assert!(futures_util::FutureExt::now_or_never(&mut leader).is_none());
         let mut waiter = Box::pin(waiter);
-        assert!(futures_util::poll!(&mut waiter).is_pending());
+        assert!(futures_util::FutureExt::now_or_never(&mut waiter).is_none());
         drop(leader);
-        let answer = actix_web::rt::time::timeout(Duration::from_secs(2), waiter)
-            .await
-            .expect("the waiter decides itself");
+        let answer = futures_util::FutureExt::now_or_never(&mut waiter)
+            .expect("the waiter decides itself, at once");
         assert!(answer.answer.is_ok());
     }
 

@@ -59,6 +59,8 @@ pub mod request;
 pub mod fields;
 pub mod settings;
 pub mod digest;
+pub mod clock;
+pub mod flight;
 pub mod logging;
 pub mod metrics;
 

@@ -10,11 +10,13 @@
 //! the caller did not send as matching a rule.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authorizer::{Authorizer, AuthorizerKind, Fetcher, Question};
 use crate::cache::{CacheStatus, Cached, DecisionCache};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::{Claims, Identity, Outcome, Verdict};
 use crate::metrics::Metrics;
@@ -65,6 +67,8 @@ pub struct Resolver {
     pub config: Arc<Config>,
     pub cache: DecisionCache,
     pub metrics: Metrics,
+    /// What every deadline is read from: the cache's, the key fetches', the backends'.
+    pub clock: Clock,
     /// Which configuration this is since start: 0, then one more per reload.
     pub generation: u64,
 }
@@ -80,14 +84,32 @@ impl std::fmt::Debug for Resolver {
 
 impl Resolver {
     pub fn new(config: Arc<Config>) -> std::io::Result<Resolver> {
+        Resolver::with_clock(config, Clock::system())
+    }
+
+    /// A resolver whose deadlines all read `clock` (a manual one, in tests).
+    pub fn with_clock(config: Arc<Config>, clock: Clock) -> std::io::Result<Resolver> {
         let metrics = Metrics::new().map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
         metrics.config_in_force(&config.fingerprint);
         Ok(Resolver {
-            cache: DecisionCache::new(config.cache),
+            cache: DecisionCache::new(config.cache, clock.clone()),
             config,
             metrics,
+            clock,
             generation: 0,
         })
+    }
+
+    /// The network tools for one worker (or a test): key-fetch and backend clients, the
+    /// metrics, the clock.
+    pub fn fetcher(&self) -> Fetcher {
+        let mut fetcher = Fetcher::for_authorizers(
+            FETCH_TIMEOUT,
+            &self.config.authorizers,
+            Some(self.metrics.clone()),
+        );
+        fetcher.clock = self.clock.clone();
+        fetcher
     }
 
     /// The resolver for a reloaded configuration: the same metrics, the same cache where
@@ -97,6 +119,7 @@ impl Resolver {
             cache: self.cache.reconfigured(config.cache),
             config: Arc::new(config),
             metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
             generation: self.generation + 1,
         }
     }
@@ -371,10 +394,50 @@ impl Resolver {
         }
     }
 
+    /// One loop per JWKS, refreshing it every `jwks_refresh` on the resolver's clock, so
+    /// keys stay current without a request paying for the fetch. Each loop ends once the
+    /// resolver is gone (a reload replaced it, or the servers stopped). The caller runs
+    /// them (the edge spawns them; a test drives them with a manual clock).
+    pub fn key_refreshers(resolver: &Arc<Resolver>) -> Vec<impl Future<Output = ()> + 'static> {
+        let mut loops = Vec::new();
+        for (index, authorizer) in resolver.config.authorizers.iter().enumerate() {
+            let AuthorizerKind::Jwt(jwt) = &authorizer.kind else {
+                continue;
+            };
+            let Some(interval) = jwt.jwks_refresh_interval() else {
+                continue;
+            };
+            let weak = Arc::downgrade(resolver);
+            let clock = resolver.clock.clone();
+            loops.push(async move {
+                let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
+                fetcher.clock = clock.clone();
+                loop {
+                    clock.sleep(interval).await;
+                    let Some(resolver) = weak.upgrade() else {
+                        break;
+                    };
+                    fetcher.metrics = Some(resolver.metrics.clone());
+                    let authorizer = &resolver.config.authorizers[index];
+                    if let AuthorizerKind::Jwt(jwt) = &authorizer.kind
+                        && let Err(e) = jwt.prefetch(&fetcher).await
+                    {
+                        log::warn!(
+                            "authorizer {}: JWKS refresh failed, keeping the last keys: {e}",
+                            authorizer.name
+                        );
+                    }
+                }
+            });
+        }
+        loops
+    }
+
     /// Fetches every JWKS once, so the first requests do not wait (or fail) for keys.
     pub async fn prefetch_keys(&self) {
         let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
         fetcher.metrics = Some(self.metrics.clone());
+        fetcher.clock = self.clock.clone();
         for authorizer in &self.config.authorizers {
             if let AuthorizerKind::Jwt(jwt) = &authorizer.kind
                 && let Err(e) = jwt.prefetch(&fetcher).await

@@ -26,7 +26,7 @@ use crate::dialect::{self, Body, DIALECTS, Dialect};
 use crate::record::{Record, record};
 use crate::reload::{Current, reload};
 use crate::request::TargetError;
-use crate::resolver::{Decided, FETCH_TIMEOUT, Resolver};
+use crate::resolver::{Decided, Resolver};
 
 /// The Authgear-compatible endpoint, answered in `server.resolve_dialect`.
 pub const RESOLVE_PATH: &str = "/_resolver/resolve";
@@ -214,36 +214,11 @@ async fn metrics(current: web::Data<Current>) -> HttpResponse {
         .body(resolver.metrics.render(resolver.cache.entry_count()))
 }
 
-/// Refreshes every JWKS in the background on its `jwks_refresh` interval, so keys stay
-/// current without a request paying for the fetch. Each loop ends once the resolver is
-/// gone (the servers stopped).
+/// Runs every JWKS refresh loop of `resolver` in the background (see
+/// [`Resolver::key_refreshers`]).
 fn spawn_jwks_refreshers(resolver: &Arc<Resolver>) {
-    for (index, authorizer) in resolver.config.authorizers.iter().enumerate() {
-        let AuthorizerKind::Jwt(jwt) = &authorizer.kind else {
-            continue;
-        };
-        let Some(interval) = jwt.jwks_refresh_interval() else {
-            continue;
-        };
-        let weak = Arc::downgrade(resolver);
-        actix_web::rt::spawn(async move {
-            let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
-            loop {
-                actix_web::rt::time::sleep(interval).await;
-                let Some(resolver) = weak.upgrade() else {
-                    break;
-                };
-                fetcher.metrics = Some(resolver.metrics.clone());
-                if let AuthorizerKind::Jwt(jwt) = &resolver.config.authorizers[index].kind
-                    && let Err(e) = jwt.prefetch(&fetcher).await
-                {
-                    log::warn!(
-                        "authorizer {}: JWKS refresh failed, keeping the last keys: {e}",
-                        resolver.config.authorizers[index].name
-                    );
-                }
-            }
-        });
+    for refresher in Resolver::key_refreshers(resolver) {
+        actix_web::rt::spawn(refresher);
     }
 }
 
@@ -274,11 +249,7 @@ impl WorkerFetcher {
         {
             return fetcher.clone();
         }
-        let fetcher = Rc::new(Fetcher::for_authorizers(
-            FETCH_TIMEOUT,
-            &resolver.config.authorizers,
-            Some(resolver.metrics.clone()),
-        ));
+        let fetcher = Rc::new(resolver.fetcher());
         *built = Some((resolver.generation, fetcher.clone()));
         fetcher
     }

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::credential::{TokenSource, find_token};
 use crate::decision::{AuthError, Claims, Decision};
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct Fetcher {
     backends: HashMap<String, Vec<awc::Client>>,
     /// Where backend latency and JWKS refreshes are counted, when metrics are on.
     pub metrics: Option<Metrics>,
+    /// What key-refresh deadlines and backend cool-downs are read from.
+    pub clock: Clock,
 }
 
 impl Fetcher {
@@ -43,6 +46,7 @@ impl Fetcher {
                 .finish(),
             backends: HashMap::new(),
             metrics: None,
+            clock: Clock::system(),
         }
     }
 

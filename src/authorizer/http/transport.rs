@@ -20,8 +20,7 @@ use crate::settings::ConfigError;
 impl HttpAuthorizer {
     /// URL indexes in the order to try: healthy ones first (configured order), then the
     /// ones cooling down (a last resort beats failing without asking anyone).
-    fn url_order(&self) -> Vec<usize> {
-        let now = Instant::now();
+    fn url_order(&self, now: Instant) -> Vec<usize> {
         let cooling = self
             .cooling_until
             .lock()
@@ -39,11 +38,11 @@ impl HttpAuthorizer {
         healthy
     }
 
-    fn cool(&self, index: usize) {
+    fn cool(&self, index: usize, now: Instant) {
         if let Ok(mut cooling) = self.cooling_until.lock()
             && let Some(slot) = cooling.get_mut(index)
         {
-            *slot = Some(Instant::now() + self.cooldown);
+            *slot = Some(now + self.cooldown);
         }
     }
 
@@ -70,7 +69,7 @@ impl HttpAuthorizer {
             )));
         }
         let mut last_error = AuthError::Internal("no backend URL".into());
-        for index in self.url_order() {
+        for index in self.url_order(fetcher.clock.now()) {
             let Some(client) = clients.get(index) else {
                 continue;
             };
@@ -127,7 +126,7 @@ impl HttpAuthorizer {
                     }
                 }
             }
-            self.cool(index);
+            self.cool(index, fetcher.clock.now());
         }
         Err(last_error)
     }

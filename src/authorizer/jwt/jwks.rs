@@ -3,7 +3,8 @@
 //! Takes: the URL and pinned algorithms of a `jwt` authorizer's `jwks_url`, and a
 //! per-worker [`Fetcher`]. Returns: the last good [`KeySet`], fetched at start, refreshed
 //! in the background every `jwks_refresh`, refetched on an unknown `kid` at most once per
-//! `jwks_min_refetch` (concurrent callers share one fetch). Must never: take a symmetric
+//! `jwks_min_refetch` (concurrent callers share one fetch); every deadline read from the
+//! fetcher's clock. Must never: take a symmetric
 //! key from a URL, drop the last good keys because a fetch failed, or let a stream of
 //! unknown `kid`s hammer the issuer.
 
@@ -16,6 +17,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use super::keys::PinnedKey;
 use crate::authorizer::Fetcher;
 use crate::decision::AuthError;
+use crate::flight::SingleFlight;
 
 /// Keys from one JWKS document, by `kid`.
 #[derive(Debug, Default)]
@@ -41,9 +43,13 @@ pub(super) struct JwksSource {
     pub(super) min_refetch: Duration,
     pub(super) timeout: Duration,
     pub(super) state: RwLock<JwksState>,
-    /// Holds the last fetch for `min_refetch`: concurrent callers share one fetch, and
-    /// nobody fetches again sooner than that.
-    pub(super) gate: moka::future::Cache<(), Arc<KeySet>>,
+    /// Concurrent refetches share one fetch.
+    pub(super) flight: SingleFlight<(), Result<Arc<KeySet>, AuthError>>,
+}
+
+/// Since `at`, by `now`; zero when `at` is later (never negative).
+fn since(now: Instant, at: Instant) -> Duration {
+    now.saturating_duration_since(at)
 }
 
 impl JwksSource {
@@ -54,12 +60,12 @@ impl JwksSource {
         fetcher: &Fetcher,
         kid: Option<&str>,
     ) -> Result<Arc<KeySet>, AuthError> {
+        let now = fetcher.clock.now();
         let (keys, stale) = {
-            let state = self
-                .state
-                .read()
-                .map_err(|_| AuthError::Internal("jwks state poisoned".into()))?;
-            let stale = state.fetched_at.is_none_or(|t| t.elapsed() >= self.refresh);
+            let state = self.state()?;
+            let stale = state
+                .fetched_at
+                .is_none_or(|t| since(now, t) >= self.refresh);
             (state.keys.clone(), stale)
         };
         let missing =
@@ -70,10 +76,7 @@ impl JwksSource {
         match self.refresh(fetcher).await {
             Ok(fresh) => Ok(fresh),
             Err(e) => {
-                let state = self
-                    .state
-                    .read()
-                    .map_err(|_| AuthError::Internal("jwks state poisoned".into()))?;
+                let state = self.state()?;
                 if state.fetched_at.is_some() {
                     // keep serving the last good keys while the issuer is unreachable
                     Ok(state.keys.clone())
@@ -84,46 +87,64 @@ impl JwksSource {
         }
     }
 
+    fn state(&self) -> Result<std::sync::RwLockReadGuard<'_, JwksState>, AuthError> {
+        self.state
+            .read()
+            .map_err(|_| AuthError::Internal("jwks state poisoned".into()))
+    }
+
+    /// What the last fetch says for `min_refetch` after it: its keys after a success,
+    /// a refusal to try again after a failure (a down issuer is not hammered by every
+    /// request with a new kid). `None` once it is older than that.
+    fn recent(&self, now: Instant) -> Result<Option<Arc<KeySet>>, AuthError> {
+        let state = self.state()?;
+        if state
+            .last_failure
+            .is_some_and(|t| since(now, t) < self.min_refetch)
+        {
+            return Err(AuthError::Upstream {
+                url: self.url.clone(),
+                message: "recent JWKS fetch failed; waiting before the next try".into(),
+            });
+        }
+        Ok(state
+            .fetched_at
+            .filter(|t| since(now, *t) < self.min_refetch)
+            .map(|_| state.keys.clone()))
+    }
+
     /// Fetches the document unless one was fetched (or failed) within `min_refetch`.
     /// Concurrent callers share one fetch.
     pub(super) async fn refresh(&self, fetcher: &Fetcher) -> Result<Arc<KeySet>, AuthError> {
-        {
-            let state = self
-                .state
-                .read()
-                .map_err(|_| AuthError::Internal("jwks state poisoned".into()))?;
-            if state
-                .last_failure
-                .is_some_and(|t| t.elapsed() < self.min_refetch)
-            {
-                // Rate limit: a down issuer is not hammered by every request with a new kid.
-                return Err(AuthError::Upstream {
-                    url: self.url.clone(),
-                    message: "recent JWKS fetch failed; waiting before the next try".into(),
-                });
-            }
+        if let Some(keys) = self.recent(fetcher.clock.now())? {
+            return Ok(keys);
         }
-        let result = self
-            .gate
-            .try_get_with((), async {
+        let (result, _) = self
+            .flight
+            .run((), || async {
+                // a fetch that landed while this caller waited to run counts too
+                if let Some(keys) = self.recent(fetcher.clock.now())? {
+                    return Ok(keys);
+                }
                 let outcome = self.fetch(fetcher).await;
                 if let Some(metrics) = &fetcher.metrics {
                     metrics.jwks_refresh(&self.authorizer, outcome.is_ok());
                 }
                 if let Ok(mut state) = self.state.write() {
+                    let now = fetcher.clock.now();
                     match &outcome {
                         Ok(keys) => {
                             state.keys = keys.clone();
-                            state.fetched_at = Some(Instant::now());
+                            state.fetched_at = Some(now);
                             state.last_failure = None;
                         }
-                        Err(_) => state.last_failure = Some(Instant::now()),
+                        Err(_) => state.last_failure = Some(now),
                     }
                 }
                 outcome
             })
             .await;
-        result.map_err(|e| (*e).clone())
+        result
     }
 
     async fn fetch(&self, fetcher: &Fetcher) -> Result<Arc<KeySet>, AuthError> {

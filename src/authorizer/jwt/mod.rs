@@ -28,6 +28,7 @@ use self::jwks::{JwksSource, JwksState};
 use self::keys::{KeySettings, PinnedKey, load_key, parse_algorithms};
 use crate::authorizer::Fetcher;
 use crate::credential::{TokenSource, parse_sources};
+use crate::flight::SingleFlight;
 use crate::decision::{AuthError, NamePool};
 use crate::settings::{ConfigError, HumanDuration, StringList};
 
@@ -258,10 +259,7 @@ impl JwtAuthorizer {
                         .jwks_timeout
                         .map_or(Duration::from_secs(5), |d| d.0),
                     state: RwLock::new(JwksState::default()),
-                    gate: moka::future::Cache::builder()
-                        .max_capacity(1)
-                        .time_to_live(min_refetch)
-                        .build(),
+                    flight: SingleFlight::default(),
                 })
             }
         };

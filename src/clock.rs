@@ -1,0 +1,111 @@
+//! The clock every deadline in verdict reads: cache entries, JWKS refreshes and refetch
+//! limits, backend cool-downs, the background key refresh.
+//!
+//! Takes: nothing in service (the system's monotonic clock); in tests, a manual clock a
+//! test moves forward itself. Returns: the current [`Instant`], and sleeps that end when
+//! the clock passes their deadline. Must never: let a test wait for real time to pass
+//! (a manual clock moves only when told), or move backwards.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// The clock a resolver, its cache and its authorizers read. Cheap to clone; clones read
+/// the same time.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// `None`: the system clock.
+    manual: Option<Arc<Manual>>,
+}
+
+#[derive(Debug)]
+struct Manual {
+    start: Instant,
+    elapsed: Mutex<Duration>,
+    moved: Notify,
+}
+
+impl Clock {
+    /// The system's monotonic clock.
+    pub fn system() -> Clock {
+        Clock { manual: None }
+    }
+
+    /// A clock that stands still until [`Clock::advance`] moves it: for tests.
+    pub fn manual() -> Clock {
+        Clock {
+            manual: Some(Arc::new(Manual {
+                start: Instant::now(),
+                elapsed: Mutex::new(Duration::ZERO),
+                moved: Notify::new(),
+            })),
+        }
+    }
+
+    pub fn now(&self) -> Instant {
+        match &self.manual {
+            None => Instant::now(),
+            Some(manual) => manual.start + manual.elapsed(),
+        }
+    }
+
+    /// Moves a manual clock forward and wakes the sleeps it passes. The system clock
+    /// moves by itself; asking it to is a mistake, and changes nothing.
+    pub fn advance(&self, by: Duration) {
+        debug_assert!(self.manual.is_some(), "only a manual clock is advanced");
+        if let Some(manual) = &self.manual {
+            if let Ok(mut elapsed) = manual.elapsed.lock() {
+                *elapsed += by;
+            }
+            manual.moved.notify_waiters();
+        }
+    }
+
+    /// Waits until the clock has moved `by` from now.
+    pub async fn sleep(&self, by: Duration) {
+        match &self.manual {
+            None => tokio::time::sleep(by).await,
+            Some(manual) => {
+                let until = manual.elapsed() + by;
+                loop {
+                    // register before looking, so an advance in between is not missed
+                    let moved = manual.moved.notified();
+                    if manual.elapsed() >= until {
+                        return;
+                    }
+                    moved.await;
+                }
+            }
+        }
+    }
+}
+
+impl Manual {
+    fn elapsed(&self) -> Duration {
+        self.elapsed.lock().map(|e| *e).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_manual_clock_moves_only_when_told_and_wakes_its_sleeps() {
+        let clock = Clock::manual();
+        let start = clock.now();
+        assert_eq!(clock.now(), start);
+        let sleeper = clock.clone();
+        let woke = actix_web::rt::spawn(async move {
+            sleeper.sleep(Duration::from_secs(60)).await;
+            sleeper.now()
+        });
+        actix_web::rt::task::yield_now().await;
+        clock.advance(Duration::from_secs(30));
+        actix_web::rt::task::yield_now().await;
+        assert!(!woke.is_finished(), "30 s of 60");
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(woke.await.expect("join"), start + Duration::from_secs(60));
+    }
+}
