@@ -444,7 +444,7 @@ mod tests {
     async fn a_cancelled_leader_hands_over_to_a_waiter() {
         let (cache, _clock) = cache(10_000, 1_000);
         let key = DecisionCache::key(&sha256(b"a"), "token");
-        let leader = cache.get_or_decide(key, || std::future::pending());
+        let leader = cache.get_or_decide(key, std::future::pending);
         let waiter = cache.get_or_decide(key, || async { Ok(allow(None)) });
         // the leader starts, the waiter joins it, then the leader's client goes away
         let mut leader = Box::pin(leader);

@@ -148,9 +148,7 @@ mod tests {
         let leader = {
             let flights = flights.clone();
             actix_web::rt::spawn(async move {
-                flights
-                    .run(1, || std::future::pending::<&'static str>())
-                    .await
+                flights.run(1, std::future::pending::<&'static str>).await
             })
         };
         actix_web::rt::task::yield_now().await;

@@ -28,8 +28,8 @@ use self::jwks::{JwksSource, JwksState};
 use self::keys::{KeySettings, PinnedKey, load_key, parse_algorithms};
 use crate::authorizer::Fetcher;
 use crate::credential::{TokenSource, parse_sources};
-use crate::flight::SingleFlight;
 use crate::decision::{AuthError, NamePool};
+use crate::flight::SingleFlight;
 use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// `[authorizers.NAME]` with `type = "jwt"`.
