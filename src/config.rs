@@ -256,8 +256,6 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Valid but probably not meant: `verdict check` prints them, the log warns of them.
     pub warnings: Vec<String>,
-    /// What MQTT clients may publish and subscribe to.
-    pub topics: TopicRules,
 }
 
 /// Where the configuration comes from.
@@ -563,7 +561,7 @@ fn validate(
         .collect();
     let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
     warnings.extend(audiences::warnings(&policy, &bound));
-    let topics = TopicRules::compile(raw.topic_rule, raw.topics)?;
+    let policy = policy.with_topics(TopicRules::compile(raw.topic_rule, raw.topics)?);
 
     let headers = HeaderSets {
         authgear: raw.headers.authgear,
@@ -601,7 +599,6 @@ fn validate(
             .chain(policy.warnings.iter().cloned())
             .collect(),
         policy,
-        topics,
     })
 }
 

@@ -260,6 +260,8 @@ pub struct Policy {
     upper_case_rules: bool,
     /// Things that are valid but probably not meant (`verdict check` prints them).
     pub warnings: Vec<String>,
+    /// What MQTT clients may publish and subscribe to.
+    pub topics: TopicRules,
 }
 
 /// The routes a request must be allowed by: the route of the canonical reading, and every
@@ -358,7 +360,24 @@ impl Policy {
             default,
             upper_case_rules,
             warnings,
+            topics: TopicRules::default(),
         })
+    }
+
+    /// The same policy with these topic rules.
+    pub fn with_topics(self, topics: TopicRules) -> Policy {
+        Policy { topics, ..self }
+    }
+
+    /// Every rule of `route` applied to its chain's result (see [`access::apply`]).
+    pub fn apply(
+        &self,
+        route: &Route,
+        chain: ChainResult,
+        request: &ForwardedRequest<'_>,
+        cache_for: std::time::Duration,
+    ) -> Ruling {
+        access::apply(route, chain, request, &self.topics, cache_for)
     }
 
     /// Every route in order, then the default.
@@ -642,7 +661,8 @@ mod tests;
 pub mod topics;
 
 pub use self::access::{
-    COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, Ruling, UNRECOGNISED,
-    apply, chain_step,
+    COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, NOT_THE_USERNAME,
+    Ruling, UNRECOGNISED,
 };
 use self::compile::{compile_route, warnings};
+use self::topics::TopicRules;

@@ -20,9 +20,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::{Claims, Identity, Outcome, Verdict};
 use crate::metrics::Metrics;
-use crate::policy::topics::Permission;
-use crate::policy::{self, ChainResult, OnError, Route, Routing, Ruling};
-use crate::request::{Action, ForwardedRequest, MqttAccess};
+use crate::policy::{ChainResult, OnError, Route, Routing, Ruling};
+use crate::request::ForwardedRequest;
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
 /// shorter or equal, deadline).
@@ -146,25 +145,6 @@ impl Resolver {
         if !matches!(decided.outcome, Outcome::Allow { .. }) {
             return decided;
         }
-        if let Some(username) = &request.caller.username
-            && let Outcome::Allow {
-                identity: Some(identity),
-                ..
-            } = &decided.outcome
-            && *identity.user_id != **username
-        {
-            // Trust decision: the caller authenticated the username; a token that names
-            // someone else is somebody else's token.
-            decided.outcome = Outcome::Forbidden;
-            decided.reason = Some(Cow::Borrowed("the token's subject is not the username"));
-            return decided;
-        }
-        if let Some(access) = &request.caller.mqtt {
-            // The broker's publish or subscribe: the topic rules decide, every time
-            // (never cached), with the roles of a token the route's authorizers verified.
-            self.apply_topic_rules(access, request, &mut decided);
-            return decided;
-        }
         for (other, reading) in others {
             // Trust decision: another reading of the target, or a fact the caller did not
             // send, may put the request under this route; its answer must be an allow too.
@@ -185,52 +165,6 @@ impl Resolver {
             }
         }
         decided
-    }
-
-    /// Turns an allowed MQTT access into what the topic rules say of it.
-    fn apply_topic_rules(
-        &self,
-        access: &MqttAccess,
-        request: &ForwardedRequest<'_>,
-        decided: &mut Decided<'_>,
-    ) {
-        // the identity is shared, its roles borrowed: the outcome is rewritten below
-        let identity = match &decided.outcome {
-            Outcome::Allow { identity, .. } => identity.clone(),
-            _ => return,
-        };
-        // no verified token: the roles are unknown, not empty
-        let roles = identity.as_deref().map(|i| &*i.roles);
-        // read-write is allowed only if reading and writing each are
-        let actions: &[Action] = match access.action {
-            Action::ReadWrite => &[Action::Publish, Action::Subscribe],
-            Action::Publish => &[Action::Publish],
-            Action::Subscribe => &[Action::Subscribe],
-        };
-        for action in actions {
-            let one = MqttAccess {
-                action: *action,
-                ..access.clone()
-            };
-            let (permission, rule) = self.config.topics.decide(&one, request.client_ip, roles);
-            let which = match rule {
-                Some(index) => format!("topic_rule[{index}]"),
-                None => "no topic rule matched".to_string(),
-            };
-            match permission {
-                Permission::Allow => {}
-                Permission::Deny => {
-                    decided.outcome = Outcome::Forbidden;
-                    decided.reason = Some(Cow::Owned(format!("{which} denies")));
-                    return;
-                }
-                Permission::Ignore => {
-                    decided.outcome = Outcome::Ignore;
-                    decided.reason = Some(Cow::Owned(format!("{which} says ignore")));
-                    return;
-                }
-            }
-        }
     }
 
     /// One route's decision: its chain (unless its access makes that moot), then its
@@ -260,22 +194,16 @@ impl Resolver {
         if let ChainResult::Allowed(identity) = &chain {
             decided.identity = Some(identity.clone());
         }
-        let Ruling {
-            mut outcome,
-            reason,
-        } = policy::apply(route, chain, request.caller.anonymous);
-        // Only an allow for an identity rests on cached decisions; any other answer (an
-        // anonymous allow included) is not kept by a caller's cache at all.
-        match &mut outcome {
-            Outcome::Allow {
-                identity: Some(_),
-                cache_for,
-                ..
-            } => *cache_for = decided.cache_for,
-            _ => decided.cache_for = Duration::ZERO,
-        }
+        let Ruling { outcome, reason } =
+            self.config
+                .policy
+                .apply(route, chain, request, decided.cache_for);
+        decided.cache_for = match &outcome {
+            Outcome::Allow { cache_for, .. } => *cache_for,
+            _ => Duration::ZERO,
+        };
         decided.outcome = outcome;
-        decided.reason = reason.map(Cow::Borrowed);
+        decided.reason = reason;
         decided
     }
 
@@ -340,11 +268,10 @@ impl Resolver {
                 );
             }
             match cached.answer {
-                Ok(verdict) => {
-                    if let Some(end) = policy::chain_step(&verdict) {
-                        return end;
-                    }
-                }
+                // the first authorizer that knows the credential ends the chain
+                Ok(Verdict::Allow(identity)) => return ChainResult::Allowed(identity),
+                Ok(Verdict::Deny(denial)) => return ChainResult::Denied(denial),
+                Ok(Verdict::Abstain) => {}
                 Err(error) => {
                     log::warn!("authorizer {} could not decide: {error}", authorizer.name);
                     match route.on_error {
@@ -450,3 +377,6 @@ impl Resolver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,8 @@
 
 pub mod http;
 pub mod jwt;
+#[cfg(test)]
+pub mod scripted;
 pub mod static_tokens;
 
 use std::borrow::Cow;
@@ -103,6 +105,9 @@ pub enum AuthorizerKind {
     Jwt(Box<jwt::JwtAuthorizer>),
     Static(static_tokens::StaticTokens),
     Http(Box<http::HttpAuthorizer>),
+    /// A test double that answers from a script.
+    #[cfg(test)]
+    Scripted(scripted::ScriptedAuthorizer),
 }
 
 /// What one authorizer is asked about one request. It can only be answered by the
@@ -118,6 +123,8 @@ enum Asked<'a, 'r> {
     Jwt(&'a jwt::JwtAuthorizer, Cow<'r, str>),
     Static(&'a static_tokens::StaticTokens, Cow<'r, str>),
     Http(&'a http::HttpAuthorizer, Box<http::BackendRequest>),
+    #[cfg(test)]
+    Scripted(&'a scripted::ScriptedAuthorizer, Cow<'r, str>),
 }
 
 impl Question<'_, '_> {
@@ -130,6 +137,8 @@ impl Question<'_, '_> {
     pub fn key_kind(&self) -> &'static str {
         match &self.asked {
             Asked::Jwt(..) | Asked::Static(..) => "credential",
+            #[cfg(test)]
+            Asked::Scripted(..) => "credential",
             Asked::Http(http, _) if http.has_cache_key() => "cache_key templates",
             Asked::Http(..) => "whole backend request",
         }
@@ -139,6 +148,8 @@ impl Question<'_, '_> {
     pub fn cache_material(&self) -> &str {
         match &self.asked {
             Asked::Jwt(_, token) | Asked::Static(_, token) => token,
+            #[cfg(test)]
+            Asked::Scripted(_, token) => token,
             Asked::Http(_, request) => &request.cache_material,
         }
     }
@@ -153,6 +164,8 @@ impl Question<'_, '_> {
             Asked::Http(http, request) => {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await
             }
+            #[cfg(test)]
+            Asked::Scripted(script, _) => script.decide(),
         }
     }
 }
@@ -166,6 +179,8 @@ impl Authorizer {
             AuthorizerKind::Jwt(a) => a.token_sources(),
             AuthorizerKind::Static(a) => a.token_sources(),
             AuthorizerKind::Http(a) => return a.request_headers(),
+            #[cfg(test)]
+            AuthorizerKind::Scripted(a) => a.token_sources(),
         };
         sources.iter().filter_map(TokenSource::header).collect()
     }
@@ -182,6 +197,10 @@ impl Authorizer {
             AuthorizerKind::Jwt(a) => Asked::Jwt(a, find_token(a.token_sources(), request)?),
             AuthorizerKind::Static(a) => Asked::Static(a, find_token(a.token_sources(), request)?),
             AuthorizerKind::Http(a) => Asked::Http(a, Box::new(a.render(request, claims))),
+            #[cfg(test)]
+            AuthorizerKind::Scripted(a) => {
+                Asked::Scripted(a, find_token(a.token_sources(), request)?)
+            }
         };
         Some(Question {
             authorizer: self,

@@ -8,11 +8,14 @@
 //! reason to a client, or answer an `identify` route's allow for nobody to a caller that
 //! reads every allow as "authenticated".
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::topics::TopicRules;
 use super::{Access, Route};
-use crate::decision::{Denial, Identity, Outcome, SessionState, Verdict};
-use crate::request::Anonymous;
+use crate::decision::{Denial, Identity, Outcome, SessionState};
+use crate::request::{Anonymous, ForwardedRequest};
 
 /// How a chain ended, before the route's access level is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,29 +40,87 @@ pub const FAILED_OPEN: &str = "authorizer could not decide; on_error = allow";
 pub const NO_IDENTITY: &str =
     "no verified identity, and this caller reads every allow as authenticated";
 
-/// What the route makes of the chain: the outcome and, for the log line only, why.
+/// What the route makes of the chain: the outcome (built once, with how long a caller
+/// may keep an allow) and, for the log line only, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruling {
     pub outcome: Outcome,
     /// Operators need to see why; clients never do.
-    pub reason: Option<&'static str>,
+    pub reason: Option<Cow<'static, str>>,
 }
 
-/// Applies the route's access level and roles to the chain's result. Runs on every
-/// request, cached or not.
-pub fn apply(route: &Route, chain: ChainResult, anonymous: Anonymous) -> Ruling {
-    let ruling = refuse_or_allow(route, chain, anonymous);
-    match (&route.deny_location, &ruling.outcome) {
+pub const NOT_THE_USERNAME: &str = "the token's subject is not the username";
+
+/// Every rule of a route, applied to its chain's result: the access level and roles (and
+/// where a refused client is sent), then for a caller's own facts the username a token
+/// must name and the topic rules. `cache_for` is how long the chain's decisions stay
+/// cached: an allow for an identity may be kept no longer; any other answer not at all.
+/// Runs on every request, cached or not.
+pub fn apply(
+    route: &Route,
+    chain: ChainResult,
+    request: &ForwardedRequest<'_>,
+    topics: &TopicRules,
+    cache_for: Duration,
+) -> Ruling {
+    let caller = &request.caller;
+    let (outcome, reason) = refuse_or_allow(route, chain, caller.anonymous);
+    let mut ruling = match (&route.deny_location, outcome) {
         (Some(location), Outcome::Unauthenticated { .. } | Outcome::Forbidden) => Ruling {
             outcome: Outcome::Redirect(location.clone()),
-            reason: ruling.reason,
+            reason: reason.map(Cow::Borrowed),
         },
-        _ => ruling,
+        (_, outcome) => Ruling {
+            outcome,
+            reason: reason.map(Cow::Borrowed),
+        },
+    };
+    let Outcome::Allow {
+        identity,
+        cache_for: keep,
+        ..
+    } = &mut ruling.outcome
+    else {
+        return ruling;
+    };
+    if let (Some(username), Some(identity)) = (&caller.username, identity.as_deref())
+        && *identity.user_id != **username
+    {
+        // Trust decision: the caller authenticated the username; a token that names
+        // someone else is somebody else's token.
+        return Ruling {
+            outcome: Outcome::Forbidden,
+            reason: Some(Cow::Borrowed(NOT_THE_USERNAME)),
+        };
     }
+    if let Some(access) = &caller.mqtt {
+        // The broker's publish or subscribe: the topic rules decide, every time (never
+        // cached), with the roles of a token the route's authorizers verified; with no
+        // verified token the roles are unknown, not empty.
+        let roles = identity.as_deref().map(|i| &*i.roles);
+        if let Some((outcome, reason)) = topics.rule(access, request.client_ip, roles) {
+            return Ruling {
+                outcome,
+                reason: Some(reason),
+            };
+        }
+    }
+    // Only an allow for an identity rests on cached decisions; an anonymous allow is not
+    // kept by a caller's cache at all.
+    *keep = if identity.is_some() {
+        cache_for
+    } else {
+        Duration::ZERO
+    };
+    ruling
 }
 
-fn refuse_or_allow(route: &Route, chain: ChainResult, caller: Anonymous) -> Ruling {
-    let ruling = |outcome: Outcome, reason: Option<&'static str>| Ruling { outcome, reason };
+fn refuse_or_allow(
+    route: &Route,
+    chain: ChainResult,
+    caller: Anonymous,
+) -> (Outcome, Option<&'static str>) {
+    let ruling = |outcome: Outcome, reason: Option<&'static str>| (outcome, reason);
     let anonymous = Outcome::allow(None, SessionState::Absent);
     match (route.access, chain) {
         // A public route needs no one (a free channel, an open topic tree): every caller
@@ -143,7 +204,7 @@ fn refuse_or_allow(route: &Route, chain: ChainResult, caller: Anonymous) -> Ruli
 }
 
 /// What an authorizer's denial becomes, with its reason.
-fn refused(denial: Denial) -> Ruling {
+fn refused(denial: Denial) -> (Outcome, Option<&'static str>) {
     let reason = Some(denial.reason());
     let outcome = match denial {
         Denial::Redirect(location) => Outcome::Redirect(location),
@@ -152,14 +213,5 @@ fn refused(denial: Denial) -> Ruling {
             credential_presented: true,
         },
     };
-    Ruling { outcome, reason }
-}
-
-/// Folds one authorizer's verdict into the chain: `Some` ends the chain.
-pub fn chain_step(verdict: &Verdict) -> Option<ChainResult> {
-    match verdict {
-        Verdict::Allow(identity) => Some(ChainResult::Allowed(identity.clone())),
-        Verdict::Deny(denial) => Some(ChainResult::Denied(denial.clone())),
-        Verdict::Abstain => None,
-    }
+    (outcome, reason)
 }

@@ -1,5 +1,7 @@
 //! Unit tests of routes and access rules.
 
+use std::borrow::Cow;
+
 use super::*;
 use crate::decision::{Denial, Outcome, SessionState};
 use crate::request::Anonymous;
@@ -218,6 +220,19 @@ fn bad_routes_are_rejected() {
 /// A proxy's answer can say "nobody" (`x-authgear-session-valid`).
 const PROXY: Anonymous = Anonymous::Expressible;
 
+/// Every rule of `route` applied to `chain`, for a request from a caller of `anonymous`.
+fn apply(route: &Route, chain: ChainResult, anonymous: Anonymous) -> Ruling {
+    let mut request = request_of(target("GET", "h", "/"));
+    request.caller.anonymous = anonymous;
+    access::apply(
+        route,
+        chain,
+        &request,
+        &topics::TopicRules::default(),
+        std::time::Duration::ZERO,
+    )
+}
+
 #[test]
 fn access_levels_apply_after_the_chain() {
     let authenticated = route("access = \"authenticated\"\nroles = [\"admin\"]").unwrap();
@@ -238,7 +253,7 @@ fn access_levels_apply_after_the_chain() {
         apply(&authenticated, ChainResult::Allowed(plain.clone()), PROXY),
         Ruling {
             outcome: Outcome::Forbidden,
-            reason: Some(MISSING_ROLE)
+            reason: Some(Cow::Borrowed(MISSING_ROLE))
         }
     );
     assert_eq!(
@@ -345,7 +360,7 @@ fn an_identify_allow_for_nobody_reaches_only_callers_that_can_say_nobody() {
             outcome: Outcome::Unauthenticated {
                 credential_presented: false
             },
-            reason: Some(NO_IDENTITY)
+            reason: Some(Cow::Borrowed(NO_IDENTITY))
         }
     );
 }

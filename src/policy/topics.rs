@@ -11,12 +11,14 @@
 //! fact the broker did not send satisfy a matcher: a rule whose matcher needs a missing
 //! fact never matches as `allow` or `ignore`, and always matches as `deny`.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::decision::Outcome;
 use crate::request::{Action, MqttAccess};
 use crate::settings::{ConfigError, StringList, choices};
 use crate::template::Template;
@@ -252,6 +254,44 @@ impl TopicRules {
             rules,
             no_match: topics.no_match,
         })
+    }
+
+    /// What the rules make of an allowed access: `None` to let the allow stand, or the
+    /// outcome that replaces it (a deny, an ignore) with its reason. A read-write access
+    /// (the broker contract's `acc = 3`) stands only if reading and writing each do.
+    /// `roles` is `None` when no token was verified (not the same as a token with none).
+    pub fn rule(
+        &self,
+        access: &MqttAccess,
+        client_ip: IpAddr,
+        roles: Option<&[Arc<str>]>,
+    ) -> Option<(Outcome, Cow<'static, str>)> {
+        let actions: &[Action] = match access.action {
+            Action::ReadWrite => &[Action::Publish, Action::Subscribe],
+            Action::Publish => &[Action::Publish],
+            Action::Subscribe => &[Action::Subscribe],
+        };
+        for action in actions {
+            let one = MqttAccess {
+                action: *action,
+                ..access.clone()
+            };
+            let (permission, rule) = self.decide(&one, client_ip, roles);
+            let which = match rule {
+                Some(index) => format!("topic_rule[{index}]"),
+                None => "no topic rule matched".to_string(),
+            };
+            match permission {
+                Permission::Allow => {}
+                Permission::Deny => {
+                    return Some((Outcome::Forbidden, Cow::Owned(format!("{which} denies"))));
+                }
+                Permission::Ignore => {
+                    return Some((Outcome::Ignore, Cow::Owned(format!("{which} says ignore"))));
+                }
+            }
+        }
+        None
     }
 
     /// The permission for one access, and the index of the rule that gave it (`None`:
