@@ -64,19 +64,23 @@ impl Clock {
 
     /// Waits until the clock has moved `by` from now.
     pub async fn sleep(&self, by: Duration) {
+        self.sleep_until(self.now() + by).await;
+    }
+
+    /// Waits until the clock reads `deadline` (at once when it already has): a loop that
+    /// keeps a schedule (`deadline += interval`) never drifts, and never misses a moment
+    /// a manual clock was moved past while it was busy.
+    pub async fn sleep_until(&self, deadline: Instant) {
         match &self.manual {
-            None => tokio::time::sleep(by).await,
-            Some(manual) => {
-                let until = manual.elapsed() + by;
-                loop {
-                    // register before looking, so an advance in between is not missed
-                    let moved = manual.moved.notified();
-                    if manual.elapsed() >= until {
-                        return;
-                    }
-                    moved.await;
+            None => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
+            Some(manual) => loop {
+                // register before looking, so an advance in between is not missed
+                let moved = manual.moved.notified();
+                if self.now() >= deadline {
+                    return;
                 }
-            }
+                moved.await;
+            },
         }
     }
 }

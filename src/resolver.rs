@@ -339,8 +339,11 @@ impl Resolver {
             loops.push(async move {
                 let mut fetcher = Fetcher::new(FETCH_TIMEOUT);
                 fetcher.clock = clock.clone();
+                let mut next = clock.now() + interval;
                 loop {
-                    clock.sleep(interval).await;
+                    // on a schedule, not "interval after the last fetch ended"
+                    clock.sleep_until(next).await;
+                    next = (next + interval).max(clock.now());
                     let Some(resolver) = weak.upgrade() else {
                         break;
                     };

@@ -19,6 +19,7 @@ use actix_web::rt::signal::unix::{SignalKind, signal};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::authorizer::{AuthorizerKind, Fetcher};
+use crate::clock::Clock;
 use crate::config::{Config, Source};
 use crate::decision::{Outcome, Refusal};
 use crate::dialect::encode::Original;
@@ -441,7 +442,17 @@ impl Stopper {
 /// configuration's source), SIGTERM/SIGINT stop gracefully and SIGHUP reloads from it;
 /// without (tests), the servers stop only through their handles.
 pub async fn bind(config: Config, signals: Option<Source>) -> std::io::Result<Running> {
-    let resolver = Arc::new(Resolver::new(Arc::new(config))?);
+    bind_with_clock(config, signals, Clock::system()).await
+}
+
+/// [`bind`], with every deadline read from `clock` (a manual one in tests: TTLs, key
+/// refreshes and cool-downs then pass when the test moves it, not when time does).
+pub async fn bind_with_clock(
+    config: Config,
+    signals: Option<Source>,
+    clock: Clock,
+) -> std::io::Result<Running> {
+    let resolver = Arc::new(Resolver::with_clock(Arc::new(config), clock)?);
     resolver.prefetch_keys().await;
     let config = resolver.config.clone();
     let current = web::Data::new(Current::new(resolver.clone()));

@@ -11,7 +11,7 @@ fn request(v: &Verdict, uri: &str, token: &str) -> awc::ClientRequest {
 
 #[actix_web::test]
 async fn hit_miss_and_ttl_expiry() {
-    let v = start(
+    let (v, clock) = start_with_clock(
         "",
         &format!("[cache]\nallow_ttl = \"400ms\"\ndeny_ttl = \"100ms\"\n{DEMO_KEYS}"),
     )
@@ -19,7 +19,10 @@ async fn hit_miss_and_ttl_expiry() {
     assert_eq!(request(&v, "/a", "valid-token").status().await, 200);
     assert_eq!(request(&v, "/b", "valid-token").status().await, 200);
     assert_eq!(v.cache_misses().await, 1, "second request was a hit");
-    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(399));
+    assert_eq!(request(&v, "/b", "valid-token").status().await, 200);
+    assert_eq!(v.cache_misses().await, 1, "1 ms left: still a hit");
+    clock.advance(Duration::from_millis(1));
     assert_eq!(request(&v, "/c", "valid-token").status().await, 200);
     assert_eq!(v.cache_misses().await, 2, "the allow expired");
     v.stop().await;
@@ -42,15 +45,17 @@ async fn route_checks_run_on_every_hit() {
 
 #[actix_web::test]
 async fn allow_never_outlives_the_token() {
-    let v = start("", &jwt_hs("leeway = \"0s\"")).await;
-    let token = hs_token(user_claims("short", &[], 2));
+    let (v, clock) = start_with_clock("", &jwt_hs("leeway = \"0s\"")).await;
+    let token = hs_token(user_claims("short", &[], 30));
     assert_eq!(request(&v, "/a", &token).status().await, 200);
-    actix_web::rt::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(
-        request(&v, "/a", &token).status().await,
-        401,
-        "allow_ttl is 60s, exp was 2s"
-    );
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(request(&v, "/a", &token).status().await, 200);
+    assert_eq!(v.cache_misses().await, 1, "a hit before exp");
+    // allow_ttl is 60 s; the token's exp (30 s) ends the entry. (The token itself is
+    // checked against the wall clock, which this test does not move.)
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(request(&v, "/a", &token).status().await, 200);
+    assert_eq!(v.cache_misses().await, 2, "the entry ended with the token");
     v.stop().await;
 }
 
@@ -63,7 +68,7 @@ fn jwks_config(url: &str, refresh: &str) -> String {
 #[actix_web::test]
 async fn hundred_concurrent_misses_make_one_jwks_refetch() {
     let jwks = fake_jwks(jwks_with(&["k1"])).await;
-    let v = start("workers = 2", &jwks_config(&jwks.url(), "5m")).await;
+    let (v, clock) = start_with_clock("workers = 2", &jwks_config(&jwks.url(), "5m")).await;
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "fetched once at start");
     let old = rs_token("k1", user_claims("u-old", &[], 600));
     assert_eq!(request(&v, "/", &old).status().await, 200);
@@ -71,7 +76,7 @@ async fn hundred_concurrent_misses_make_one_jwks_refetch() {
 
     // Past jwks_min_refetch since the start-up fetch, the issuer rotates in k2; 100 clients arrive at once with k2 tokens (same token:
     // one cache key; and distinct tokens: one refetch for all of them).
-    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_millis(300));
     *jwks.document.lock().expect("lock") = jwks_with(&["k1", "k2"]);
     jwks.delay_ms.store(200, Ordering::SeqCst);
     let same = rs_token("k2", user_claims("u-new", &[], 600));
@@ -113,11 +118,16 @@ async fn hundred_concurrent_misses_make_one_jwks_refetch() {
 async fn jwks_errors_are_not_cached() {
     let jwks = fake_jwks(jwks_with(&["k1"])).await;
     jwks.status.store(500, Ordering::SeqCst);
-    let v = start("", &jwks_config(&jwks.url(), "300ms")).await;
+    let (v, clock) = start_with_clock("", &jwks_config(&jwks.url(), "300ms")).await;
     let token = rs_token("k1", user_claims("u", &[], 600));
     assert_eq!(request(&v, "/", &token).status().await, 503, "no keys yet");
     jwks.status.store(200, Ordering::SeqCst);
-    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        request(&v, "/", &token).status().await,
+        503,
+        "the failure holds back the next fetch for jwks_min_refetch"
+    );
+    clock.advance(Duration::from_millis(300));
     assert_eq!(
         request(&v, "/", &token).status().await,
         200,
@@ -126,7 +136,7 @@ async fn jwks_errors_are_not_cached() {
     assert!(jwks.hits.load(Ordering::SeqCst) >= 2);
     // garbage from the issuer is an error too, and the last good keys stay in use
     *jwks.document.lock().expect("lock") = "not json".into();
-    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_millis(300));
     let other = rs_token("k1", user_claims("u2", &[], 600));
     assert_eq!(request(&v, "/", &other).status().await, 200);
     v.stop().await;
@@ -140,16 +150,24 @@ async fn jwks_is_refreshed_in_the_background() {
         "[authorizers.idp]\ntype = \"jwt\"\njwks_url = \"{}\"\njwks_algorithms = [\"RS256\"]\njwks_refresh = \"300ms\"\njwks_min_refetch = \"100ms\"\n",
         jwks.url()
     );
-    let v = start("", &body).await;
+    let (v, clock) = start_with_clock("", &body).await;
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 1);
-    // The issuer rotates to k2 and retires k1; no request arrives meanwhile.
+    // The issuer rotates to k2 and retires k1; no request arrives meanwhile. Each
+    // jwks_refresh on the clock, the background loop fetches again by itself.
     *jwks.document.lock().expect("lock") = jwks_with(&["k2"]);
-    actix_web::rt::time::sleep(Duration::from_millis(1000)).await;
-    assert!(
-        jwks.hits.load(Ordering::SeqCst) >= 3,
-        "hits: {}",
-        jwks.hits.load(Ordering::SeqCst)
-    );
+    // (a refresh counts once its keys are in: the next one is timed from there)
+    let refreshed = "verdict_jwks_refreshes_total{authorizer=\"idp\",result=\"ok\"}";
+    for refreshes in 2..=3 {
+        clock.advance(Duration::from_millis(300));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while v.metric(refreshed).await < refreshes {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background refresh {refreshes}"
+            );
+        }
+    }
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 3);
     let token = rs_token("k2", serde_json::json!({"sub": "u", "exp": now() + 600}));
     assert_eq!(request(&v, "/", &token).status().await, 200);
     v.stop().await;

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use verdict::clock::Clock;
 use verdict::config::{Config, Source};
 use verdict::server::Running;
 
@@ -81,14 +82,11 @@ impl Verdict {
         self.metric("verdict_decisions_total{").await
     }
 
-    /// Every line this instance has logged so far. Only for [`start_logged`] instances.
+    /// Every line this instance has logged so far (verdict writes its log in batches:
+    /// to wait for a line, use [`Verdict::log_with`]). Only for [`start_logged`] instances.
     pub fn log(&self) -> String {
         match &self.instance {
-            Instance::Process { log, .. } => {
-                // verdict writes its log in batches every 100 ms
-                std::thread::sleep(Duration::from_millis(250));
-                std::fs::read_to_string(log).expect("read the log")
-            }
+            Instance::Process { log, .. } => std::fs::read_to_string(log).expect("read the log"),
             Instance::InProcess(..) => {
                 panic!("the log is read only from an instance started with start_logged")
             }
@@ -98,7 +96,7 @@ impl Verdict {
     /// The log once a line holding `needle` has been written (polled, for at most 10 s):
     /// verdict writes its log in batches, so a line appears some time after its decision.
     /// Panics with the log so far when the line never comes.
-    pub fn log_with(&self, needle: &str) -> String {
+    pub async fn log_with(&self, needle: &str) -> String {
         let Instance::Process { log, .. } = &self.instance else {
             panic!("the log is read only from an instance started with start_logged");
         };
@@ -112,7 +110,8 @@ impl Verdict {
                 Instant::now() < deadline,
                 "no line with {needle:?} in the log:\n{text}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            // polls without blocking the test's runtime: its other tasks go on
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -191,10 +190,21 @@ fn config_text(server_extra: &str, body: &str, listen: &str, admin: &str) -> Str
 
 /// Starts verdict with `body` appended to a loopback, one-worker, port-0 server section.
 pub async fn start(server_extra: &str, body: &str) -> Verdict {
+    start_on(server_extra, body, Clock::system()).await
+}
+
+/// [`start`] on a manual clock: cache TTLs, key refreshes and backend cool-downs pass
+/// when the test moves the clock, never while it waits.
+pub async fn start_with_clock(server_extra: &str, body: &str) -> (Verdict, Clock) {
+    let clock = Clock::manual();
+    (start_on(server_extra, body, clock.clone()).await, clock)
+}
+
+async fn start_on(server_extra: &str, body: &str, clock: Clock) -> Verdict {
     verdict::init_crypto();
     let text = config_text(server_extra, body, "127.0.0.1:0", "127.0.0.1:0");
     let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
-    run(config).await
+    run(config, clock).await
 }
 
 /// Starts the real `verdict` binary with the same configuration as [`start`], its log
@@ -314,8 +324,10 @@ fn try_start_process(
     Some(v)
 }
 
-async fn run(config: Config) -> Verdict {
-    let running: Running = verdict::server::bind(config, None).await.expect("bind");
+async fn run(config: Config, clock: Clock) -> Verdict {
+    let running: Running = verdict::server::bind_with_clock(config, None, clock)
+        .await
+        .expect("bind");
     let addr = running.decision_addr;
     let admin = running.admin_addr;
     let (decision, admin_handle) = running.handles();
@@ -351,5 +363,5 @@ pub async fn start_file(path: &str, env: &[(&str, String)]) -> Verdict {
         env: Some(overrides),
     })
     .unwrap_or_else(|e| panic!("{path}: {e}"));
-    run(config).await
+    run(config, Clock::system()).await
 }
