@@ -59,10 +59,10 @@ async fn handle(
     // a body only for a dialect whose caller sends its facts in one, or a proxy that
     // sent the client's form body (for the `_method` it may hold)
     let body = match (peer, dialect.body()) {
-        (Ok(_), Body::Facts) => Some(Box::pin(read_body(payload)).await),
+        (Ok(_), Body::Facts) => Some(Box::pin(read_body(payload, &resolver.clock)).await),
         (Ok(_), Body::ClientMaySend) if dialect::carries_form_body(&request) => {
             // boxed: only the requests that read a body carry its state (a timer, a buffer)
-            Some(Box::pin(read_body(payload)).await)
+            Some(Box::pin(read_body(payload, &resolver.clock)).await)
         }
         _ => None,
     };
@@ -110,8 +110,8 @@ const MAX_BODY: usize = 64 * 1024;
 /// How long a caller may take to send its body.
 const BODY_DEADLINE: Duration = Duration::from_secs(5);
 
-/// A caller's body, bounded in size and time.
-async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, TargetError> {
+/// A caller's body, bounded in size and in time (on the resolver's clock).
+async fn read_body(mut payload: web::Payload, clock: &Clock) -> Result<web::Bytes, TargetError> {
     use futures_util::StreamExt as _;
     let read = async {
         let mut body = web::BytesMut::new();
@@ -124,9 +124,11 @@ async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, TargetError>
         }
         Ok(body.freeze())
     };
-    actix_web::rt::time::timeout(BODY_DEADLINE, read)
-        .await
-        .unwrap_or(Err(TargetError::SlowBody))
+    let deadline = clock.sleep(BODY_DEADLINE);
+    match futures_util::future::select(Box::pin(read), Box::pin(deadline)).await {
+        futures_util::future::Either::Left((read, _)) => read,
+        futures_util::future::Either::Right(_) => Err(TargetError::SlowBody),
+    }
 }
 
 /// Registers the decision endpoints: every dialect's path (and its path tail, for a
