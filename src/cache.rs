@@ -220,8 +220,9 @@ impl DecisionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Denial, Identity};
+    use crate::decision::Denial;
     use crate::digest::sha256;
+    use crate::identity::Identity;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A cache on a manual clock: its entries expire only when the test moves the clock.

@@ -35,10 +35,10 @@
 //! after it (downward). `config` builds everything once at start-up from the file;
 //! `template` is the one `${...}` renderer (the `http` authorizer's requests, topic
 //! filters), parsing once and substituting in one pass; the
-//! shared nouns sit at the bottom: `decision` (identities, verdicts, outcomes, the
-//! identity-header table), `request`, `fields` (a JSON or form body's fields, a name sent
-//! twice refused), `settings` (the config vocabulary), `digest`
-//! and `metrics`.
+//! shared nouns sit at the bottom: `decision` (verdicts, refusals, outcomes), `identity`
+//! (identities, claims, the identity-header table), `request`, `fields` (a JSON or form
+//! body's fields, a name sent twice refused), `settings` (the config vocabulary),
+//! `digest`, `clock` (every deadline's time), `flight` (single flight) and `metrics`.
 //!
 //! Takes: a validated [`config::Config`]. Returns: running listeners ([`server::bind`]).
 //! Must never: let an error, an unknown fact or an unparsable input end in an allow.
@@ -55,6 +55,7 @@ pub mod authorizer;
 pub mod template;
 pub mod credential;
 pub mod decision;
+pub mod identity;
 pub mod request;
 pub mod fields;
 pub mod settings;

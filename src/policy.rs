@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use serde::Deserialize;
 
-use crate::decision::Identity;
+use crate::identity::Identity;
 use crate::request::readings::kind;
 use crate::request::{Caller, ForwardedRequest, Reading, Target, default_port, split_host_port};
 use crate::settings::{ConfigError, StringList, choices};

@@ -13,7 +13,7 @@
 use percent_encoding::utf8_percent_encode;
 use serde_json::Value;
 
-use crate::decision::{Claims, claim};
+use crate::identity::{Claims, claim};
 use crate::request::{ForwardedRequest, URL_COMPONENT};
 
 /// One piece of a parsed template.

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::credential::{TokenSource, find_token};
-use crate::decision::{AuthError, Claims, Decision};
+use crate::decision::{AuthError, Decision};
+use crate::identity::Claims;
 use crate::metrics::Metrics;
 use crate::request::{Audience, Audiences, ForwardedRequest};
 

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::credential::{TokenSource, parse_sources};
-use crate::decision::{Decision, Identity, NamePool};
+use crate::decision::Decision;
 use crate::digest::sha256;
+use crate::identity::{Identity, NamePool};
 use crate::settings::{ConfigError, StringList};
 
 /// `[authorizers.NAME]` with `type = "static"`.

@@ -16,8 +16,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use percent_encoding::utf8_percent_encode;
 
-use crate::decision::{
-    HeaderSets, HeaderText, IDENTITY_HEADERS, Identity, ListRules, Outcome, SessionState,
+use crate::decision::Outcome;
+use crate::identity::{
+    HeaderSets, HeaderText, IDENTITY_HEADERS, Identity, ListRules, SessionState,
 };
 use crate::request::{Target, URL_COMPONENT};
 

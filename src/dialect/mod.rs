@@ -27,8 +27,9 @@ use ipnet::IpNet;
 use percent_encoding::utf8_percent_encode;
 
 use self::encode::{Answer, AnswerSettings, Original};
-use crate::decision::{Outcome, Refusal, is_identity_alias};
+use crate::decision::{Outcome, Refusal};
 use crate::fields::{self, FieldsError};
+use crate::identity::is_identity_alias;
 use crate::request::readings::FormKind;
 use crate::request::{
     Anonymous, Audience, Caller, FormBody, ForwardedRequest, Header, Target, TargetError,

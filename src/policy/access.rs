@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use super::topics::TopicRules;
 use super::{Access, Route};
-use crate::decision::{Denial, Identity, Outcome, SessionState};
+use crate::decision::{Denial, Outcome};
+use crate::identity::{Identity, SessionState};
 use crate::request::{Anonymous, ForwardedRequest};
 
 /// How a chain ended, before the route's access level is applied.

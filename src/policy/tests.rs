@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::decision::{Denial, Outcome, SessionState};
+use crate::decision::{Denial, Outcome};
+use crate::identity::SessionState;
 use crate::request::Anonymous;
 use crate::request::readings::kind;
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::authorizer::scripted::ScriptedAuthorizer;
-use crate::decision::{AuthError, Decision, Denial, Identity, SessionState};
+use crate::decision::{AuthError, Decision, Denial};
 use crate::dialect::build_target;
+use crate::identity::{Identity, SessionState};
 use crate::policy::{
     COULD_NOT_DECIDE, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, NOT_THE_USERNAME, UNRECOGNISED,
 };

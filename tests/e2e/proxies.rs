@@ -680,7 +680,7 @@ async fn bypass_classes(kind: Kind, proxy: &Proxy, app: &FakeBackend) {
     assert_eq!(r.status(), 200, "{kind:?}: X-Api-Key\n{}", proxy.log());
 
     // every identity header of every family, and every alias of one, from the client
-    for header in verdict::decision::IDENTITY_HEADERS {
+    for header in verdict::identity::IDENTITY_HEADERS {
         let name = header.name;
         for sent in [
             name.to_string(),

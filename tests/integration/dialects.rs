@@ -48,7 +48,7 @@ fn assert_identity(response: &awc::ClientResponse<impl Sized>, user: &str, sessi
     assert_eq!(h("x-authgear-user-id").as_deref(), Some(user));
     assert_eq!(h("x-authgear-session-valid").as_deref(), Some("true"));
     assert_eq!(h("x-session-name").as_deref(), Some(session));
-    for name in verdict::decision::family_names(verdict::decision::HeaderFamily::Authgear) {
+    for name in verdict::identity::family_names(verdict::identity::HeaderFamily::Authgear) {
         assert_eq!(
             response.headers().get_all(name).count(),
             1,

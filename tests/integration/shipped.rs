@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use regex::Regex;
 use verdict::config::{Config, Source};
-use verdict::decision::IDENTITY_HEADERS;
 use verdict::dialect;
+use verdict::identity::IDENTITY_HEADERS;
 use verdict::request::readings::METHOD_OVERRIDE_HEADERS;
 
 fn shipped(path: &str) -> String {

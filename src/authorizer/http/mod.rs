@@ -30,7 +30,7 @@ use serde::Deserialize;
 pub use self::request::BackendRequest;
 pub use self::transport::build_clients;
 use self::transport::load_ca;
-use crate::decision::is_reserved_for_identity;
+use crate::identity::is_reserved_for_identity;
 use crate::settings::{ConfigError, HumanDuration, StringList, choices};
 use crate::template::RequestTemplate as Template;
 

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use super::transport::Answer;
 use super::{HttpAuthorizer, Protocol};
-use crate::decision::{
-    Decision, Denial, HeaderFamily, IDENTITY_HEADERS, Identity, IdentityField, Verdict,
-};
+use crate::decision::{Decision, Denial, Verdict};
 use crate::fields::{self, FieldsError, field};
+use crate::identity::{HeaderFamily, IDENTITY_HEADERS, Identity, IdentityField};
 
 impl HttpAuthorizer {
     pub(super) fn interpret(&self, answer: &Answer) -> Result<Decision, String> {

@@ -12,8 +12,8 @@ use percent_encoding::utf8_percent_encode;
 use serde_json::Value;
 
 use super::HttpAuthorizer;
-use crate::decision::Claims;
 use crate::digest::sha256;
+use crate::identity::Claims;
 use crate::request::{ForwardedRequest, URL_COMPONENT};
 use crate::template::RenderContext;
 

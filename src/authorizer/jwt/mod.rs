@@ -28,8 +28,9 @@ use self::jwks::{JwksSource, JwksState};
 use self::keys::{KeySettings, PinnedKey, load_key, parse_algorithms};
 use crate::authorizer::Fetcher;
 use crate::credential::{TokenSource, parse_sources};
-use crate::decision::{AuthError, NamePool};
+use crate::decision::AuthError;
 use crate::flight::SingleFlight;
+use crate::identity::NamePool;
 use crate::settings::{ConfigError, HumanDuration, StringList};
 
 /// `[authorizers.NAME]` with `type = "jwt"`.

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::verify::value_list;
 use super::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::Fetcher;
-use crate::decision::{Decision, Denial, Verdict, claim};
+use crate::decision::{Decision, Denial, Verdict};
+use crate::identity::claim;
 use crate::settings::ConfigError;
 
 pub const SECRET: &str = "an-hmac-secret-that-is-32-bytes!!";

@@ -16,7 +16,8 @@ use serde_json::Value;
 use super::JwtAuthorizer;
 use super::keys::candidates;
 use crate::authorizer::Fetcher;
-use crate::decision::{AuthError, Claims, Decision, Denial, Identity, claim};
+use crate::decision::{AuthError, Decision, Denial};
+use crate::identity::{Claims, Identity, claim};
 
 impl JwtAuthorizer {
     /// Verifies a token.
