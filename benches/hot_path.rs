@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the decision hot path: canonical target, routing, a cached
 //! decision, token verification and encoding the answer. Timings are printed, never
 //! asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::net::IpAddr;

@@ -40,9 +40,13 @@
 //! body's fields, a name sent twice refused), `settings` (the config vocabulary),
 //! `digest`, `clock` (every deadline's time), `flight` (single flight) and `metrics`.
 //!
-//! Takes: a validated [`config::Config`]. Returns: running listeners ([`server::bind`]).
+//! Takes: a validated [`config::Config`]. Returns: running listeners
+//! ([`lifecycle::bind`]): the decision endpoints (`server`) and the admin ones (`admin`).
 //! Must never: let an error, an unknown fact or an unparsable input end in an allow.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod lifecycle;
+pub mod admin;
 pub mod server;
 pub mod record;
 pub mod reload;

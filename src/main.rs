@@ -190,8 +190,7 @@ async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
     for warning in &config.warnings {
         log::warn!("configuration: {warning}");
     }
-    let open_files = verdict::server::raise_open_file_limit();
-    verdict::server::OPEN_FILES.store(open_files, std::sync::atomic::Ordering::Relaxed);
+    let open_files = verdict::lifecycle::raise_open_file_limit();
     log::info!("open files: at most {open_files}");
     if config.demo {
         log::warn!(
@@ -201,7 +200,12 @@ async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
         log::info!("configuration {} loaded", file.display());
     }
     // SIGHUP reloads from the same file and the process environment.
-    let running = verdict::server::bind(config, Some(source))
+    let launch = verdict::lifecycle::Launch {
+        signals: Some(source),
+        open_files: Some(open_files),
+        ..Default::default()
+    };
+    let running = verdict::lifecycle::bind(config, launch)
         .await
         .context("binding listeners")?;
     log::info!(

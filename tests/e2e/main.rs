@@ -12,6 +12,7 @@
 //! - `callers`: the real amqtt broker and icecast2;
 //! - `examples`: the example backends;
 //! - `regression`: the fixed bugs that need a real program.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod applications;
 mod callers;

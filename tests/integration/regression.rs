@@ -697,7 +697,7 @@ async fn a_second_request_head_could_be_trickled_forever() {
 #[actix_web::test]
 async fn a_thousand_slow_clients_stopped_all_service() {
     // the test's own sockets need more than the usual 1,024 files too
-    verdict::server::raise_open_file_limit();
+    verdict::lifecycle::raise_open_file_limit();
     let v = start_logged_with_file_limit("request_head_timeout = \"30s\"", DEMO_KEYS, 1024).await;
     let addr = v.addr;
     let slow = actix_web::rt::task::spawn_blocking(move || {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use verdict::clock::Clock;
 use verdict::config::{Config, Source};
-use verdict::server::Running;
+use verdict::lifecycle::Running;
 
 use super::http::{Sent, client};
 use super::programs::free_port;
@@ -325,7 +325,11 @@ fn try_start_process(
 }
 
 async fn run(config: Config, clock: Clock) -> Verdict {
-    let running: Running = verdict::server::bind_with_clock(config, None, clock)
+    let launch = verdict::lifecycle::Launch {
+        clock,
+        ..Default::default()
+    };
+    let running: Running = verdict::lifecycle::bind(config, launch)
         .await
         .expect("bind");
     let addr = running.decision_addr;
