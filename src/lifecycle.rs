@@ -70,7 +70,7 @@ impl Running {
     }
 
     /// Runs both servers until both stop. With signals handled, SIGTERM and SIGINT stop
-    /// gracefully ([`Stopper::stop`]) and SIGHUP reloads the configuration. A stop whose
+    /// gracefully (readiness off, drain, admin listener last) and SIGHUP reloads the configuration. A stop whose
     /// drain runs out of time with decisions in flight is an error that says how many.
     pub async fn run(self) -> std::io::Result<()> {
         let (cut_off, was_cut_off) = tokio::sync::oneshot::channel::<u64>();

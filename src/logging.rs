@@ -181,8 +181,8 @@ impl Write for Batched {
     }
 }
 
-/// Writes every pending line now. Called by the writer thread every [`FLUSH_EVERY`] and
-/// when [`FLUSH_AT`] is reached, by a logging thread past [`WRITE_INLINE_AT`], and before
+/// Writes every pending line now. Called by the writer thread every 100 ms and when
+/// 64 KiB are pending, by a logging thread past 4 MiB, and before
 /// the process exits for any reason (no line is lost on
 /// SIGTERM). The batch is taken out of the buffer first, so a slow standard error never
 /// holds up a request that logs.

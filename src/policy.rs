@@ -1,8 +1,8 @@
 //! Routes and access rules: which route a request falls under, and what its access level,
 //! required roles and authorizer chain make of the authorizers' verdicts.
 //!
-//! Takes: the canonical [`Target`] and, per authorizer, a (possibly cached) [`Decision`].
-//! Returns: an [`Outcome`] that a dialect can encode. Must never: match a raw path, treat
+//! Takes: the canonical [`Target`] and, per authorizer, a (possibly cached) `Decision`.
+//! Returns: an `Outcome` that a dialect can encode. Must never: match a raw path, treat
 //! an unknown method/host/path as matching a rule that needs it, skip the role check on a
 //! cache hit, or turn an error into an allow unless the route says `on_error = "allow"`.
 
@@ -369,7 +369,8 @@ impl Policy {
         Policy { topics, ..self }
     }
 
-    /// Every rule of `route` applied to its chain's result (see [`access::apply`]).
+    /// Every rule of `route` applied to its chain's result: the access level and roles,
+    /// where a refused client is sent, the username a token must name, the topic rules.
     pub fn apply(
         &self,
         route: &Route,

@@ -94,7 +94,7 @@ pub struct Target {
     /// The raw path and query as received, for building the login redirect.
     pub raw_uri: Option<String>,
     /// Other readings an application could make of the method and path, when they differ
-    /// from the canonical one (empty for an already canonical target). See [`readings`].
+    /// from the canonical one (empty for an already canonical target). See [`readings()`].
     pub readings: Vec<Reading>,
 }
 
