@@ -99,6 +99,9 @@ pub fn one_of<'de, D: Deserializer<'de>, T: Copy>(
 }
 
 /// `Deserialize` for an enum setting, by the names it is written with in configuration.
+/// Not serde's enum derive: the `config` crate reads an enum through its own access,
+/// whose error ("enum Access does not have variant constructor authenticate") drops the
+/// valid names serde passes it; this one lists them.
 macro_rules! choices {
     ($ty:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
         impl<'de> serde::Deserialize<'de> for $ty {
