@@ -462,10 +462,8 @@ async fn req_parse_err() {
 
         if let DispatcherStateProj::Normal { inner } = h1.project().inner.project() {
             assert!(inner.flags.contains(Flags::READ_DISCONNECT));
-            assert_eq!(
-                &buf.write_buf_slice()[..26],
-                b"HTTP/1.1 400 Bad Request\r\n"
-            );
+            // verdict: a malformed request is refused with 403 (see PATCHED.md, change 3)
+            assert_eq!(&buf.write_buf_slice()[..24], b"HTTP/1.1 403 Forbidden\r\n");
         }
     })
     .await;
@@ -796,7 +794,7 @@ async fn pipelining_ok_then_bad() {
                 connection: close\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 /abcd\
-                HTTP/1.1 400 Bad Request\r\n\
+                HTTP/1.1 403 Forbidden\r\n\
                 content-length: 0\r\n\
                 connection: close\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
