@@ -3,7 +3,7 @@
 //! ([`Refusal`]), and what the request gets ([`Outcome`]).
 //!
 //! Takes: nothing from the rest of verdict but the identity vocabulary and the request's
-//! [`TargetError`]. Returns: plain data. Must never: import a later stage (dialects,
+//! [`ReadError`]. Returns: plain data. Must never: import a later stage (dialects,
 //! policy, authorizers and the cache all import this file), or carry a credential or
 //! internal detail in a reason that reaches a client.
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::identity::{Identity, SessionState};
-use crate::request::TargetError;
+use crate::request::ReadError;
 
 /// Why an authorizer said no. Carries nothing that may not reach a client log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +101,9 @@ pub enum AuthError {
 pub enum Refusal {
     /// The TCP peer is not in `server.trusted_proxies`: its forwarded headers mean nothing.
     UntrustedPeer(IpAddr),
-    /// The original target was sent but cannot be understood (or two readings disagree).
-    BadTarget(TargetError),
+    /// What the caller sent cannot be read: the original target (or two readings of it
+    /// disagree), a header that would pass as identity, or the caller's body.
+    Unreadable(ReadError),
 }
 
 /// What the request gets, before a dialect puts it into its caller's terms.
@@ -152,7 +153,8 @@ impl Outcome {
             Outcome::Forbidden => "forbidden",
             Outcome::Redirect(_) => "redirect",
             Outcome::Refused(Refusal::UntrustedPeer(_)) => "untrusted-peer",
-            Outcome::Refused(Refusal::BadTarget(_)) => "bad-target",
+            Outcome::Refused(Refusal::Unreadable(error)) if error.is_body() => "bad-body",
+            Outcome::Refused(Refusal::Unreadable(_)) => "bad-target",
             Outcome::Unavailable => "unavailable",
             Outcome::Ignore => "ignore",
             Outcome::Notified => "notification",
@@ -165,7 +167,7 @@ impl Outcome {
             Outcome::Refused(Refusal::UntrustedPeer(peer)) => Some(Cow::Owned(format!(
                 "peer {peer} is not in server.trusted_proxies"
             ))),
-            Outcome::Refused(Refusal::BadTarget(error)) => Some(Cow::Owned(error.to_string())),
+            Outcome::Refused(Refusal::Unreadable(error)) => Some(Cow::Owned(error.to_string())),
             _ => None,
         }
     }

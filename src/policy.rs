@@ -284,7 +284,7 @@ struct Candidates<'a> {
 
 /// What route rules are matched against: one reading of the target.
 #[derive(Debug, Clone, Copy)]
-struct Facts<'a> {
+struct RouteFacts<'a> {
     method: Option<&'a str>,
     /// Why the method is unknown, when it is.
     no_method: &'static str,
@@ -297,9 +297,9 @@ struct Facts<'a> {
     client_ip: Option<IpAddr>,
 }
 
-impl<'a> Facts<'a> {
-    fn canonical(target: &'a Target) -> Facts<'a> {
-        Facts {
+impl<'a> RouteFacts<'a> {
+    fn canonical(target: &'a Target) -> RouteFacts<'a> {
+        RouteFacts {
             method: target.method.as_deref(),
             no_method: NO_METHOD,
             host: target.host.as_deref(),
@@ -311,16 +311,16 @@ impl<'a> Facts<'a> {
         }
     }
 
-    fn of_request(request: &'a ForwardedRequest<'a>) -> Facts<'a> {
-        Facts {
-            caller: Some(&request.caller),
-            client_ip: Some(request.client_ip),
-            ..Facts::canonical(&request.target)
+    fn of_request(request: &'a ForwardedRequest<'a>) -> RouteFacts<'a> {
+        RouteFacts {
+            caller: Some(request.caller()),
+            client_ip: Some(request.client_ip()),
+            ..RouteFacts::canonical(request.target())
         }
     }
 
-    fn of(request: &'a ForwardedRequest<'a>, reading: &'a Reading) -> Facts<'a> {
-        Facts {
+    fn of(request: &'a ForwardedRequest<'a>, reading: &'a Reading) -> RouteFacts<'a> {
+        RouteFacts {
             method: reading.method.as_deref(),
             no_method: if reading.method.is_none() {
                 ANY_METHOD
@@ -329,7 +329,7 @@ impl<'a> Facts<'a> {
             },
             path: reading.path.as_deref(),
             fold_case: reading.fold_case,
-            ..Facts::of_request(request)
+            ..RouteFacts::of_request(request)
         }
     }
 }
@@ -389,7 +389,7 @@ impl Policy {
     /// The canonical reading's route: the first whose rules all match; the default route
     /// when none does; `Undecidable` when a route before it needs a fact not sent.
     pub fn route(&self, target: &Target) -> RouteChoice<'_> {
-        let candidates = self.candidates(Facts::canonical(target));
+        let candidates = self.candidates(RouteFacts::canonical(target));
         match candidates.undecided.first() {
             Some((route, missing)) => RouteChoice::Undecidable {
                 route: &route.name,
@@ -399,7 +399,7 @@ impl Policy {
         }
     }
 
-    fn candidates(&self, facts: Facts<'_>) -> Candidates<'_> {
+    fn candidates(&self, facts: RouteFacts<'_>) -> Candidates<'_> {
         let mut undecided = Vec::new();
         for route in &self.routes {
             match route.matches(facts) {
@@ -425,8 +425,8 @@ impl Policy {
     /// route and no fact is missing (the common case), `others` is empty and nothing more
     /// needs deciding.
     pub fn route_readings<'a>(&'a self, request: &ForwardedRequest<'_>) -> Routing<'a> {
-        let target = &request.target;
-        let canonical = self.candidates(Facts::of_request(request));
+        let target = request.target();
+        let canonical = self.candidates(RouteFacts::of_request(request));
         let route = canonical.definite;
         let mut others: Vec<(&'a Route, String)> = Vec::new();
         let mut add = |candidates: Candidates<'a>, why: &dyn Fn() -> String| {
@@ -461,7 +461,7 @@ impl Policy {
             if reading.kinds & !route.readings != 0 {
                 continue;
             }
-            add(self.candidates(Facts::of(request, reading)), &|| {
+            add(self.candidates(RouteFacts::of(request, reading)), &|| {
                 format!("the target read as {}", reading.describe())
             });
         }
@@ -469,9 +469,9 @@ impl Policy {
         // that ignores case; the target alone cannot tell (its own readings fold only
         // paths that hold upper case).
         if self.upper_case_rules && route.readings & kind::CASE != 0 {
-            let facts = Facts {
+            let facts = RouteFacts {
                 fold_case: true,
-                ..Facts::of_request(request)
+                ..RouteFacts::of_request(request)
             };
             add(self.candidates(facts), &|| {
                 "the target read as case".to_string()
@@ -485,7 +485,7 @@ impl Route {
     /// Whether every rule of this route holds for one reading of the target; `Err(fact)`
     /// when a rule needs a fact the caller did not send and no other rule already fails
     /// (a route that cannot match whatever the missing fact is, is simply skipped).
-    fn matches(&self, facts: Facts<'_>) -> Result<bool, &'static str> {
+    fn matches(&self, facts: RouteFacts<'_>) -> Result<bool, &'static str> {
         // An MQTT access has no HTTP target: a rule on the method, host or path does not
         // apply to it (it is not a fact the broker failed to send).
         let targetless = facts.caller.is_some_and(|c| c.targetless);

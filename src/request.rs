@@ -67,6 +67,14 @@ pub enum TargetError {
     BadClientIp,
     #[error("two headers name different original URLs")]
     Conflicting,
+}
+
+/// Why what a caller sent could not be read: its description of the original target, its
+/// headers or its body. Any of these ends in a refusal before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
     #[error("a header is an alias of an identity header (CGI-style backends would read it as one)")]
     IdentityHeaderAlias,
     #[error("the caller's body is not a request verdict understands")]
@@ -75,6 +83,16 @@ pub enum TargetError {
     BodyTooLarge,
     #[error("the caller's body did not arrive in time")]
     SlowBody,
+}
+
+impl ReadError {
+    /// Whether the caller's body, not its description of the target, was at fault.
+    pub fn is_body(&self) -> bool {
+        matches!(
+            self,
+            ReadError::BadBody | ReadError::BodyTooLarge | ReadError::SlowBody
+        )
+    }
 }
 
 /// The original request's target, canonical where it is known. A field is `None` when
@@ -126,15 +144,15 @@ impl Header<'_> {
     }
 }
 
-/// Everything an authorizer may look at. Built once per request by a dialect, borrowing
-/// the request's headers for as long as the decision runs.
+/// Everything an authorizer may look at. Built once per request by the read stage
+/// (`dialect::read`), borrowing the request's headers for as long as the decision runs;
+/// read-only after that: every later stage sees exactly what was read.
 #[derive(Debug, Clone)]
 pub struct ForwardedRequest<'a> {
-    pub target: Target,
-    pub client_ip: IpAddr,
-    pub headers: Vec<Header<'a>>,
-    /// Who asked, and what a caller that is not a proxy says of its client.
-    pub caller: Caller,
+    target: Target,
+    client_ip: IpAddr,
+    headers: Vec<Header<'a>>,
+    caller: Caller,
 }
 
 /// The facts of the asking caller itself: its dialect, and for streaming servers the
@@ -280,6 +298,55 @@ pub struct MqttAccess {
     pub topic: String,
     pub qos: Option<u8>,
     pub retain: Option<bool>,
+}
+
+impl<'a> ForwardedRequest<'a> {
+    /// The request the read stage made of what a trusted caller sent.
+    pub fn new(
+        target: Target,
+        client_ip: IpAddr,
+        headers: Vec<Header<'a>>,
+        caller: Caller,
+    ) -> ForwardedRequest<'a> {
+        ForwardedRequest {
+            target,
+            client_ip,
+            headers,
+            caller,
+        }
+    }
+
+    /// The original request's canonical target and its other readings.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The client's address.
+    pub fn client_ip(&self) -> IpAddr {
+        self.client_ip
+    }
+
+    /// The headers as received (plus the facts a caller sends as credentials).
+    pub fn headers(&self) -> &[Header<'a>] {
+        &self.headers
+    }
+
+    /// Who asked, and what a caller that is not a proxy says of its client.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The caller's facts, for tests that vary one of them.
+    #[cfg(test)]
+    pub fn caller_mut(&mut self) -> &mut Caller {
+        &mut self.caller
+    }
+
+    /// The client's address, for tests that vary it.
+    #[cfg(test)]
+    pub fn set_client_ip(&mut self, client_ip: IpAddr) {
+        self.client_ip = client_ip;
+    }
 }
 
 impl ForwardedRequest<'_> {

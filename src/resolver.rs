@@ -134,9 +134,9 @@ impl Resolver {
                 "route {} ({}) for {} {} {:?}",
                 route.name,
                 route.describe_rules(),
-                request.target.method.as_deref().unwrap_or("-"),
-                request.target.host.as_deref().unwrap_or("-"),
-                request.target.path.as_deref().unwrap_or("-"),
+                request.target().method.as_deref().unwrap_or("-"),
+                request.target().host.as_deref().unwrap_or("-"),
+                request.target().path.as_deref().unwrap_or("-"),
             );
             for (other, why) in &others {
                 log::debug!("route {} must allow too: {why}", other.name);
@@ -222,7 +222,7 @@ impl Resolver {
             let authorizer = &self.config.authorizers[index];
             // Trust decision: a credential meant for one audience (a viewer's token) does
             // not open another's routes unless the route names its authorizer.
-            if route.implicit_chain && !authorizer.serves(request.caller.audience) {
+            if route.implicit_chain && !authorizer.serves(request.caller().audience) {
                 continue;
             }
             let claims = match authorizer.claims_source {

@@ -21,7 +21,7 @@ use crate::dialect::encode::Original;
 use crate::dialect::{self, Body, DIALECTS, Dialect};
 use crate::record::{Record, record};
 use crate::reload::Current;
-use crate::request::TargetError;
+use crate::request::ReadError;
 use crate::resolver::{Decided, Resolver};
 
 /// The Authgear-compatible endpoint, answered in `server.resolve_dialect`.
@@ -66,18 +66,18 @@ async fn handle(
         // an unreadable body of facts is a refusal; a client's body verdict could not
         // read whole is only unseen (the readings then assume it may say anything)
         (Ok(_), Some(Err(error))) if dialect.body() == Body::Facts => {
-            Err(Outcome::Refused(Refusal::BadTarget(*error)))
+            Err(Outcome::Refused(Refusal::Unreadable(*error)))
         }
         (Ok(peer), body) => {
             let whole = body.as_ref().and_then(|b| b.as_ref().ok()).map(|b| &b[..]);
-            dialect::read(&request, dialect, prefix, peer, trusted, whole)
+            dialect::read(&request, dialect, prefix, peer, whole)
         }
     };
     let decided = match &forwarded {
         Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,
         Err(outcome) => Decided::before_routing(outcome.clone()),
     };
-    let target = forwarded.as_ref().ok().map(|f| &f.target);
+    let target = forwarded.as_ref().ok().map(|f| f.target());
     let original = Original {
         target,
         accept: forwarded.as_ref().ok().and_then(|f| f.header("accept")),
@@ -90,7 +90,7 @@ async fn handle(
             decided: &decided,
             status: answer.response.status().as_u16(),
             target,
-            client_ip: forwarded.as_ref().ok().map(|f| f.client_ip),
+            client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
             problem: answer.problem.map(|p| format!("{p:?}")),
             latency: started.elapsed(),
         },
@@ -106,14 +106,14 @@ const MAX_BODY: usize = 64 * 1024;
 const BODY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A caller's body, bounded in size and in time (on the resolver's clock).
-async fn read_body(mut payload: web::Payload, clock: &Clock) -> Result<web::Bytes, TargetError> {
+async fn read_body(mut payload: web::Payload, clock: &Clock) -> Result<web::Bytes, ReadError> {
     use futures_util::StreamExt as _;
     let read = async {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| TargetError::BadBody)?;
+            let chunk = chunk.map_err(|_| ReadError::BadBody)?;
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(TargetError::BodyTooLarge);
+                return Err(ReadError::BodyTooLarge);
             }
             body.extend_from_slice(&chunk);
         }
@@ -122,7 +122,7 @@ async fn read_body(mut payload: web::Payload, clock: &Clock) -> Result<web::Byte
     let deadline = clock.sleep(BODY_DEADLINE);
     match futures_util::future::select(Box::pin(read), Box::pin(deadline)).await {
         futures_util::future::Either::Left((read, _)) => read,
-        futures_util::future::Either::Right(_) => Err(TargetError::SlowBody),
+        futures_util::future::Either::Right(_) => Err(ReadError::SlowBody),
     }
 }
 

@@ -203,9 +203,9 @@ fn parse_var(name: &str) -> Result<RequestVar, String> {
 
 fn value_of(var: &RequestVar, ctx: &RenderContext<'_>) -> String {
     let request = ctx.request;
-    let target = &request.target;
+    let target = request.target();
     match var {
-        RequestVar::ClientIp => request.client_ip.to_string(),
+        RequestVar::ClientIp => request.client_ip().to_string(),
         RequestVar::Method => target.method.clone().unwrap_or_default(),
         RequestVar::Scheme => target.scheme.clone(),
         RequestVar::Host => target.host.clone().unwrap_or_default(),
@@ -221,7 +221,7 @@ fn value_of(var: &RequestVar, ctx: &RenderContext<'_>) -> String {
         RequestVar::Cookie(name) => request.cookie(name).unwrap_or_default().to_string(),
         RequestVar::Header(name) => request.header(name).unwrap_or_default().to_string(),
         RequestVar::SessionId => ctx.session_id.to_string(),
-        RequestVar::Channel => match request.caller.channel.as_deref() {
+        RequestVar::Channel => match request.caller().channel.as_deref() {
             Some(channel) => channel.to_string(),
             None => value_of(&RequestVar::PathSegment(2), ctx),
         },
@@ -243,9 +243,18 @@ mod tests {
     use crate::request::{Header, Target};
 
     fn request() -> ForwardedRequest<'static> {
-        ForwardedRequest {
-            caller: Default::default(),
-            target: Target {
+        request_with(Vec::new())
+    }
+
+    /// The test request, with `extra` headers after its own.
+    fn request_with(extra: Vec<Header<'static>>) -> ForwardedRequest<'static> {
+        let mut headers = vec![
+            Header::owned("user-agent", b"VLC/3.0".to_vec()),
+            Header::owned("cookie", b"sid=s1".to_vec()),
+        ];
+        headers.extend(extra);
+        ForwardedRequest::new(
+            Target {
                 method: Some("GET".into()),
                 scheme: "https".into(),
                 host: Some("live.example.com".into()),
@@ -254,12 +263,10 @@ mod tests {
                 raw_uri: Some("/play/a001/index.m3u8?token=a%2Bb&x=1".into()),
                 readings: Vec::new(),
             },
-            client_ip: "203.0.113.7".parse().unwrap(),
-            headers: vec![
-                Header::owned("user-agent", b"VLC/3.0".to_vec()),
-                Header::owned("cookie", b"sid=s1".to_vec()),
-            ],
-        }
+            "203.0.113.7".parse().unwrap(),
+            headers,
+            Default::default(),
+        )
     }
 
     fn render(text: &str, url: bool) -> String {
@@ -308,9 +315,7 @@ mod tests {
 
     #[test]
     fn a_value_is_never_read_as_a_template() {
-        let mut req = request();
-        req.headers
-            .push(Header::owned("x-user", b"${header.cookie}".to_vec()));
+        let req = request_with(vec![Header::owned("x-user", b"${header.cookie}".to_vec())]);
         let ctx = RenderContext {
             request: &req,
             session_id: "${client_ip}",

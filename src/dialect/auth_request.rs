@@ -12,10 +12,10 @@
 use std::net::IpAddr;
 
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
-use super::{Body, Dialect, HeaderView, Incoming, build_target, parse_hop};
+use super::{Body, Dialect, Facts, HeaderView, Incoming, Message, build_target, parse_hop};
 use crate::decision::Outcome;
 use crate::request::{
-    Anonymous, Audience, Caller, Target, TargetError, canonical_host, canonical_scheme,
+    Anonymous, Audience, Caller, ReadError, Target, TargetError, canonical_host, canonical_scheme,
 };
 
 /// nginx `auth_request`, HAProxy.
@@ -39,8 +39,9 @@ impl Dialect for AuthRequest {
     fn path(&self) -> &'static str {
         "/_resolver/auth-request"
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
-        read(&incoming.headers, incoming.peer)
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
+        let (target, client_ip) = read(&incoming.headers, incoming.peer.ip())?;
+        Ok(Message::Question(Facts::of(target, client_ip)))
     }
     fn body(&self) -> Body {
         // nginx and HAProxy subrequests never carry the body (nginx may even announce one it does not send)

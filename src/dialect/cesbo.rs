@@ -18,10 +18,10 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Dialect, Incoming, build_target, parse_hop};
+use super::{Dialect, Facts, Incoming, Message, build_target, parse_hop};
 use crate::decision::Outcome;
 use crate::request::{
-    Anonymous, Audience, Caller, Target, TargetError, canonical_host, canonical_scheme,
+    Anonymous, Audience, Caller, ReadError, Target, TargetError, canonical_host, canonical_scheme,
 };
 
 /// Cesbo Astra and Alta.
@@ -46,66 +46,8 @@ impl Dialect for Cesbo {
     fn path(&self) -> &'static str {
         "/_resolver/cesbo"
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
-        let view = &incoming.headers;
-        let path = view.single("x-real-path")?;
-        let real_host = view.single("x-real-host")?;
-        let origin = view.single("x-real-origin")?;
-        let (scheme, host): (Option<&[u8]>, Option<&[u8]>) = match origin {
-            Some(origin) => {
-                let text = std::str::from_utf8(origin).map_err(|_| TargetError::BadHost)?;
-                let (scheme, rest) = text.split_once("://").ok_or(TargetError::BadHost)?;
-                let host = rest.trim_end_matches('/');
-                if host.contains(['/', '?', '#', '@']) {
-                    return Err(TargetError::BadHost);
-                }
-                // Trust decision: Astra's host and Alta's origin, when both are sent,
-                // must name the same host; otherwise one of them is not the streamer's.
-                if let Some(real_host) = real_host {
-                    let scheme = canonical_scheme(scheme)?;
-                    if canonical_host(real_host, &scheme)?
-                        != canonical_host(host.as_bytes(), &scheme)?
-                    {
-                        return Err(TargetError::Conflicting);
-                    }
-                }
-                (Some(scheme.as_bytes()), Some(host.as_bytes()))
-            }
-            None => (None, real_host),
-        };
-        // The viewer's path, and the viewer's query that the streamer appended to ours.
-        let uri = match path {
-            Some(path) => {
-                if path.contains(&b'?') {
-                    return Err(TargetError::NotOriginForm);
-                }
-                let mut uri = path.to_vec();
-                if let Some(query) = incoming.query.filter(|q| !q.is_empty()) {
-                    uri.push(b'?');
-                    uri.extend_from_slice(query.as_bytes());
-                }
-                Some(uri)
-            }
-            None => None,
-        };
-        let target = build_target(Some(b"GET"), scheme, host, uri.as_deref())?;
-        // A path-less request still carries the viewer's query (the token).
-        let target = match (&target.query, incoming.query, path) {
-            (None, Some(query), None) if !query.is_empty() => Target {
-                query: Some(query.to_string()),
-                ..target
-            },
-            _ => target,
-        };
-        let client_ip = match view.single("x-real-ip")? {
-            Some(raw) => {
-                parse_hop(std::str::from_utf8(raw).map_err(|_| TargetError::BadClientIp)?)?
-            }
-            None => incoming.peer,
-        };
-        Ok((target, client_ip))
-    }
-    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
+        let (target, client_ip) = read_target(incoming)?;
         let text = |name: &str| -> Result<Option<String>, TargetError> {
             incoming
                 .headers
@@ -117,11 +59,15 @@ impl Dialect for Cesbo {
                 })
                 .transpose()
         };
-        Ok(Caller {
+        let caller = Caller {
             channel: text("x-channel-id")?.filter(|c| !c.is_empty()),
             session: text("x-session-id")?.filter(|s| !s.is_empty()),
             ..Caller::default()
-        })
+        };
+        Ok(Message::Question(Facts {
+            caller,
+            ..Facts::of(target, client_ip)
+        }))
     }
     fn audience(&self) -> Audience {
         Audience::Viewers
@@ -136,33 +82,96 @@ impl Dialect for Cesbo {
         _original: Original<'_>,
         settings: &AnswerSettings,
     ) -> Answer {
-        match outcome {
-            Outcome::Allow { identity, .. } => {
-                let name = identity
-                    .as_ref()
-                    .map(|i| i.session_name())
-                    .unwrap_or_default();
-                match actix_web::http::header::HeaderValue::from_str(name) {
-                    // exactly 200 and the session's name; nothing for the viewer to cache
-                    Ok(value) => Answer::of(
-                        HttpResponse::Ok()
-                            .insert_header(("x-session-name", value))
-                            .insert_header(("cache-control", "no-store"))
-                            .finish(),
-                    ),
-                    Err(_) => refuse(None, settings),
+        answer(outcome, settings)
+    }
+}
+
+/// The viewer's target and address, from the streamer's headers and its query.
+fn read_target(incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+    let view = &incoming.headers;
+    let path = view.single("x-real-path")?;
+    let real_host = view.single("x-real-host")?;
+    let origin = view.single("x-real-origin")?;
+    let (scheme, host): (Option<&[u8]>, Option<&[u8]>) = match origin {
+        Some(origin) => {
+            let text = std::str::from_utf8(origin).map_err(|_| TargetError::BadHost)?;
+            let (scheme, rest) = text.split_once("://").ok_or(TargetError::BadHost)?;
+            let host = rest.trim_end_matches('/');
+            if host.contains(['/', '?', '#', '@']) {
+                return Err(TargetError::BadHost);
+            }
+            // Trust decision: Astra's host and Alta's origin, when both are sent,
+            // must name the same host; otherwise one of them is not the streamer's.
+            if let Some(real_host) = real_host {
+                let scheme = canonical_scheme(scheme)?;
+                if canonical_host(real_host, &scheme)? != canonical_host(host.as_bytes(), &scheme)?
+                {
+                    return Err(TargetError::Conflicting);
                 }
             }
-            Outcome::Redirect(location) => refuse(Some(location), settings),
-            // Every refusal and every error is a 403: Astra lets a viewer in when its
-            // backend answers anything else it does not understand, a 5xx included.
-            Outcome::Unauthenticated { .. }
-            | Outcome::Forbidden
-            | Outcome::Refused(_)
-            | Outcome::Unavailable
-            | Outcome::Ignore
-            | Outcome::Notified => refuse(None, settings),
+            (Some(scheme.as_bytes()), Some(host.as_bytes()))
         }
+        None => (None, real_host),
+    };
+    // The viewer's path, and the viewer's query that the streamer appended to ours.
+    let uri = match path {
+        Some(path) => {
+            if path.contains(&b'?') {
+                return Err(TargetError::NotOriginForm);
+            }
+            let mut uri = path.to_vec();
+            if let Some(query) = incoming.query.filter(|q| !q.is_empty()) {
+                uri.push(b'?');
+                uri.extend_from_slice(query.as_bytes());
+            }
+            Some(uri)
+        }
+        None => None,
+    };
+    let target = build_target(Some(b"GET"), scheme, host, uri.as_deref())?;
+    // A path-less request still carries the viewer's query (the token).
+    let target = match (&target.query, incoming.query, path) {
+        (None, Some(query), None) if !query.is_empty() => Target {
+            query: Some(query.to_string()),
+            ..target
+        },
+        _ => target,
+    };
+    let client_ip = match view.single("x-real-ip")? {
+        Some(raw) => parse_hop(std::str::from_utf8(raw).map_err(|_| TargetError::BadClientIp)?)?,
+        None => incoming.peer.ip(),
+    };
+    Ok((target, client_ip))
+}
+
+/// The outcome in Astra's and Alta's terms.
+fn answer(outcome: &Outcome, settings: &AnswerSettings) -> Answer {
+    match outcome {
+        Outcome::Allow { identity, .. } => {
+            let name = identity
+                .as_ref()
+                .map(|i| i.session_name())
+                .unwrap_or_default();
+            match actix_web::http::header::HeaderValue::from_str(name) {
+                // exactly 200 and the session's name; nothing for the viewer to cache
+                Ok(value) => Answer::of(
+                    HttpResponse::Ok()
+                        .insert_header(("x-session-name", value))
+                        .insert_header(("cache-control", "no-store"))
+                        .finish(),
+                ),
+                Err(_) => refuse(None, settings),
+            }
+        }
+        Outcome::Redirect(location) => refuse(Some(location), settings),
+        // Every refusal and every error is a 403: Astra lets a viewer in when its
+        // backend answers anything else it does not understand, a 5xx included.
+        Outcome::Unauthenticated { .. }
+        | Outcome::Forbidden
+        | Outcome::Refused(_)
+        | Outcome::Unavailable
+        | Outcome::Ignore
+        | Outcome::Notified => refuse(None, settings),
     }
 }
 

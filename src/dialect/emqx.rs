@@ -12,15 +12,13 @@
 //! installations turn into an allow), take `+` for a space, accept a field sent twice,
 //! or admit an access with an empty username or topic (an unresolved placeholder).
 
-use std::net::IpAddr;
-
 use actix_web::HttpResponse;
 
 use super::encode::{Answer, AnswerSettings, Original};
-use super::{Body, Dialect, Incoming, caller_fields, fields_as_query, parse_hop};
+use super::{Body, Dialect, Facts, Incoming, Message, caller_fields, fields_as_query, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, Target, TargetError};
+use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, ReadError, Target};
 
 /// EMQX authorization.
 #[derive(Debug)]
@@ -39,67 +37,12 @@ impl Dialect for Emqx {
     fn body(&self) -> Body {
         Body::Facts
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
         let fields = caller_fields(incoming)?;
-        // Every field as a query parameter, for the token sources of the route's
-        // authorizers; percent-encoded, so `+` stays `+`.
-        let query = fields_as_query(fields);
-        let target = Target {
-            scheme: "http".into(),
-            query: Some(query),
-            ..Target::default()
-        };
-        let client_ip = match field(fields, "peerhost") {
-            Some(host) if !host.is_empty() => parse_hop(host)?,
-            _ => incoming.peer,
-        };
-        Ok((target, client_ip))
-    }
-    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
-        let fields = caller_fields(incoming)?;
-        let text = |name: &str| field(fields, name).unwrap_or_default().to_string();
-        let action = match (field(fields, "action"), field(fields, "access")) {
-            (Some("publish"), _) => Action::Publish,
-            (Some("subscribe"), _) => Action::Subscribe,
-            // EMQX 4: access 1 is subscribe, 2 is publish
-            (None, Some("1")) => Action::Subscribe,
-            (None, Some("2")) => Action::Publish,
-            _ => return Err(TargetError::BadBody),
-        };
-        let access = MqttAccess {
-            username: text("username"),
-            // an unresolved placeholder renders empty: the fact is missing
-            clientid: field(fields, "clientid")
-                .filter(|c| !c.is_empty())
-                .map(str::to_string),
-            action,
-            topic: text("topic"),
-            qos: match field(fields, "qos") {
-                None | Some("") => None,
-                Some(q) => Some(
-                    q.parse::<u8>()
-                        .ok()
-                        .filter(|q| *q <= 2)
-                        .ok_or(TargetError::BadBody)?,
-                ),
-            },
-            retain: match field(fields, "retain") {
-                None | Some("") => None,
-                Some("true" | "1") => Some(true),
-                Some("false" | "0") => Some(false),
-                Some(_) => return Err(TargetError::BadBody),
-            },
-        };
-        // An unresolved placeholder renders empty: never decide on it.
-        if access.username.is_empty() || access.topic.is_empty() {
-            return Err(TargetError::BadBody);
-        }
-        Ok(Caller {
-            username: Some(access.username.clone()),
-            mqtt: Some(access),
-            targetless: true,
-            ..Caller::default()
-        })
+        Ok(Message::Question(Facts {
+            caller: authorization_facts(&fields)?,
+            ..read_target(incoming, &fields)?
+        }))
     }
     fn audience(&self) -> Audience {
         Audience::MqttClients
@@ -134,6 +77,70 @@ impl Dialect for Emqx {
     }
 }
 
+/// The target EMQX's request stands for: no method, host or path (an MQTT access has
+/// none), every field as a query parameter; and the client's address.
+fn read_target(incoming: &Incoming<'_>, fields: &[(String, String)]) -> Result<Facts, ReadError> {
+    // Every field as a query parameter, for the token sources of the route's
+    // authorizers; percent-encoded, so `+` stays `+`.
+    let query = fields_as_query(fields);
+    let target = Target {
+        scheme: "http".into(),
+        query: Some(query),
+        ..Target::default()
+    };
+    let client_ip = match field(fields, "peerhost") {
+        Some(host) if !host.is_empty() => parse_hop(host)?,
+        _ => incoming.peer.ip(),
+    };
+    Ok(Facts::of(target, client_ip))
+}
+/// The access EMQX asks about (EMQX 5 `action`, EMQX 4 `access`), as the caller's facts.
+fn authorization_facts(fields: &[(String, String)]) -> Result<Caller, ReadError> {
+    let text = |name: &str| field(fields, name).unwrap_or_default().to_string();
+    let action = match (field(fields, "action"), field(fields, "access")) {
+        (Some("publish"), _) => Action::Publish,
+        (Some("subscribe"), _) => Action::Subscribe,
+        // EMQX 4: access 1 is subscribe, 2 is publish
+        (None, Some("1")) => Action::Subscribe,
+        (None, Some("2")) => Action::Publish,
+        _ => return Err(ReadError::BadBody),
+    };
+    let access = MqttAccess {
+        username: text("username"),
+        // an unresolved placeholder renders empty: the fact is missing
+        clientid: field(fields, "clientid")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        action,
+        topic: text("topic"),
+        qos: match field(fields, "qos") {
+            None | Some("") => None,
+            Some(q) => Some(
+                q.parse::<u8>()
+                    .ok()
+                    .filter(|q| *q <= 2)
+                    .ok_or(ReadError::BadBody)?,
+            ),
+        },
+        retain: match field(fields, "retain") {
+            None | Some("") => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(_) => return Err(ReadError::BadBody),
+        },
+    };
+    // An unresolved placeholder renders empty: never decide on it.
+    if access.username.is_empty() || access.topic.is_empty() {
+        return Err(ReadError::BadBody);
+    }
+    Ok(Caller {
+        username: Some(access.username.clone()),
+        mqtt: Some(access),
+        targetless: true,
+        ..Caller::default()
+    })
+}
+
 /// EMQX 4 authorization: the same request, answered by status only (`200` allow, `403`
 /// deny), as EMQX 4 read its HTTP ACL.
 #[derive(Debug)]
@@ -152,11 +159,8 @@ impl Dialect for Emqx4 {
     fn body(&self) -> Body {
         Body::Facts
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
         Emqx.read(incoming)
-    }
-    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
-        Emqx.caller_facts(incoming)
     }
     fn audience(&self) -> Audience {
         Audience::MqttClients
@@ -205,21 +209,22 @@ impl Dialect for EmqxAuthn {
     fn body(&self) -> Body {
         Body::Facts
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
-        Emqx.read(incoming)
-    }
-    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
         let fields = caller_fields(incoming)?;
-        let username = field(fields, "username").unwrap_or_default();
+        let username = field(&fields, "username").unwrap_or_default();
         // an unresolved ${username} renders empty: never authenticate it
         if username.is_empty() {
-            return Err(TargetError::BadBody);
+            return Err(ReadError::BadBody);
         }
-        Ok(Caller {
+        let caller = Caller {
             username: Some(username.to_string()),
             targetless: true,
             ..Caller::default()
-        })
+        };
+        Ok(Message::Question(Facts {
+            caller,
+            ..read_target(incoming, &fields)?
+        }))
     }
     fn audience(&self) -> Audience {
         Audience::MqttClients

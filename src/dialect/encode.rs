@@ -658,8 +658,8 @@ mod tests {
     fn denials_carry_no_identity() {
         for outcome in [
             Outcome::Forbidden,
-            Outcome::Refused(crate::decision::Refusal::BadTarget(
-                crate::request::TargetError::Conflicting,
+            Outcome::Refused(crate::decision::Refusal::Unreadable(
+                crate::request::TargetError::Conflicting.into(),
             )),
             Outcome::Unavailable,
         ] {

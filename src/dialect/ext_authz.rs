@@ -8,12 +8,13 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
-use super::{Body, Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
+use super::{
+    Body, Dialect, Facts, HeaderView, Incoming, Message, TrustedPeer, build_target,
+    client_ip_from_xff,
+};
 use crate::decision::Outcome;
-use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
+use crate::request::{Anonymous, Audience, Caller, ReadError, Target, TargetError};
 
 /// Envoy `ext_authz` (HTTP service).
 #[derive(Debug)]
@@ -32,16 +33,16 @@ impl Dialect for ExtAuthz {
     fn takes_path_tail(&self) -> bool {
         true
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
-        read(
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
+        let (target, client_ip) = read(
             &incoming.headers,
             incoming.method,
             incoming.path,
             incoming.query,
             incoming.prefix,
             incoming.peer,
-            incoming.trusted,
-        )
+        )?;
+        Ok(Message::Question(Facts::of(target, client_ip)))
     }
     fn body(&self) -> Body {
         // Envoy's `with_request_body` sends it
@@ -71,8 +72,7 @@ fn read(
     path: &str,
     query: Option<&str>,
     prefix: &str,
-    peer: IpAddr,
-    trusted: &[IpNet],
+    peer: TrustedPeer<'_>,
 ) -> Result<(Target, IpAddr), TargetError> {
     let original_path = path
         .strip_prefix(prefix)
@@ -95,7 +95,7 @@ fn read(
         view.single("host")?,
         Some(uri.as_bytes()),
     )?;
-    let client_ip = client_ip_from_xff(view, peer, trusted)?;
+    let client_ip = client_ip_from_xff(view, peer)?;
     Ok((target, client_ip))
 }
 
@@ -112,8 +112,7 @@ mod tests {
             path,
             query,
             "/_resolver/ext-authz",
-            "127.0.0.1".parse().unwrap(),
-            &[],
+            TrustedPeer::assumed("127.0.0.1".parse().unwrap(), &[]),
         )
         .map(|(t, _)| t)
     }

@@ -9,12 +9,13 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
-use super::{Body, Dialect, HeaderView, Incoming, build_target, client_ip_from_xff};
+use super::{
+    Body, Dialect, Facts, HeaderView, Incoming, Message, TrustedPeer, build_target,
+    client_ip_from_xff,
+};
 use crate::decision::Outcome;
-use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
+use crate::request::{Anonymous, Audience, Caller, ReadError, Target, TargetError};
 
 /// Traefik, Caddy, APISIX.
 #[derive(Debug)]
@@ -36,8 +37,9 @@ impl Dialect for ForwardAuth {
     fn path(&self) -> &'static str {
         "/_resolver/forward-auth"
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
-        read(&incoming.headers, incoming.peer, incoming.trusted)
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
+        let (target, client_ip) = read(&incoming.headers, incoming.peer)?;
+        Ok(Message::Question(Facts::of(target, client_ip)))
     }
     fn body(&self) -> Body {
         // Traefik's `forwardBody` and APISIX in POST mode send it
@@ -61,18 +63,14 @@ impl Dialect for ForwardAuth {
 }
 
 /// Reads the original request the forward-auth way.
-fn read(
-    view: &HeaderView<'_>,
-    peer: IpAddr,
-    trusted: &[IpNet],
-) -> Result<(Target, IpAddr), TargetError> {
+fn read(view: &HeaderView<'_>, peer: TrustedPeer<'_>) -> Result<(Target, IpAddr), TargetError> {
     let target = build_target(
         view.single("x-forwarded-method")?,
         view.single("x-forwarded-proto")?,
         view.single("x-forwarded-host")?,
         view.single("x-forwarded-uri")?,
     )?;
-    let client_ip = client_ip_from_xff(view, peer, trusted)?;
+    let client_ip = client_ip_from_xff(view, peer)?;
     Ok((target, client_ip))
 }
 
@@ -95,11 +93,10 @@ mod tests {
         .iter()
         .map(|(n, v)| Header::owned(n.to_string(), v.as_bytes().to_vec()))
         .collect();
-        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let trusted: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
         let (t, ip) = read(
             &HeaderView { headers: &headers },
-            "127.0.0.1".parse().unwrap(),
-            &trusted,
+            TrustedPeer::assumed("127.0.0.1".parse().unwrap(), &trusted),
         )
         .unwrap();
         assert_eq!(t.method.as_deref(), Some("POST"));

@@ -10,16 +10,14 @@
 //! refuse. Must never: admit without the header Icecast looks for, or decide a
 //! `listener_remove` (nothing is asked).
 
-use std::net::IpAddr;
-
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Body, Dialect, Incoming, build_target, caller_fields, parse_hop};
+use super::{Body, Dialect, Facts, Incoming, Message, build_target, caller_fields, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Anonymous, Audience, Caller, Target, TargetError};
+use crate::request::{Anonymous, Audience, Caller, ReadError};
 
 /// Icecast 2 URL listener authentication.
 #[derive(Debug)]
@@ -41,14 +39,14 @@ impl Dialect for Icecast {
     fn body(&self) -> Body {
         Body::Facts
     }
-    fn is_notification(&self, incoming: &Incoming<'_>) -> Result<bool, TargetError> {
-        // listener_remove, mount_add, … are notifications: there is nothing to decide
-        Ok(field(caller_fields(incoming)?, "action") != Some("listener_add"))
-    }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
         let fields = caller_fields(incoming)?;
-        let mount = field(fields, "mount").ok_or(TargetError::BadBody)?;
-        let host = match (field(fields, "server"), field(fields, "port")) {
+        // listener_remove, mount_add, … are notifications: there is nothing to decide
+        if field(&fields, "action") != Some("listener_add") {
+            return Ok(Message::Notification);
+        }
+        let mount = field(&fields, "mount").ok_or(ReadError::BadBody)?;
+        let host = match (field(&fields, "server"), field(&fields, "port")) {
             (Some(server), Some(port)) if !server.is_empty() && !port.is_empty() => {
                 Some(format!("{server}:{port}"))
             }
@@ -61,17 +59,14 @@ impl Dialect for Icecast {
             host.as_deref().map(str::as_bytes),
             Some(mount.as_bytes()),
         )?;
-        let client_ip = match field(fields, "ip") {
+        let client_ip = match field(&fields, "ip") {
             Some(ip) if !ip.is_empty() => parse_hop(ip)?,
-            _ => incoming.peer,
+            _ => incoming.peer.ip(),
         };
-        Ok((target, client_ip))
-    }
-    fn credential_headers(
-        &self,
-        incoming: &Incoming<'_>,
-    ) -> Result<Vec<(String, String)>, TargetError> {
-        credential_headers(incoming)
+        Ok(Message::Question(Facts {
+            credentials: credentials(&fields),
+            ..Facts::of(target, client_ip)
+        }))
     }
     fn audience(&self) -> Audience {
         Audience::Listeners
@@ -101,14 +96,13 @@ impl Dialect for Icecast {
 }
 
 /// The listener's Basic credentials, as headers the token sources can read.
-fn credential_headers(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetError> {
-    let fields = caller_fields(incoming)?;
-    Ok(["user", "pass"]
+fn credentials(fields: &[(String, String)]) -> Vec<(String, String)> {
+    ["user", "pass"]
         .iter()
         .filter_map(|name| {
             field(fields, name)
                 .filter(|v| !v.is_empty())
                 .map(|v| (format!("icecast-{name}"), v.to_string()))
         })
-        .collect())
+        .collect()
 }

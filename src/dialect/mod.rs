@@ -19,7 +19,6 @@ pub mod icecast;
 pub mod mqtt;
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
@@ -32,8 +31,9 @@ use crate::fields::{self, FieldsError};
 use crate::identity::is_identity_alias;
 use crate::request::readings::FormKind;
 use crate::request::{
-    Anonymous, Audience, Caller, FormBody, ForwardedRequest, Header, Target, TargetError,
-    URL_COMPONENT, canonical_host, canonical_method, canonical_scheme, readings, split_uri,
+    Anonymous, Audience, Caller, FormBody, ForwardedRequest, Header, ReadError, Target,
+    TargetError, URL_COMPONENT, canonical_host, canonical_method, canonical_scheme, readings,
+    split_uri,
 };
 
 /// A caller family: where it sends its checks, how it describes the original request,
@@ -50,27 +50,11 @@ pub trait Dialect: Sync + std::fmt::Debug {
     fn takes_path_tail(&self) -> bool {
         false
     }
-    /// Whether the caller only tells verdict something (Icecast's `listener_remove`) and
-    /// asks nothing: then nothing is read or decided, and the dialect acknowledges it.
-    fn is_notification(&self, _incoming: &Incoming<'_>) -> Result<bool, TargetError> {
-        Ok(false)
-    }
-    /// Reads the original target and client address from what the caller sent. Runs only
-    /// for trusted peers, on headers with no identity alias among them.
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError>;
-    /// The caller's own facts about its client (channel, session), for callers that send
-    /// them; a proxy sends none.
-    fn caller_facts(&self, _incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
-        Ok(Caller::default())
-    }
-    /// Credentials the caller sends as facts rather than headers (Icecast's `user` and
-    /// `pass`), offered to token sources as headers of these names.
-    fn credential_headers(
-        &self,
-        _incoming: &Incoming<'_>,
-    ) -> Result<Vec<(String, String)>, TargetError> {
-        Ok(Vec::new())
-    }
+    /// Reads, once, everything the caller said about the original request: the target,
+    /// the client's address, the caller's own facts and any credentials it sends as
+    /// facts; or that it only told verdict something ([`Message::Notification`]). Runs
+    /// only for a [`TrustedPeer`], on headers with no identity alias among them.
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError>;
     /// Whose clients this caller asks about: a credential meant for one audience does not
     /// open another's routes by default (see `config`'s implicit chains).
     fn audience(&self) -> Audience;
@@ -106,6 +90,47 @@ pub enum Body {
     /// `forwardBody`, APISIX in POST mode): a form body is read, bounded like the facts,
     /// when the request declares one; one verdict cannot read whole is unseen.
     ClientMaySend,
+}
+
+/// What a caller's request says, read once by [`Dialect::read`].
+// made once per request and taken apart at once: boxing the facts would cost an
+// allocation on every decision to save stack space for a notification
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Message {
+    /// A question about a client: route it and decide.
+    Question(Facts),
+    /// The caller only tells verdict something (Icecast's `listener_remove`): nothing is
+    /// asked, so nothing is routed or decided; the dialect acknowledges it.
+    Notification,
+}
+
+/// The facts a caller gave about the original request, before the read stage adds the
+/// readings and the dialect's declarations (its name, audience and anonymous meaning).
+#[derive(Debug)]
+pub struct Facts {
+    /// The original target (its `readings` are filled by [`read`]).
+    pub target: Target,
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// The caller's own facts about its client (channel, session, MQTT access); a proxy
+    /// sends none.
+    pub caller: Caller,
+    /// Credentials the caller sends as facts rather than headers (Icecast's `user` and
+    /// `pass`), offered to token sources as headers of these names.
+    pub credentials: Vec<(String, String)>,
+}
+
+impl Facts {
+    /// A proxy's facts: a target and a client, nothing of the caller's own.
+    pub fn of(target: Target, client_ip: IpAddr) -> Facts {
+        Facts {
+            target,
+            client_ip,
+            caller: Caller::default(),
+            credentials: Vec::new(),
+        }
+    }
 }
 
 /// Whether a request from a proxy carries the client's whole form body for verdict to
@@ -168,7 +193,8 @@ pub fn names() -> String {
         .join(", ")
 }
 
-/// What a dialect may read: the copied headers and our own request line.
+/// What a dialect may read: the copied headers, our own request line and the body, from a
+/// peer that [`trusted_peer`] let through.
 #[derive(Debug)]
 pub struct Incoming<'a> {
     pub headers: HeaderView<'a>,
@@ -179,13 +205,40 @@ pub struct Incoming<'a> {
     pub prefix: &'a str,
     /// The query of the request to verdict (a streamer appends its viewer's query here).
     pub query: Option<&'a str>,
-    pub peer: IpAddr,
-    pub trusted: &'a [IpNet],
+    /// The proxy or server that sent the request, and the networks trusted to forward.
+    pub peer: TrustedPeer<'a>,
     /// The bounded body, for dialects whose callers send their facts in one; `None` for
     /// the proxy dialects (whose client body, when read, serves only the readings).
     pub body: Option<&'a [u8]>,
-    /// The caller's fields, read from the body at most once per request.
-    pub fields: OnceCell<Result<Vec<(String, String)>, TargetError>>,
+}
+
+/// A TCP peer inside `server.trusted_proxies`: the only thing that lets a dialect read a
+/// forwarded fact. Only [`trusted_peer`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedPeer<'a> {
+    ip: IpAddr,
+    trusted: &'a [IpNet],
+}
+
+impl<'a> TrustedPeer<'a> {
+    /// The peer's address (canonical form: a v4 peer on a v6 listener is v4).
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// The networks trusted to forward, for walking an `X-Forwarded-For` chain.
+    pub fn trusted(&self) -> &'a [IpNet] {
+        self.trusted
+    }
+
+    /// A peer taken as trusted without a connection, for tests of the readers.
+    #[cfg(test)]
+    pub fn assumed(ip: IpAddr, trusted: &'a [IpNet]) -> TrustedPeer<'a> {
+        TrustedPeer {
+            ip: ip.to_canonical(),
+            trusted,
+        }
+    }
 }
 
 /// Whether a TCP peer may speak for a client. Everything a dialect reads depends on this.
@@ -196,8 +249,11 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// The TCP peer of a decision request (canonical form) when it is a configured proxy.
-pub fn trusted_peer(request: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, Refusal> {
+/// The TCP peer of a decision request when it is a configured proxy.
+pub fn trusted_peer<'t>(
+    request: &HttpRequest,
+    trusted: &'t [IpNet],
+) -> Result<TrustedPeer<'t>, Refusal> {
     let peer = request
         .peer_addr()
         .map(|a| a.ip().to_canonical())
@@ -205,27 +261,26 @@ pub fn trusted_peer(request: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, 
     // Trust decision: only a configured proxy may tell us what the client asked for.
     // A direct client could otherwise claim any path, host or address.
     if is_trusted(peer, trusted) {
-        Ok(peer)
+        Ok(TrustedPeer { ip: peer, trusted })
     } else {
         Err(Refusal::UntrustedPeer(peer))
     }
 }
 
-/// Builds the caller-neutral request from a request whose `peer` passed
-/// [`trusted_peer`], or gives the outcome that ends it before routing: a refusal
-/// ([`Outcome::Refused`]), or a notification that asks nothing ([`Outcome::Notified`]).
-/// `prefix` is the endpoint path the request came through; `body` the body verdict read
-/// for the dialect ([`Dialect::body`]), whole.
+/// Builds the caller-neutral request from a request from a [`TrustedPeer`], or gives the
+/// outcome that ends it before routing: a refusal ([`Outcome::Refused`]), or a
+/// notification that asks nothing ([`Outcome::Notified`]). `prefix` is the endpoint path
+/// the request came through; `body` the body verdict read for the dialect
+/// ([`Dialect::body`]), whole.
 pub fn read<'r>(
     request: &'r HttpRequest,
     dialect: &dyn Dialect,
     prefix: &str,
-    peer: IpAddr,
-    trusted: &[IpNet],
+    peer: TrustedPeer<'_>,
     body: Option<&[u8]>,
 ) -> Result<ForwardedRequest<'r>, Outcome> {
-    let bad = |error: TargetError| Outcome::Refused(Refusal::BadTarget(error));
-    let headers: Vec<Header<'_>> = request
+    let refuse = |error: ReadError| Outcome::Refused(Refusal::Unreadable(error));
+    let mut headers: Vec<Header<'_>> = request
         .headers()
         .iter()
         .map(|(name, value)| Header {
@@ -237,7 +292,7 @@ pub fn read<'r>(
     // alias that CGI/PHP/WSGI apps read as the identity header the proxy sets. No honest
     // client sends one; refuse rather than let it ride past the proxy's header rules.
     if headers.iter().any(|h| is_identity_alias(&h.name)) {
-        return Err(bad(TargetError::IdentityHeaderAlias));
+        return Err(refuse(ReadError::IdentityHeaderAlias));
     }
     let incoming = Incoming {
         headers: HeaderView { headers: &headers },
@@ -246,23 +301,21 @@ pub fn read<'r>(
         prefix,
         query: request.uri().query(),
         peer,
-        trusted,
         body: (dialect.body() == Body::Facts).then_some(body).flatten(),
-        fields: OnceCell::new(),
     };
-    if dialect.is_notification(&incoming).map_err(bad)? {
-        return Err(Outcome::Notified);
-    }
-    let (mut target, client_ip) = dialect.read(&incoming).map_err(bad)?;
-    let mut caller = Caller {
-        dialect: dialect.name(),
-        ..dialect.caller_facts(&incoming).map_err(bad)?
+    let Facts {
+        mut target,
+        client_ip,
+        mut caller,
+        credentials,
+    } = match dialect.read(&incoming).map_err(refuse)? {
+        Message::Question(facts) => facts,
+        Message::Notification => return Err(Outcome::Notified),
     };
+    caller.dialect = dialect.name();
     caller.anonymous = dialect.anonymous(&caller);
     caller.audience = dialect.audience();
-    let extra = dialect.credential_headers(&incoming).map_err(bad)?;
-    let mut headers = headers;
-    for (name, value) in extra {
+    for (name, value) in credentials {
         // Trust decision: these names carry the caller's facts, never a client's header.
         headers.retain(|h| h.name != name);
         headers.push(Header::owned(name, value));
@@ -278,13 +331,8 @@ pub fn read<'r>(
         },
         (Body::ClientNeverSent | Body::ClientMaySend, Some(_)) => FormBody::Unseen,
     };
-    target.readings = readings(&target, &headers, form).map_err(bad)?;
-    Ok(ForwardedRequest {
-        target,
-        client_ip,
-        headers,
-        caller,
-    })
+    target.readings = readings(&target, &headers, form).map_err(|e| refuse(e.into()))?;
+    Ok(ForwardedRequest::new(target, client_ip, headers, caller))
 }
 
 /// Read-only access to the copied headers, for the dialect readers.
@@ -323,8 +371,7 @@ impl<'a> HeaderView<'a> {
 /// With no header, the TCP peer is the client.
 pub fn client_ip_from_xff(
     view: &HeaderView<'_>,
-    peer: IpAddr,
-    trusted: &[IpNet],
+    peer: TrustedPeer<'_>,
 ) -> Result<IpAddr, TargetError> {
     let mut hops: Vec<&str> = Vec::new();
     for value in view.all("x-forwarded-for") {
@@ -334,12 +381,12 @@ pub fn client_ip_from_xff(
     let mut leftmost = None;
     for hop in hops.iter().rev() {
         let ip = parse_hop(hop)?;
-        if !is_trusted(ip, trusted) {
+        if !is_trusted(ip, peer.trusted()) {
             return Ok(ip);
         }
         leftmost = Some(ip);
     }
-    Ok(leftmost.unwrap_or(peer))
+    Ok(leftmost.unwrap_or(peer.ip()))
 }
 
 /// One `X-Forwarded-For` / `X-Real-IP` entry: an address, possibly with a port or brackets.
@@ -409,17 +456,8 @@ pub fn fields_as_query(fields: &[(String, String)]) -> String {
 /// The fields of a caller that sends its facts as a JSON or form body and in the query of
 /// its URL (EMQX's documentation puts `clientid` in the URL and the rest in the body);
 /// a field sent twice with different values, in one part or across both, is ambiguous
-/// and refused. Read once per request, however many of the dialect's steps ask.
-pub fn caller_fields<'i>(
-    incoming: &'i Incoming<'_>,
-) -> Result<&'i [(String, String)], TargetError> {
-    match incoming.fields.get_or_init(|| read_fields(incoming)) {
-        Ok(fields) => Ok(fields),
-        Err(e) => Err(*e),
-    }
-}
-
-fn read_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetError> {
+/// and refused. A dialect reads them once, in its [`Dialect::read`].
+pub fn caller_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, ReadError> {
     let body = incoming.body.unwrap_or_default();
     let kind = incoming
         .headers
@@ -447,7 +485,7 @@ fn read_fields(incoming: &Incoming<'_>) -> Result<Vec<(String, String)>, TargetE
         // decide on one part while a rule's fact sits unread in the other.
         body.and_then(|body| fields::merge(body, query?))
     };
-    read.map_err(|_| TargetError::BadBody)
+    read.map_err(|_| ReadError::BadBody)
 }
 
 #[cfg(test)]
@@ -485,7 +523,7 @@ mod tests {
         let headers = view_of(&[("X-Forwarded-For", "6.6.6.6, 203.0.113.7, 10.1.2.3")]);
         let view = HeaderView { headers: &headers };
         assert_eq!(
-            client_ip_from_xff(&view, peer, &trusted).unwrap(),
+            client_ip_from_xff(&view, TrustedPeer::assumed(peer, &trusted)).unwrap(),
             "203.0.113.7".parse::<IpAddr>().unwrap()
         );
     }
@@ -500,7 +538,7 @@ mod tests {
         ]);
         let view = HeaderView { headers: &headers };
         assert_eq!(
-            client_ip_from_xff(&view, peer, &trusted).unwrap(),
+            client_ip_from_xff(&view, TrustedPeer::assumed(peer, &trusted)).unwrap(),
             "198.51.100.9".parse::<IpAddr>().unwrap()
         );
     }
@@ -511,7 +549,11 @@ mod tests {
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let none = view_of(&[]);
         assert_eq!(
-            client_ip_from_xff(&HeaderView { headers: &none }, peer, &trusted).unwrap(),
+            client_ip_from_xff(
+                &HeaderView { headers: &none },
+                TrustedPeer::assumed(peer, &trusted)
+            )
+            .unwrap(),
             peer
         );
         let all_trusted = view_of(&[("X-Forwarded-For", "127.0.0.5, 127.0.0.9")]);
@@ -520,8 +562,7 @@ mod tests {
                 &HeaderView {
                     headers: &all_trusted
                 },
-                peer,
-                &trusted
+                TrustedPeer::assumed(peer, &trusted)
             )
             .unwrap(),
             "127.0.0.5".parse::<IpAddr>().unwrap()
@@ -534,7 +575,10 @@ mod tests {
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let headers = view_of(&[("X-Forwarded-For", "not-an-ip")]);
         assert_eq!(
-            client_ip_from_xff(&HeaderView { headers: &headers }, peer, &trusted),
+            client_ip_from_xff(
+                &HeaderView { headers: &headers },
+                TrustedPeer::assumed(peer, &trusted)
+            ),
             Err(TargetError::BadClientIp)
         );
     }

@@ -13,15 +13,15 @@
 //! Must never: admit a request with an empty username, decide an ACL check without a
 //! topic, or take an unknown `acc` for any action.
 
-use std::net::IpAddr;
-
 use actix_web::HttpResponse;
 
 use super::encode::{Answer, AnswerSettings, Original, plain};
-use super::{Body, Dialect, Incoming, build_target, caller_fields, fields_as_query};
+use super::{
+    Body, Dialect, Facts, Incoming, Message, build_target, caller_fields, fields_as_query,
+};
 use crate::decision::Outcome;
 use crate::fields::field;
-use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, Target, TargetError};
+use crate::request::{Action, Anonymous, Audience, Caller, MqttAccess, ReadError, TargetError};
 
 /// mosquitto-go-auth, amqtt and rmqtt HTTP backends.
 #[derive(Debug)]
@@ -53,35 +53,30 @@ impl Dialect for Mqtt {
     fn body(&self) -> Body {
         Body::Facts
     }
-    fn read(&self, incoming: &Incoming<'_>) -> Result<(Target, IpAddr), TargetError> {
+    fn read(&self, incoming: &Incoming<'_>) -> Result<Message, ReadError> {
         let path = check(incoming)?;
         let fields = caller_fields(incoming)?;
-        let query = fields_as_query(fields);
+        let query = fields_as_query(&fields);
         let uri = format!("{path}?{query}");
         let target = build_target(Some(b"GET"), None, None, Some(uri.as_bytes()))?;
-        Ok((target, incoming.peer))
-    }
-    fn caller_facts(&self, incoming: &Incoming<'_>) -> Result<Caller, TargetError> {
-        let path = check(incoming)?;
-        let fields = caller_fields(incoming)?;
-        let username = field(fields, "username").unwrap_or_default().to_string();
+        let username = field(&fields, "username").unwrap_or_default().to_string();
         if username.is_empty() {
-            return Err(TargetError::BadBody);
+            return Err(ReadError::BadBody);
         }
-        let clientid = field(fields, "clientid")
-            .or_else(|| field(fields, "client_id"))
+        let clientid = field(&fields, "clientid")
+            .or_else(|| field(&fields, "client_id"))
             .filter(|c| !c.is_empty())
             .map(str::to_string);
         let mqtt = if path == "/acl" {
-            let topic = field(fields, "topic").unwrap_or_default().to_string();
-            let action = match field(fields, "acc") {
+            let topic = field(&fields, "topic").unwrap_or_default().to_string();
+            let action = match field(&fields, "acc") {
                 Some("1" | "4") => Action::Subscribe,
                 Some("2") => Action::Publish,
                 Some("3") => Action::ReadWrite,
-                _ => return Err(TargetError::BadBody),
+                _ => return Err(ReadError::BadBody),
             };
             if topic.is_empty() {
-                return Err(TargetError::BadBody);
+                return Err(ReadError::BadBody);
             }
             Some(MqttAccess {
                 username: username.clone(),
@@ -94,11 +89,15 @@ impl Dialect for Mqtt {
         } else {
             None
         };
-        Ok(Caller {
+        let caller = Caller {
             username: Some(username),
             mqtt,
             ..Caller::default()
-        })
+        };
+        Ok(Message::Question(Facts {
+            caller,
+            ..Facts::of(target, incoming.peer.ip())
+        }))
     }
     fn audience(&self) -> Audience {
         Audience::MqttClients

@@ -64,7 +64,7 @@ pub fn apply(
     topics: &TopicRules,
     cache_for: Duration,
 ) -> Ruling {
-    let caller = &request.caller;
+    let caller = request.caller();
     let (outcome, reason) = refuse_or_allow(route, chain, caller.anonymous);
     let mut ruling = match (&route.deny_location, outcome) {
         (Some(location), Outcome::Unauthenticated { .. } | Outcome::Forbidden) => Ruling {
@@ -99,7 +99,7 @@ pub fn apply(
         // cached), with the roles of a token the route's authorizers verified; with no
         // verified token the roles are unknown, not empty.
         let roles = identity.as_deref().map(|i| &*i.roles);
-        if let Some((outcome, reason)) = topics.rule(access, request.client_ip, roles) {
+        if let Some((outcome, reason)) = topics.rule(access, request.client_ip(), roles) {
             return Ruling {
                 outcome,
                 reason: Some(reason),

@@ -24,15 +24,15 @@ fn route(toml_fields: &str) -> Result<Route, ConfigError> {
 
 /// A request from a proxy on loopback, for routing.
 fn request_of(target: Target) -> ForwardedRequest<'static> {
-    ForwardedRequest {
+    ForwardedRequest::new(
         target,
-        client_ip: "203.0.113.7".parse().unwrap(),
-        headers: Vec::new(),
-        caller: Caller {
+        "203.0.113.7".parse().unwrap(),
+        Vec::new(),
+        Caller {
             dialect: "auth-request",
             ..Caller::default()
         },
-    }
+    )
 }
 
 fn target(method: &str, host: &str, path: &str) -> Target {
@@ -51,24 +51,24 @@ fn target(method: &str, host: &str, path: &str) -> Target {
 fn prefix_matches_whole_segments() {
     let r = route("path = \"/api\"\naccess = \"public\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "h", "/api")))
+        r.matches(RouteFacts::canonical(&target("GET", "h", "/api")))
             .unwrap()
     );
     assert!(
-        r.matches(Facts::canonical(&target("GET", "h", "/api/x")))
+        r.matches(RouteFacts::canonical(&target("GET", "h", "/api/x")))
             .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "h", "/apix")))
+        !r.matches(RouteFacts::canonical(&target("GET", "h", "/apix")))
             .unwrap()
     );
     let r = route("path = \"/static/\"\naccess = \"public\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "h", "/static/a.css")))
+        r.matches(RouteFacts::canonical(&target("GET", "h", "/static/a.css")))
             .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "h", "/static")))
+        !r.matches(RouteFacts::canonical(&target("GET", "h", "/static")))
             .unwrap()
     );
 }
@@ -77,16 +77,20 @@ fn prefix_matches_whole_segments() {
 fn globs_respect_segments() {
     let r = route("path_glob = \"/api/*/items\"\naccess = \"public\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "h", "/api/v1/items")))
+        r.matches(RouteFacts::canonical(&target("GET", "h", "/api/v1/items")))
             .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "h", "/api/v1/x/items")))
-            .unwrap()
+        !r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "h",
+            "/api/v1/x/items"
+        )))
+        .unwrap()
     );
     let r = route("path_glob = \"/files/**\"\naccess = \"public\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "h", "/files/a/b/c")))
+        r.matches(RouteFacts::canonical(&target("GET", "h", "/files/a/b/c")))
             .unwrap()
     );
 }
@@ -96,20 +100,24 @@ fn hosts_exact_and_wildcard() {
     assert!(route("host = \"evil.com/x\"\naccess = \"public\"").is_err());
     let r = route("host = \"App.Example.com\"\naccess = \"public\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "app.example.com", "/")))
-            .unwrap()
+        r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "app.example.com",
+            "/"
+        )))
+        .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "evil.com", "/")))
+        !r.matches(RouteFacts::canonical(&target("GET", "evil.com", "/")))
             .unwrap()
     );
     let r = route("host = \"*.example.com\"\naccess = \"public\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "a.example.com", "/")))
+        r.matches(RouteFacts::canonical(&target("GET", "a.example.com", "/")))
             .unwrap()
     );
     assert!(
-        r.matches(Facts::canonical(&target(
+        r.matches(RouteFacts::canonical(&target(
             "GET",
             "a.b.example.com:8443",
             "/"
@@ -117,12 +125,16 @@ fn hosts_exact_and_wildcard() {
         .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "example.com", "/")))
+        !r.matches(RouteFacts::canonical(&target("GET", "example.com", "/")))
             .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "evilexample.com", "/")))
-            .unwrap()
+        !r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "evilexample.com",
+            "/"
+        )))
+        .unwrap()
     );
 }
 
@@ -131,23 +143,23 @@ fn methods_and_unknown_facts() {
     let r = route("methods = [\"post\", \"PUT\"]\npath = \"/api\"\naccess = \"authenticated\"")
         .unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("POST", "h", "/api")))
+        r.matches(RouteFacts::canonical(&target("POST", "h", "/api")))
             .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "h", "/api")))
+        !r.matches(RouteFacts::canonical(&target("GET", "h", "/api")))
             .unwrap()
     );
     let unknown = Target {
         method: None,
         ..target("GET", "h", "/api")
     };
-    assert_eq!(r.matches(Facts::canonical(&unknown)), Err(NO_METHOD));
+    assert_eq!(r.matches(RouteFacts::canonical(&unknown)), Err(NO_METHOD));
     let no_path = Target {
         path: None,
         ..target("POST", "h", "/")
     };
-    assert_eq!(r.matches(Facts::canonical(&no_path)), Err(NO_PATH));
+    assert_eq!(r.matches(RouteFacts::canonical(&no_path)), Err(NO_PATH));
 }
 
 #[test]
@@ -224,7 +236,7 @@ const PROXY: Anonymous = Anonymous::Expressible;
 /// Every rule of `route` applied to `chain`, for a request from a caller of `anonymous`.
 fn apply(route: &Route, chain: ChainResult, anonymous: Anonymous) -> Ruling {
     let mut request = request_of(target("GET", "h", "/"));
-    request.caller.anonymous = anonymous;
+    request.caller_mut().anonymous = anonymous;
     access::apply(
         route,
         chain,
@@ -371,7 +383,7 @@ fn host_rules_ignore_the_port_unless_they_name_one() {
     let r = route("host = \"admin.example.com\"\naccess = \"deny\"").unwrap();
     for host in ["admin.example.com", "admin.example.com:8443"] {
         assert!(
-            r.matches(Facts::canonical(&target("GET", host, "/")))
+            r.matches(RouteFacts::canonical(&target("GET", host, "/")))
                 .unwrap(),
             "{host}"
         );
@@ -379,12 +391,16 @@ fn host_rules_ignore_the_port_unless_they_name_one() {
     // the canonical host is lower-cased without a trailing dot already; rules are too
     let r = route("host = \"Admin.Example.com.\"\naccess = \"deny\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "admin.example.com:1", "/")))
-            .unwrap()
+        r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "admin.example.com:1",
+            "/"
+        )))
+        .unwrap()
     );
     let r = route("host = \"admin.example.com:8443\"\naccess = \"deny\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target(
+        r.matches(RouteFacts::canonical(&target(
             "GET",
             "admin.example.com:8443",
             "/"
@@ -392,7 +408,7 @@ fn host_rules_ignore_the_port_unless_they_name_one() {
         .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target(
+        !r.matches(RouteFacts::canonical(&target(
             "GET",
             "admin.example.com:9443",
             "/"
@@ -400,22 +416,34 @@ fn host_rules_ignore_the_port_unless_they_name_one() {
         .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "admin.example.com", "/")))
-            .unwrap()
+        !r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "admin.example.com",
+            "/"
+        )))
+        .unwrap()
     );
     // a rule naming the scheme's default port matches a target that dropped it
     let r = route("host = \"admin.example.com:443\"\naccess = \"deny\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "admin.example.com", "/")))
-            .unwrap()
+        r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "admin.example.com",
+            "/"
+        )))
+        .unwrap()
     );
     let r = route("host = \"*.example.com:8443\"\naccess = \"deny\"").unwrap();
     assert!(
-        r.matches(Facts::canonical(&target("GET", "a.example.com:8443", "/")))
-            .unwrap()
+        r.matches(RouteFacts::canonical(&target(
+            "GET",
+            "a.example.com:8443",
+            "/"
+        )))
+        .unwrap()
     );
     assert!(
-        !r.matches(Facts::canonical(&target("GET", "a.example.com", "/")))
+        !r.matches(RouteFacts::canonical(&target("GET", "a.example.com", "/")))
             .unwrap()
     );
 }
@@ -428,7 +456,7 @@ fn a_missing_fact_matters_only_when_the_other_rules_match() {
         ..target("GET", "h", "/public")
     };
     assert_eq!(
-        r.matches(Facts::canonical(&no_host)),
+        r.matches(RouteFacts::canonical(&no_host)),
         Ok(false),
         "the path already fails"
     );
@@ -436,25 +464,25 @@ fn a_missing_fact_matters_only_when_the_other_rules_match() {
         host: None,
         ..target("GET", "h", "/admin")
     };
-    assert_eq!(r.matches(Facts::canonical(&no_host)), Err(NO_HOST));
+    assert_eq!(r.matches(RouteFacts::canonical(&no_host)), Err(NO_HOST));
 }
 
 #[test]
 fn folded_readings_match_rules_without_regard_to_case() {
     let r = route("path = \"/Admin\"\naccess = \"deny\"").unwrap();
     let t = target("GET", "h", "/admin/x");
-    assert!(!r.matches(Facts::canonical(&t)).unwrap());
-    let folded = Facts {
+    assert!(!r.matches(RouteFacts::canonical(&t)).unwrap());
+    let folded = RouteFacts {
         fold_case: true,
-        ..Facts::canonical(&t)
+        ..RouteFacts::canonical(&t)
     };
     assert!(r.matches(folded).unwrap());
     let r = route("path_glob = \"/API/*/items\"\naccess = \"deny\"").unwrap();
     let t = target("GET", "h", "/api/v1/items");
     assert!(
-        r.matches(Facts {
+        r.matches(RouteFacts {
             fold_case: true,
-            ..Facts::canonical(&t)
+            ..RouteFacts::canonical(&t)
         })
         .unwrap()
     );
@@ -552,21 +580,21 @@ fn routes_match_the_dialect_the_client_network_and_the_channel() {
     .unwrap();
     let mut request = request_of(target("GET", "h", "/"));
     assert!(
-        !r.matches(Facts::of_request(&request)).unwrap(),
+        !r.matches(RouteFacts::of_request(&request)).unwrap(),
         "another dialect"
     );
-    request.caller.dialect = "cesbo";
+    request.caller_mut().dialect = "cesbo";
     assert!(
-        !r.matches(Facts::of_request(&request)).unwrap(),
+        !r.matches(RouteFacts::of_request(&request)).unwrap(),
         "another network: the missing channel does not matter"
     );
-    request.client_ip = "10.1.2.3".parse().unwrap();
-    assert_eq!(r.matches(Facts::of_request(&request)), Err(NO_CHANNEL));
-    request.caller.channel = Some("a001".into());
-    assert!(r.matches(Facts::of_request(&request)).unwrap());
-    request.caller.channel = Some("a002".into());
+    request.set_client_ip("10.1.2.3".parse().unwrap());
+    assert_eq!(r.matches(RouteFacts::of_request(&request)), Err(NO_CHANNEL));
+    request.caller_mut().channel = Some("a001".into());
+    assert!(r.matches(RouteFacts::of_request(&request)).unwrap());
+    request.caller_mut().channel = Some("a002".into());
     assert!(
-        !r.matches(Facts::of_request(&request)).unwrap(),
+        !r.matches(RouteFacts::of_request(&request)).unwrap(),
         "another channel"
     );
     assert!(route("client_ip = [\"10.0.0.0/33\"]\naccess = \"deny\"").is_err());

@@ -144,15 +144,15 @@ fn request(method: Option<&str>, uri: &str, credential: bool) -> ForwardedReques
         Vec::new()
     };
     target.readings = readings(&target, &headers, FormBody::Absent).expect("readings");
-    ForwardedRequest {
+    ForwardedRequest::new(
         target,
-        client_ip: "203.0.113.7".parse().expect("ip"),
+        "203.0.113.7".parse().expect("ip"),
         headers,
-        caller: Caller {
+        Caller {
             dialect: "auth-request",
             ..Caller::default()
         },
-    }
+    )
 }
 
 /// The outcome's name, its reason, and which authorizers were asked.
@@ -379,12 +379,12 @@ async fn a_missing_fact_is_one_more_route_the_request_must_pass() {
 async fn callers_that_cannot_say_nobody_get_no_identify_allow_for_nobody() {
     let (resolver, _clock) = scripted(Says::Invalid, Says::Reader);
     let mut viewer = request(Some("GET"), "/identify", false);
-    viewer.caller.anonymous = Anonymous::Never;
+    viewer.caller_mut().anonymous = Anonymous::Never;
     let (name, why, _) = decide(&resolver, &viewer).await;
     assert_eq!(name, "unauthenticated");
     assert_eq!(why.as_deref(), Some(NO_IDENTITY));
     let mut with_token = request(Some("GET"), "/identify", true);
-    with_token.caller.anonymous = Anonymous::Never;
+    with_token.caller_mut().anonymous = Anonymous::Never;
     let (name, _, _) = decide(&resolver, &with_token).await;
     assert_eq!(name, "unauthenticated", "an invalid credential is a deny");
 }
@@ -401,8 +401,8 @@ async fn a_broker_caller_is_bound_to_its_username_and_the_topic_rules() {
     };
     let broker = |user: &str, topic: &str| {
         let mut r = request(Some("GET"), "/page", true);
-        r.caller.username = Some(user.into());
-        r.caller.mqtt = Some(access(user, topic));
+        r.caller_mut().username = Some(user.into());
+        r.caller_mut().mqtt = Some(access(user, topic));
         r
     };
     let (resolver, _clock) = scripted(Says::Reader, Says::Reader);

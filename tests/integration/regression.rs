@@ -1867,3 +1867,49 @@ async fn can_reauthenticate_was_always_false_for_a_jwt() {
     assert_eq!(header("x-authgear-session-amr"), Some("pwd mfa"));
     v.stop().await;
 }
+
+/// A broker's malformed or oversized body was counted as `outcome=bad-target`, as if the
+/// original target were at fault: body errors shared the target's error type. A caller's
+/// body that cannot be read is `bad-body`; a target that cannot be read stays
+/// `bad-target`.
+#[actix_web::test]
+async fn a_callers_unreadable_body_was_counted_as_a_bad_target() {
+    let v = start_logged("", BROKER).await;
+    let garbage = "{\"username\": \"u1\", \"topic\": ";
+    assert_eq!(
+        emqx_result(emqx_post(&v, garbage), garbage.to_string()).await,
+        "deny"
+    );
+    let oversized = format!("{{\"username\": \"{}\"}}", "u".repeat(70 * 1024));
+    assert_eq!(
+        emqx_result(emqx_post(&v, &oversized), oversized).await,
+        "deny"
+    );
+    let r = client()
+        .get(v.url("/_resolver/auth-request"))
+        .insert_header(("x-original-uri", "/%zz"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    let log = v.log_with("outcome=bad-target").await;
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("outcome=bad-body"))
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("the caller's body is over 64 KiB"), "{log}");
+    assert_eq!(
+        v.metric("verdict_decisions_total{authorizer=\"-\",outcome=\"bad-body\",route=\"-\"}")
+            .await,
+        2
+    );
+    assert_eq!(
+        v.metric("verdict_decisions_total{authorizer=\"-\",outcome=\"bad-target\",route=\"-\"}")
+            .await,
+        1
+    );
+    v.stop().await;
+}

@@ -54,7 +54,7 @@ impl HttpAuthorizer {
         // what every URL gets appended: the client's query, then the GET body fields
         let mut query_tail = String::new();
         if self.forward_query
-            && let Some(query) = request.target.query.as_deref().filter(|q| !q.is_empty())
+            && let Some(query) = request.target().query.as_deref().filter(|q| !q.is_empty())
         {
             query_tail.push_str(query);
         }
@@ -150,12 +150,17 @@ impl HttpAuthorizer {
 /// viewer so the cache keeps working, and revealing neither.
 fn default_session_id(request: &ForwardedRequest<'_>) -> String {
     // a streaming server names its session itself (Cesbo X-Session-ID)
-    if let Some(session) = request.caller.session.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(session) = request
+        .caller()
+        .session
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         return session.to_string();
     }
     let material = format!(
         "{}\u{0}{}",
-        request.client_ip,
+        request.client_ip(),
         request.header("user-agent").unwrap_or_default()
     );
     let digest = sha256(material.as_bytes());
