@@ -12,8 +12,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use verdict::authorizer::Fetcher;
 use verdict::config::Config;
+use verdict::dialect::answer::Original;
 use verdict::dialect::auth_request::AuthRequest;
-use verdict::dialect::encode::Original;
 use verdict::dialect::{Dialect, build_target};
 use verdict::policy::RouteChoice;
 use verdict::request::{

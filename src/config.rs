@@ -20,7 +20,7 @@ use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
 use crate::authorizer::{Authorizer, AuthorizerKind};
 use crate::cache::CacheSettings;
-use crate::dialect::encode::{AnswerSettings, Challenges};
+use crate::dialect::answer::{AnswerSettings, Challenges};
 use crate::dialect::{self, Dialect};
 use crate::digest::sha256;
 use crate::identity::{HeaderSets, ListRules};

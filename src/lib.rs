@@ -9,7 +9,8 @@
 //! ```text
 //! caller request
 //!   └─► server::handle            the actix edge, one endpoint per dialect
-//!         └─► dialect::read       trusted peers; the dialect's own header family
+//!         └─► dialect::read       a TrustedPeer only; the dialect reads its own header
+//!               │                  family (or body) once: Facts, or a notification
 //!               └─► ForwardedRequest   (request) method, scheme, host, path, query,
 //!                                      client ip, headers, the caller's own facts
 //!                                      (channel, MQTT access); credentials (credential)
@@ -20,10 +21,11 @@
 //!                           ├─► cache::get_or_decide per-authorizer results, TTL, coalesced
 //!                           │     └─► authorizer     jwt/ | static_tokens | http/
 //!                           │           └─► Verdict  Allow(Identity) | Deny | Abstain
-//!                           ├─► policy::apply        access and roles, every request
-//!                           └─► policy::topics       MQTT topic rules, every request
+//!                           └─► policy::apply        every rule on the chain's result:
+//!                                                    access, roles, username binding,
+//!                                                    MQTT topic rules, cache_for
 //!                                 └─► Decided        Outcome + route + the rule's reason
-//!   ◄── Dialect::answer           the outcome in the caller's terms (dialect/encode)
+//!   ◄── Dialect::answer           the outcome in the caller's terms (dialect/answer)
 //!   ◄── record::record            one decision log line, the decision metrics
 //! ```
 //!

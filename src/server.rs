@@ -17,7 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::authorizer::Fetcher;
 use crate::clock::Clock;
 use crate::decision::{Outcome, Refusal};
-use crate::dialect::encode::Original;
+use crate::dialect::answer::Original;
 use crate::dialect::{self, Body, DIALECTS, Dialect};
 use crate::record::{Record, record};
 use crate::reload::Current;

@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
+use super::answer::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{Body, Dialect, Facts, HeaderView, Incoming, Message, build_target, parse_hop};
 use crate::decision::Outcome;
 use crate::request::{
@@ -60,7 +60,7 @@ impl Dialect for AuthRequest {
         original: Original<'_>,
         settings: &AnswerSettings,
     ) -> Answer {
-        encode::proxy(
+        answer::proxy(
             outcome,
             original,
             settings,

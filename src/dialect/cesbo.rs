@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use super::encode::{Answer, AnswerSettings, Original, plain};
+use super::answer::{Answer, AnswerSettings, Original, plain};
 use super::{Dialect, Facts, Incoming, Message, build_target, parse_hop};
 use crate::decision::Outcome;
 use crate::request::{

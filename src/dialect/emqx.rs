@@ -14,7 +14,7 @@
 
 use actix_web::HttpResponse;
 
-use super::encode::{Answer, AnswerSettings, Original};
+use super::answer::{Answer, AnswerSettings, Original};
 use super::{Body, Dialect, Facts, Incoming, Message, caller_fields, fields_as_query, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;
@@ -180,7 +180,7 @@ impl Dialect for Emqx4 {
                     .insert_header(("cache-control", "no-store"))
                     .finish(),
             ),
-            _ => Answer::of(super::encode::plain(actix_web::http::StatusCode::FORBIDDEN)),
+            _ => Answer::of(super::answer::plain(actix_web::http::StatusCode::FORBIDDEN)),
         }
     }
 }

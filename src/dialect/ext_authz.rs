@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
+use super::answer::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{
     Body, Dialect, Facts, HeaderView, Incoming, Message, TrustedPeer, build_target,
     client_ip_from_xff,
@@ -61,7 +61,7 @@ impl Dialect for ExtAuthz {
         original: Original<'_>,
         settings: &AnswerSettings,
     ) -> Answer {
-        encode::proxy(outcome, original, settings, Redirects::Found)
+        answer::proxy(outcome, original, settings, Redirects::Found)
     }
 }
 

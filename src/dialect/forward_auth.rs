@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use super::encode::{self, Answer, AnswerSettings, Original, Redirects};
+use super::answer::{self, Answer, AnswerSettings, Original, Redirects};
 use super::{
     Body, Dialect, Facts, HeaderView, Incoming, Message, TrustedPeer, build_target,
     client_ip_from_xff,
@@ -58,7 +58,7 @@ impl Dialect for ForwardAuth {
         original: Original<'_>,
         settings: &AnswerSettings,
     ) -> Answer {
-        encode::proxy(outcome, original, settings, Redirects::Found)
+        answer::proxy(outcome, original, settings, Redirects::Found)
     }
 }
 

@@ -13,7 +13,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use super::encode::{Answer, AnswerSettings, Original, plain};
+use super::answer::{Answer, AnswerSettings, Original, plain};
 use super::{Body, Dialect, Facts, Incoming, Message, build_target, caller_fields, parse_hop};
 use crate::decision::Outcome;
 use crate::fields::field;

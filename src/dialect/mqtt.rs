@@ -15,7 +15,7 @@
 
 use actix_web::HttpResponse;
 
-use super::encode::{Answer, AnswerSettings, Original, plain};
+use super::answer::{Answer, AnswerSettings, Original, plain};
 use super::{
     Body, Dialect, Facts, Incoming, Message, build_target, caller_fields, fields_as_query,
 };

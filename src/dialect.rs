@@ -12,7 +12,7 @@
 pub mod auth_request;
 pub mod cesbo;
 pub mod emqx;
-pub mod encode;
+pub mod answer;
 pub mod ext_authz;
 pub mod forward_auth;
 pub mod icecast;
@@ -25,7 +25,7 @@ use actix_web::HttpRequest;
 use ipnet::IpNet;
 use percent_encoding::utf8_percent_encode;
 
-use self::encode::{Answer, AnswerSettings, Original};
+use self::answer::{Answer, AnswerSettings, Original};
 use crate::decision::{Outcome, Refusal};
 use crate::fields::{self, FieldsError};
 use crate::identity::is_identity_alias;
