@@ -607,4 +607,225 @@ mod tests {
             Err(TargetError::Conflicting)
         );
     }
+
+    /// A caller's request for one dialect, as its caller sends it.
+    struct Sample {
+        dialect: &'static dyn Dialect,
+        path: &'static str,
+        query: Option<&'static str>,
+        headers: Vec<(&'static str, &'static str)>,
+        body: Option<&'static str>,
+    }
+
+    fn samples() -> Vec<Sample> {
+        let json = Some(("content-type", "application/json"));
+        let sample = |name: &str,
+                      path: &'static str,
+                      query: Option<&'static str>,
+                      headers: Vec<(&'static str, &'static str)>,
+                      body: Option<&'static str>| Sample {
+            dialect: by_name(name).expect("dialect"),
+            path,
+            query,
+            headers,
+            body,
+        };
+        vec![
+            sample(
+                "auth-request",
+                "/_resolver/auth-request",
+                None,
+                vec![
+                    ("x-original-uri", "/app?x=1"),
+                    ("x-original-method", "GET"),
+                    ("x-original-url", "https://app.example.com/app?x=1"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-host", "app.example.com"),
+                    ("x-real-ip", "203.0.113.7"),
+                ],
+                None,
+            ),
+            sample(
+                "forward-auth",
+                "/_resolver/forward-auth",
+                None,
+                vec![
+                    ("x-forwarded-method", "GET"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-host", "app.example.com"),
+                    ("x-forwarded-uri", "/app?x=1"),
+                    ("x-forwarded-for", "203.0.113.7"),
+                ],
+                None,
+            ),
+            sample(
+                "ext-authz",
+                "/_resolver/ext-authz/app",
+                Some("x=1"),
+                vec![
+                    ("host", "app.example.com"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-for", "203.0.113.7"),
+                ],
+                None,
+            ),
+            sample(
+                "cesbo",
+                "/_resolver/cesbo",
+                Some("token=t"),
+                vec![
+                    ("x-real-path", "/play/a001/index.m3u8"),
+                    ("x-real-host", "live.example.com"),
+                    ("x-real-origin", "https://live.example.com"),
+                    ("x-real-ip", "203.0.113.7"),
+                    ("x-real-ua", "VLC/3.0"),
+                    ("x-session-id", "17"),
+                    ("x-channel-id", "a001"),
+                ],
+                None,
+            ),
+            sample(
+                "emqx",
+                "/_resolver/emqx",
+                None,
+                json.into_iter().collect(),
+                Some(
+                    r#"{"username":"u1","clientid":"c1","topic":"t/1","action":"publish","peerhost":"203.0.113.7"}"#,
+                ),
+            ),
+            sample(
+                "emqx-authn",
+                "/_resolver/emqx/authn",
+                None,
+                json.into_iter().collect(),
+                Some(
+                    r#"{"username":"u1","password":"p","clientid":"c1","peerhost":"203.0.113.7"}"#,
+                ),
+            ),
+            sample(
+                "emqx4",
+                "/_resolver/emqx4",
+                None,
+                json.into_iter().collect(),
+                Some(
+                    r#"{"username":"u1","clientid":"c1","topic":"t/1","access":"2","ipaddr":"203.0.113.7"}"#,
+                ),
+            ),
+            sample(
+                "mqtt",
+                "/_resolver/mqtt/acl",
+                None,
+                json.into_iter().collect(),
+                Some(r#"{"username":"u1","clientid":"c1","topic":"t/1","acc":"2"}"#),
+            ),
+            sample(
+                "icecast",
+                "/_resolver/icecast",
+                None,
+                vec![("content-type", "application/x-www-form-urlencoded")],
+                Some(
+                    "action=listener_add&server=radio.example.com&port=8000&mount=%2Flive.ogg%3Ftoken%3Dt&ip=203.0.113.7&agent=VLC&user=u&pass=p",
+                ),
+            ),
+        ]
+    }
+
+    /// What `sample`'s dialect reads from it with `headers` instead of its own, as text.
+    fn read_as(sample: &Sample, headers: &[(String, String)]) -> String {
+        let trusted = loopback();
+        let headers: Vec<Header<'_>> = headers
+            .iter()
+            .map(|(n, v)| Header::owned(n.clone(), v.as_bytes().to_vec()))
+            .collect();
+        let incoming = Incoming {
+            headers: HeaderView { headers: &headers },
+            method: "POST",
+            path: sample.path,
+            prefix: sample.dialect.path(),
+            query: sample.query,
+            peer: TrustedPeer::assumed("127.0.0.1".parse().unwrap(), &trusted),
+            body: sample.body.map(str::as_bytes),
+        };
+        format!("{:?}", sample.dialect.read(&incoming))
+    }
+
+    fn own(sample: &Sample) -> Vec<(String, String)> {
+        sample
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Every header a dialect declares (what the shipped configs must set) changes what it
+    /// reads, and no other forwarded-looking header does: the declaration is the read.
+    #[test]
+    fn a_dialect_reads_exactly_the_headers_it_declares() {
+        let forwarded = [
+            "forwarded",
+            "host",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-forwarded-uri",
+            "x-forwarded-method",
+            "x-forwarded-for",
+            "x-forwarded-prefix",
+            "x-forwarded-port",
+            "x-forwarded-server",
+            "x-original-uri",
+            "x-original-url",
+            "x-original-method",
+            "x-original-host",
+            "x-rewrite-url",
+            "x-real-ip",
+            "x-real-path",
+            "x-real-host",
+            "x-real-origin",
+            "x-real-ua",
+            "x-client-ip",
+            "true-client-ip",
+            "cf-connecting-ip",
+            "x-envoy-original-path",
+            "x-envoy-external-address",
+            "x-session-id",
+            "x-channel-id",
+            "content-type",
+            "user-agent",
+            "x-http-method-override",
+        ];
+        let samples = samples();
+        assert_eq!(samples.len(), DIALECTS.len(), "a sample for every dialect");
+        for sample in &samples {
+            let name = sample.dialect.name();
+            let baseline = read_as(sample, &own(sample));
+            assert!(baseline.starts_with("Ok(Question("), "{name}: {baseline}");
+            for declared in sample.dialect.reads() {
+                // a second, different copy: a header read once is ambiguous now, one
+                // read as a list (a forwarding chain) has another hop
+                let mut headers = own(sample);
+                headers.push((declared.to_string(), "198.51.100.99".to_string()));
+                assert_ne!(
+                    read_as(sample, &headers),
+                    baseline,
+                    "{name} declares {declared} but does not read it"
+                );
+            }
+            for name_read in forwarded
+                .iter()
+                .filter(|h| !sample.dialect.reads().contains(h))
+            {
+                let mut headers = own(sample);
+                headers.push((
+                    name_read.to_string(),
+                    "https://evil.example/x?token=e".into(),
+                ));
+                headers.push((name_read.to_string(), "198.51.100.99".into()));
+                assert_eq!(
+                    read_as(sample, &headers),
+                    baseline,
+                    "{name} reads {name_read} without declaring it"
+                );
+            }
+        }
+    }
 }

@@ -45,9 +45,12 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
     );
     let level = if entry.problem.is_some() {
         log::Level::Error
-    } else if matches!(decided.outcome, Outcome::Refused(Refusal::UntrustedPeer(_))) {
-        // A peer outside trusted_proxies reached the decision port: a deployment mistake
-        // or a probe, either way something an operator should see.
+    } else if matches!(decided.outcome, Outcome::Refused(Refusal::UntrustedPeer(_)))
+        || decided.error.is_some()
+    {
+        // A peer outside trusted_proxies reached the decision port (a deployment mistake
+        // or a probe), or a backend or key source failed: something an operator should
+        // see, once, on the decision it changed.
         log::Level::Warn
     } else {
         log::Level::Info
@@ -83,7 +86,8 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
         // who and from where: a user id and an address, never the credential
         user = user.unwrap_or("-"),
         client_ip = client_ip.as_deref().unwrap_or("-"),
-        reason = reason.as_deref().unwrap_or_default();
+        reason = reason.as_deref().unwrap_or_default(),
+        error = decided.error.as_deref().unwrap_or_default();
         "decision"
     );
 }

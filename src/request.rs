@@ -165,6 +165,10 @@ pub struct Caller {
     pub channel: Option<String>,
     /// The caller's session id for this client (Cesbo `X-Session-ID`).
     pub session: Option<String>,
+    /// The client's User-Agent as the caller states it (Cesbo `X-Real-UA`, Icecast
+    /// `agent`): the caller's own `User-Agent` header is the caller's, not its client's.
+    /// `None` from a proxy, which forwards its client's header as it is.
+    pub user_agent: Option<String>,
     /// What an MQTT broker asks about (a publish or subscribe), for the topic rules.
     pub mqtt: Option<MqttAccess>,
     /// The username the caller authenticated: a token presented alongside must name it.
@@ -334,6 +338,20 @@ impl<'a> ForwardedRequest<'a> {
     /// Who asked, and what a caller that is not a proxy says of its client.
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The client's User-Agent: as its caller states it when the caller is a server
+    /// asking about its own client (Cesbo, Icecast), else the forwarded header. Empty
+    /// when unknown.
+    pub fn client_user_agent(&self) -> &str {
+        match self.caller.user_agent.as_deref() {
+            // Trust decision: a server's own User-Agent names the server, never the
+            // viewer; only the fact it states about its client is the client's.
+            Some(agent) => agent,
+            // a proxy forwards its client's headers; any other caller's are its own
+            None if self.caller.audience != Audience::Web => "",
+            None => self.header("user-agent").unwrap_or_default(),
+        }
     }
 
     /// The caller's facts, for tests that vary one of them.

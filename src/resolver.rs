@@ -45,6 +45,10 @@ pub struct Decided<'a> {
     /// (a missing role is still somebody's): the log line names the user, never the
     /// credential.
     pub identity: Option<Arc<Identity>>,
+    /// The last authorizer failure on the way (a backend down, a JWKS unreachable),
+    /// whatever `on_error` made of it: the decision's log line carries it, the one event
+    /// a failure logs.
+    pub error: Option<String>,
 }
 
 impl Decided<'_> {
@@ -58,6 +62,7 @@ impl Decided<'_> {
             cache: None,
             cache_for: Duration::ZERO,
             identity: None,
+            error: None,
         }
     }
 }
@@ -164,6 +169,9 @@ impl Resolver {
             if let Outcome::Allow { cache_for, .. } = &mut decided.outcome {
                 *cache_for = (*cache_for).min(theirs.cache_for);
             }
+            if decided.error.is_none() {
+                decided.error = theirs.error;
+            }
         }
         decided
     }
@@ -184,6 +192,7 @@ impl Resolver {
             reason: None,
             cache_for: Duration::MAX,
             identity: None,
+            error: None,
         };
         let chain = if !route.asks_authorizers() {
             ChainResult::NoneApplied {
@@ -274,17 +283,16 @@ impl Resolver {
                 Ok(Verdict::Deny(denial)) => return ChainResult::Denied(denial),
                 Ok(Verdict::Abstain) => {}
                 Err(error) => {
-                    log::warn!("authorizer {} could not decide: {error}", authorizer.name);
+                    // one event per failure: the decision's own line says it (at warn)
+                    decided.error = Some(format!(
+                        "authorizer {} could not decide: {error}",
+                        authorizer.name
+                    ));
                     match route.on_error {
                         OnError::Deny => return ChainResult::Failed,
-                        OnError::Allow => {
-                            // The operator chose availability over safety for this route.
-                            log::warn!(
-                                "route {}: on_error = \"allow\": letting the request through unauthenticated",
-                                route.name
-                            );
-                            return ChainResult::FailedOpen;
-                        }
+                        // The operator chose availability over safety for this route; the
+                        // policy's reason says the request went through unauthenticated.
+                        OnError::Allow => return ChainResult::FailedOpen,
                         OnError::Abstain => continue,
                     }
                 }

@@ -103,6 +103,9 @@ pub enum RequestVar {
     Cookie(String),
     Header(String),
     SessionId,
+    /// The client's User-Agent: as a streaming server states it (Cesbo `X-Real-UA`,
+    /// Icecast `agent`), else the forwarded `User-Agent` header.
+    UserAgent,
     /// The caller's channel (Cesbo `X-Channel-ID`), else the second path segment
     /// (`/play/<channel>/…`).
     Channel,
@@ -137,6 +140,7 @@ impl Template<RequestVar> {
         self.vars().filter_map(|v| match v {
             RequestVar::Header(name) => Some(name.as_str()),
             RequestVar::Cookie(_) => Some("cookie"),
+            RequestVar::UserAgent => Some("user-agent"),
             _ => None,
         })
     }
@@ -191,6 +195,7 @@ fn parse_var(name: &str) -> Result<RequestVar, String> {
         ("cookie", Some(_)) => RequestVar::Cookie(arg_name("cookie")?),
         ("header", Some(_)) => RequestVar::Header(arg_name("header")?.to_ascii_lowercase()),
         ("session_id", None) => RequestVar::SessionId,
+        ("user_agent", None) => RequestVar::UserAgent,
         ("channel", None) => RequestVar::Channel,
         ("claim", Some(_)) => RequestVar::Claim(arg_name("claim")?),
         _ => {
@@ -221,6 +226,7 @@ fn value_of(var: &RequestVar, ctx: &RenderContext<'_>) -> String {
         RequestVar::Cookie(name) => request.cookie(name).unwrap_or_default().to_string(),
         RequestVar::Header(name) => request.header(name).unwrap_or_default().to_string(),
         RequestVar::SessionId => ctx.session_id.to_string(),
+        RequestVar::UserAgent => request.client_user_agent().to_string(),
         RequestVar::Channel => match request.caller().channel.as_deref() {
             Some(channel) => channel.to_string(),
             None => value_of(&RequestVar::PathSegment(2), ctx),

@@ -210,7 +210,7 @@ impl HttpAuthorizer {
                 ("x-channel-id", channel),
                 ("x-real-ip", "${client_ip}"),
                 ("x-real-path", "${path}"),
-                ("x-real-ua", "${header.user-agent}"),
+                ("x-real-ua", "${user_agent}"),
                 ("x-real-host", "${host}"),
                 ("x-real-origin", "${scheme}://${host}"),
             ] {

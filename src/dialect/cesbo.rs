@@ -5,9 +5,9 @@
 //! path), `X-Real-Host` (Astra) or `X-Real-Origin` (Alta: scheme, host and port),
 //! `X-Real-IP`, `X-Real-UA`, `X-Session-ID` and `X-Channel-ID` (header names in any case).
 //! The credential is in the query the streamer appends (`?token=…`). Returns: the
-//! viewer's target (method `GET`), its address, and the channel and session as caller
-//! facts; answers exactly `200` with `X-Session-Name` to allow, `403` with no
-//! `WWW-Authenticate` to deny (with `X-Location` when the viewer is sent elsewhere).
+//! viewer's target (method `GET`), its address, and the channel, session and the
+//! viewer's User-Agent (`X-Real-UA`) as caller facts; answers exactly `200` with
+//! `X-Session-Name` to allow, `403` with no `WWW-Authenticate` to deny (with `X-Location` when the viewer is sent elsewhere).
 //! Must never: answer a 5xx (Astra lets the viewer in when its backend fails: an error
 //! is the route's `on_error` answer, a 403 by default), send a 401 or a 3xx, or take the
 //! host from two headers that disagree.
@@ -62,6 +62,7 @@ impl Dialect for Cesbo {
         let caller = Caller {
             channel: text("x-channel-id")?.filter(|c| !c.is_empty()),
             session: text("x-session-id")?.filter(|s| !s.is_empty()),
+            user_agent: text("x-real-ua")?,
             ..Caller::default()
         };
         Ok(Message::Question(Facts {

@@ -63,7 +63,12 @@ impl Dialect for Icecast {
             Some(ip) if !ip.is_empty() => parse_hop(ip)?,
             _ => incoming.peer.ip(),
         };
+        let caller = Caller {
+            user_agent: field(&fields, "agent").map(str::to_string),
+            ..Caller::default()
+        };
         Ok(Message::Question(Facts {
+            caller,
             credentials: credentials(&fields),
             ..Facts::of(target, client_ip)
         }))

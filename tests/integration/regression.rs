@@ -1913,3 +1913,62 @@ async fn a_callers_unreadable_body_was_counted_as_a_bad_target() {
     );
     v.stop().await;
 }
+
+/// Behind Cesbo Astra, the operator's backend got Astra's own `User-Agent` as the viewer's
+/// `X-Real-UA` (and the default session id digested it): the header a server sends names
+/// the server. The viewer's User-Agent is the one the streamer states, `X-Real-UA`.
+#[actix_web::test]
+async fn the_backend_got_the_streamers_user_agent_as_the_viewers() {
+    let backend = fake_backend(Reply::status(200)).await;
+    let body = format!(
+        "[authorizers.tv]\ntype = \"http\"\nprotocol = \"status\"\nurls = [\"{}\"]\nforward_query = true\n",
+        backend.url("/check")
+    );
+    let v = start("", &body).await;
+    let r = astra(&v, "token=123", "/play/a001/index.m3u8")
+        .insert_header(("User-Agent", "Astra/5.64"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    let got = backend.received().pop().expect("one request");
+    assert_eq!(got.header("x-real-ua"), Some("VLC/3.0.18 LibVLC/3.0.18"));
+    // from a proxy, the client's own header is the client's
+    let r = viewer_check(&v, "/play/a001/index.m3u8?token=123")
+        .insert_header(("User-Agent", "Player/2"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 200);
+    let got = backend.received().pop().expect("one request");
+    assert_eq!(got.header("x-real-ua"), Some("Player/2"));
+    v.stop().await;
+    backend.stop().await;
+}
+
+/// A backend that refused every attempt logged three events and more: a warning per
+/// attempt from the transport, one from the chain, then the decision. A failure is one
+/// event: the decision's own line, at warn, with the error; the attempts are detail at
+/// debug.
+#[actix_web::test]
+async fn a_backend_failure_was_logged_as_several_events() {
+    let closed = format!("http://127.0.0.1:{}/check", free_port());
+    let v = start_logged_filtered(
+        "",
+        &http_authorizer(std::slice::from_ref(&closed), "status", "retries = 2"),
+        Some("warn"),
+    )
+    .await;
+    assert_eq!(viewer_check(&v, "/refused").status().await, 503);
+    let log = v.log_with("outcome=unavailable").await;
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    let line = warnings[0];
+    assert!(line.contains("decision "), "{line}");
+    assert!(
+        line.contains("authorizer backend could not decide") && line.contains(&closed),
+        "{line}"
+    );
+    v.stop().await;
+}

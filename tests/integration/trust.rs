@@ -228,7 +228,7 @@ async fn credentials_never_reach_the_json_log_and_every_line_is_one_object() {
             );
         }
     }
-    assert!(decisions >= 5, "{log}");
+    assert_eq!(decisions, 6, "{log}");
 }
 
 /// Sends credentials every way a token source reads them and checks that none reaches
@@ -279,12 +279,18 @@ async fn credentials_never_reach_a_log_line(extra: &str) -> String {
     // the last request's line: every earlier one is written by then
     let log = v.log_with("\"/f\"").await;
     let lines: Vec<&str> = log.lines().collect();
-    assert!(
-        lines
+    // one decision line for each of the six requests, in either format
+    for path in ["/a", "/b", "/c", "/d", "/e", "/f"] {
+        let logged = lines
             .iter()
-            .any(|l| l.contains("decision") && l.contains("outcome")),
-        "decisions are logged"
-    );
+            .filter(|l| {
+                l.contains("outcome")
+                    && (l.contains(&format!(" path=\"{path}\" "))
+                        || l.contains(&format!("\"path\":\"{path}\"")))
+            })
+            .count();
+        assert_eq!(logged, 1, "the decision for {path}: {log}");
+    }
     let signature = jwt.rsplit('.').next().expect("signature");
     for line in &lines {
         for secret in [

@@ -161,7 +161,7 @@ fn default_session_id(request: &ForwardedRequest<'_>) -> String {
     let material = format!(
         "{}\u{0}{}",
         request.client_ip(),
-        request.header("user-agent").unwrap_or_default()
+        request.client_user_agent()
     );
     let digest = sha256(material.as_bytes());
     hex::encode(&digest[..8])

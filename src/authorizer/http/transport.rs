@@ -95,7 +95,8 @@ impl HttpAuthorizer {
                             return Ok(decision);
                         }
                         Err(message) => {
-                            log::error!(
+                            // the decision's log line carries the error; this is its detail
+                            log::debug!(
                                 "http authorizer: backend {} answered something unusable: {message}",
                                 self.url_texts[index]
                             );
@@ -107,7 +108,8 @@ impl HttpAuthorizer {
                         }
                     },
                     Err(failure) => {
-                        log::warn!(
+                        // one line per attempt, at debug: the decision's line is the event
+                        log::debug!(
                             "http authorizer: backend {}: {}",
                             self.url_texts[index],
                             failure.message
