@@ -10,6 +10,7 @@ mod cache;
 mod callers;
 mod cli;
 mod dialects;
+mod properties;
 mod readme;
 mod regression;
 mod shipped;
