@@ -2,6 +2,19 @@
 //! in-process on port 0 (or its binary, where a test reads the log or sends a signal),
 //! fake backends on port 0; no proxy, no Python, no root. The real programs are in the
 //! `e2e` binary (`tests/e2e`), which `scripts/test` runs after this one.
+//!
+//! - `dialects`, `status`, `transport`: the proxy contract (what each proxy sends, the
+//!   statuses and redirects it reads, what the wire may look like);
+//! - `trust`: trusted peers, the canonical target and its readings, no credential logged;
+//! - `callers`: Cesbo Astra and Alta, EMQX, the broker backends and Icecast, by their
+//!   documented requests;
+//! - `backend`, `cache`: the `http` authorizer against fake backends, and the decision
+//!   cache on a clock the tests move;
+//! - `admin`, `cli`: the admin listener and the `verdict` command (the built binary);
+//! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
+//!   and as configurations verdict loads;
+//! - `properties`: property tests of the hand-written parsers;
+//! - `regression`: one test per fixed bug.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
