@@ -260,7 +260,8 @@ impl MessageType for Request {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        // verdict: indices of the headers parsed, not a zeroed array of MAX_HEADERS (8 KiB)
+        let mut headers = HeaderIndices::new();
 
         let (len, method, uri, ver, h_len) = {
             // SAFETY:
@@ -383,7 +384,8 @@ impl MessageType for ResponseHead {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        // verdict: indices of the headers parsed, not a zeroed array of MAX_HEADERS (8 KiB)
+        let mut headers = HeaderIndices::new();
 
         let (len, ver, status, h_len) = {
             // SAFETY:
@@ -489,28 +491,26 @@ fn lenient_uri(raw: &str) -> Result<Uri, ParseError> {
     }
 }
 
-pub(crate) const EMPTY_HEADER_INDEX: HeaderIndex = HeaderIndex {
-    name: (0, 0),
-    value: (0, 0),
-};
-
-pub(crate) const EMPTY_HEADER_INDEX_ARRAY: [HeaderIndex; MAX_HEADERS] =
-    [EMPTY_HEADER_INDEX; MAX_HEADERS];
+/// verdict: the header indices of one message head, inline for the usual few dozen.
+pub(crate) type HeaderIndices = smallvec::SmallVec<[HeaderIndex; 32]>;
 
 impl HeaderIndex {
     pub(crate) fn record(
         bytes: &[u8],
         headers: &[httparse::Header<'_>],
-        indices: &mut [HeaderIndex],
+        indices: &mut HeaderIndices,
     ) {
         let bytes_ptr = bytes.as_ptr() as usize;
-        for (header, indices) in headers.iter().zip(indices.iter_mut()) {
+        indices.clear();
+        for header in headers {
             let name_start = header.name.as_ptr() as usize - bytes_ptr;
             let name_end = name_start + header.name.len();
-            indices.name = (name_start, name_end);
             let value_start = header.value.as_ptr() as usize - bytes_ptr;
             let value_end = value_start + header.value.len();
-            indices.value = (value_start, value_end);
+            indices.push(HeaderIndex {
+                name: (name_start, name_end),
+                value: (value_start, value_end),
+            });
         }
     }
 }
