@@ -157,11 +157,15 @@ impl Resolver {
             let theirs = self.decide_on(other, request, fetcher).await;
             if !matches!(theirs.outcome, Outcome::Allow { .. }) {
                 let why = theirs.reason.as_deref().unwrap_or(theirs.outcome.name());
+                // the refusing route's failure explains the refusal; else the canonical
+                // route's failure still happened and is still this decision's one event
+                let error = theirs.error.clone().or(decided.error);
                 return Decided {
                     reason: Some(Cow::Owned(format!(
                         "{reading}: route {} refuses: {why}",
                         other.name
                     ))),
+                    error,
                     ..theirs
                 };
             }
