@@ -94,6 +94,21 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
+    /// Whether it asks an operator's backend (`http`): the backend is the authority of
+    /// its own sessions, where a JWT or a static token carries its own proof.
+    pub fn asks_a_backend(&self) -> bool {
+        matches!(self.kind, AuthorizerKind::Http(_))
+    }
+
+    /// How long a cold miss may wait for another instance asking the same backend: never
+    /// past the backend's own request timeout. `None` for authorizers with no backend.
+    pub fn backend_timeout(&self) -> Option<Duration> {
+        match &self.kind {
+            AuthorizerKind::Http(http) => Some(http.transport.request_timeout),
+            _ => None,
+        }
+    }
+
     /// Whether a route with an implicit chain may ask it about a request from `audience`.
     pub fn serves(&self, audience: Audience) -> bool {
         self.audiences.is_empty() || self.audiences.contains(audience)

@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::decision::{AuthError, Decision, Verdict};
 use crate::digest::sha256_of_parts;
 use crate::flight::SingleFlight;
+use crate::identity::Identity;
 
 /// The identity of one authorizer question: SHA-256, so keys never collide in practice
 /// and the credential itself is never kept.
@@ -31,6 +32,8 @@ pub type CacheKey = [u8; 32];
 pub enum CacheStatus {
     Hit,
     Miss,
+    /// Not in this instance's cache, but in the fleet's shared one (verified).
+    Shared,
 }
 
 impl CacheStatus {
@@ -38,6 +41,7 @@ impl CacheStatus {
         match self {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
+            CacheStatus::Shared => "shared",
         }
     }
 }
@@ -48,6 +52,9 @@ impl CacheStatus {
 struct Entry {
     verdict: Verdict,
     expires_at: Instant,
+    /// When the decision was made, Unix milliseconds: a stale revocation feed stops the
+    /// reuse of decisions made before its last good read.
+    decided_at: u64,
 }
 
 impl Entry {
@@ -66,6 +73,8 @@ pub struct Cached {
     /// How long this answer stays valid in verdict's cache: the longest any other cache
     /// (a proxy's) may keep an answer built on it. Zero for an error.
     pub remaining: Duration,
+    /// When the answer was made, Unix milliseconds (now, for a fresh one).
+    pub decided_at: u64,
 }
 
 /// Decision-cache settings, validated.
@@ -76,8 +85,17 @@ pub struct CacheSettings {
     pub deny_ttl: Duration,
 }
 
+/// What a miss found: the decision, where it came from, and when it was made when that
+/// was not now (a shared decision's own time).
+#[derive(Debug)]
+pub struct Fetched {
+    pub decision: Decision,
+    pub status: CacheStatus,
+    pub decided_at: Option<u64>,
+}
+
 /// A miss's answer as the callers that waited for it share it.
-type Answer = Result<(Verdict, Duration, CacheStatus), Arc<AuthError>>;
+type Answer = Result<(Verdict, Duration, CacheStatus, u64), Arc<AuthError>>;
 
 /// The shared cache of authorizer decisions.
 #[derive(Clone)]
@@ -122,11 +140,11 @@ impl DecisionCache {
 
     /// The live entry for `key` and how long it has left. An expired one is removed (only
     /// if it is still the expired one: a fresh answer stored meanwhile stays).
-    fn lookup(&self, key: &CacheKey) -> Option<(Verdict, Duration)> {
+    fn lookup(&self, key: &CacheKey) -> Option<(Verdict, Duration, u64)> {
         let entry = self.inner.get(key)?;
         let now = self.clock.now();
         match entry.remaining(now) {
-            Some(left) => Some((entry.verdict, left)),
+            Some(left) => Some((entry.verdict, left, entry.decided_at)),
             None => {
                 self.inner
                     .remove_if(key, |stored| stored.remaining(now).is_none());
@@ -142,8 +160,8 @@ impl DecisionCache {
         sha256_of_parts(&[fingerprint, credential.as_bytes()])
     }
 
-    /// How long a decision may be reused.
-    fn ttl_for(&self, decision: &Decision) -> Duration {
+    /// How long a decision may be reused (here, and in the fleet's shared cache).
+    pub fn ttl_for(&self, decision: &Decision) -> Duration {
         let configured = match decision.verdict {
             Verdict::Allow(_) => self.settings.allow_ttl,
             Verdict::Deny(_) | Verdict::Abstain => self.settings.deny_ttl,
@@ -164,11 +182,30 @@ impl DecisionCache {
         D: FnOnce() -> F,
         F: Future<Output = Result<Decision, AuthError>>,
     {
-        if let Some((verdict, remaining)) = self.lookup(&key) {
+        self.get_or_fetch(key, || async {
+            decide().await.map(|decision| Fetched {
+                decision,
+                status: CacheStatus::Miss,
+                decided_at: None,
+            })
+        })
+        .await
+    }
+
+    /// [`DecisionCache::get_or_decide`] for a miss that may be answered from somewhere
+    /// other than the authorizer (the fleet's shared cache): `fetch` says where its
+    /// answer came from.
+    pub async fn get_or_fetch<D, F>(&self, key: CacheKey, fetch: D) -> Cached
+    where
+        D: FnOnce() -> F,
+        F: Future<Output = Result<Fetched, AuthError>>,
+    {
+        if let Some((verdict, remaining, decided_at)) = self.lookup(&key) {
             return Cached {
                 answer: Ok(verdict),
                 status: CacheStatus::Hit,
                 remaining,
+                decided_at,
             };
         }
         let (answer, ran) = self
@@ -176,38 +213,62 @@ impl DecisionCache {
             .run(key, || async {
                 // A caller that just finished stored its answer before its flight ended:
                 // look again, so a caller that missed a moment ago does not ask twice.
-                if let Some((verdict, remaining)) = self.lookup(&key) {
-                    return Ok((verdict, remaining, CacheStatus::Hit));
+                if let Some((verdict, remaining, decided_at)) = self.lookup(&key) {
+                    return Ok((verdict, remaining, CacheStatus::Hit, decided_at));
                 }
-                match decide().await {
-                    Ok(decision) => {
+                match fetch().await {
+                    Ok(Fetched {
+                        decision,
+                        status,
+                        decided_at,
+                    }) => {
                         let ttl = self.ttl_for(&decision);
+                        let decided_at = decided_at.unwrap_or_else(|| self.clock.unix_ms());
                         if !ttl.is_zero() {
                             let entry = Entry {
                                 verdict: decision.verdict.clone(),
                                 expires_at: self.clock.now() + ttl,
+                                decided_at,
                             };
                             self.inner.insert(key, entry);
                         }
-                        Ok((decision.verdict, ttl, CacheStatus::Miss))
+                        Ok((decision.verdict, ttl, status, decided_at))
                     }
                     Err(error) => Err(Arc::new(error)),
                 }
             })
             .await;
         match answer {
-            Ok((verdict, remaining, status)) => Cached {
+            Ok((verdict, remaining, status, decided_at)) => Cached {
                 answer: Ok(verdict),
                 // a caller that waited for another's answer did not ask
                 status: if ran { status } else { CacheStatus::Hit },
                 remaining,
+                decided_at,
             },
             Err(error) => Cached {
                 answer: Err(error),
                 status: CacheStatus::Miss,
                 remaining: Duration::ZERO,
+                decided_at: self.clock.unix_ms(),
             },
         }
+    }
+
+    /// Forgets the decision for `key`, so the next ask decides afresh.
+    pub fn forget(&self, key: &CacheKey) {
+        self.inner.remove(key);
+    }
+
+    /// Drops every allow whose identity `revoked` names; returns how many. A revocation
+    /// evicts what it matches at once (every decision checks the denylist too).
+    pub fn evict_allows(&self, revoked: impl Fn(&Identity) -> bool) -> usize {
+        let before = self.inner.len();
+        self.inner.retain(|_, entry| match &entry.verdict {
+            Verdict::Allow(identity) => !revoked(identity),
+            _ => true,
+        });
+        before.saturating_sub(self.inner.len())
     }
 
     /// Number of entries held. An expired entry counts until a read removes it or the

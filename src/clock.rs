@@ -7,7 +7,7 @@
 //! (a manual clock moves only when told), or move backwards.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
@@ -22,6 +22,8 @@ pub struct Clock {
 #[derive(Debug)]
 struct Manual {
     start: Instant,
+    /// The wall-clock time at `start`, Unix milliseconds.
+    start_unix_ms: u64,
     elapsed: Mutex<Duration>,
     moved: Notify,
 }
@@ -37,6 +39,7 @@ impl Clock {
         Clock {
             manual: Some(Arc::new(Manual {
                 start: Instant::now(),
+                start_unix_ms: system_unix_ms(),
                 elapsed: Mutex::new(Duration::ZERO),
                 moved: Notify::new(),
             })),
@@ -47,6 +50,18 @@ impl Clock {
         match &self.manual {
             None => Instant::now(),
             Some(manual) => manual.start + manual.elapsed(),
+        }
+    }
+
+    /// Wall-clock time, Unix milliseconds: what instances of a fleet compare (a shared
+    /// decision's expiry, a revocation's "before"). A manual clock moves it too.
+    pub fn unix_ms(&self) -> u64 {
+        match &self.manual {
+            None => system_unix_ms(),
+            Some(manual) => {
+                let elapsed = u64::try_from(manual.elapsed().as_millis()).unwrap_or(u64::MAX);
+                manual.start_unix_ms.saturating_add(elapsed)
+            }
         }
     }
 
@@ -85,6 +100,13 @@ impl Clock {
     }
 }
 
+/// The system's wall clock, Unix milliseconds (0 before 1970, which no host is at).
+fn system_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl Manual {
     fn elapsed(&self) -> Duration {
         self.elapsed.lock().map(|e| *e).unwrap_or_default()
@@ -109,7 +131,9 @@ mod tests {
         clock.advance(Duration::from_secs(30));
         actix_web::rt::task::yield_now().await;
         assert!(!woke.is_finished(), "30 s of 60");
+        let wall = clock.unix_ms();
         clock.advance(Duration::from_secs(30));
         assert_eq!(woke.await.expect("join"), start + Duration::from_secs(60));
+        assert_eq!(clock.unix_ms(), wall + 30_000, "wall time moves with it");
     }
 }

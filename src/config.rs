@@ -30,6 +30,7 @@ use crate::policy::{Access, OnError, Policy, RouteSettings};
 use crate::request::Audiences;
 use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
+use crate::shared::{RawShared, SharedSettings};
 
 mod audiences;
 mod explain;
@@ -71,6 +72,8 @@ struct RawConfig {
     topics: TopicSettings,
     #[serde(default)]
     mqtt: RawMqtt,
+    #[serde(default)]
+    shared: Option<RawShared>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +259,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Valid but probably not meant: `verdict check` prints them, the log warns of them.
     pub warnings: Vec<String>,
+    /// The fleet's shared store (`[shared]`); `None`: this instance stands alone.
+    pub shared: Option<SharedSettings>,
 }
 
 /// Where the configuration comes from.
@@ -316,8 +321,12 @@ impl Config {
             Some(path) => std::fs::read(path).unwrap_or_default(),
             None => DEMO_CONFIG.as_bytes().to_vec(),
         };
-        let mut config =
-            validate(raw, &base_dir, &overrides).map_err(|e| name_the_variable(e, &overrides))?;
+        let lookup = |name: &str| match &source.env {
+            Some(env) => env.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        let mut config = validate(raw, &base_dir, &overrides, &lookup)
+            .map_err(|e| name_the_variable(e, &overrides))?;
         let environment: Vec<String> = match &source.env {
             Some(env) => env.keys().cloned().collect(),
             None => std::env::vars_os()
@@ -337,7 +346,7 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| explain(&e.to_string(), &[]))?;
-        let mut config = validate(raw, Path::new("."), &[])?;
+        let mut config = validate(raw, Path::new("."), &[], &|name| std::env::var(name).ok())?;
         config.fingerprint = text_fingerprint(text.as_bytes(), &[]);
         Ok(config)
     }
@@ -454,6 +463,7 @@ fn validate(
     raw: RawConfig,
     base_dir: &Path,
     overrides: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let mut authorizer_settings = BTreeMap::new();
     for (name, value) in raw.authorizers {
@@ -586,11 +596,27 @@ fn validate(
         mqtt_json: raw.mqtt.answer == MqttAnswer::Json,
         max_header_bytes: server.max_response_header_bytes,
     };
+    let shared = match raw.shared {
+        Some(raw) => {
+            let settings = SharedSettings::build(raw, base_dir, env)?;
+            for name in settings.cache_authorizers.iter().flatten() {
+                if !authorizers.iter().any(|a| &a.name == name) {
+                    return Err(ConfigError::invalid(
+                        "shared.cache_authorizers",
+                        format!("{name:?} is not an authorizer"),
+                    ));
+                }
+            }
+            Some(settings)
+        }
+        None => None,
+    };
     Ok(Config {
         demo: raw.demo,
         server,
         answer,
         cache,
+        shared,
         authorizers,
         fingerprint: String::new(),
         log_format: raw.log.format,

@@ -45,6 +45,14 @@ pub struct Identity {
     pub claims: Option<Arc<Claims>>,
     /// When the credential expires (a token's `exp`), Unix seconds.
     pub expires_at: Option<NonZeroU64>,
+    /// What a revocation names this credential by: a JWT's `jti`, a static token's
+    /// SHA-256 (hex). Never the credential itself.
+    pub token_id: Option<Box<str>>,
+    /// The last moment the credential can have been issued, Unix milliseconds: a JWT's
+    /// `iat` (else `auth_time`) to the end of its second, or when an `http` backend said
+    /// allow. A "log out everywhere" refuses what was issued up to its time; none known
+    /// counts as issued before it.
+    pub issued_at: Option<NonZeroU64>,
 }
 
 impl Identity {

@@ -56,6 +56,7 @@ pub mod resolver;
 pub mod config;
 pub mod dialect;
 pub mod policy;
+pub mod shared;
 pub mod cache;
 pub mod authorizer;
 pub mod template;

@@ -1,5 +1,6 @@
 //! The `verdict` command: `verdict [--config FILE]` serves; `verdict check --config FILE`
-//! validates a configuration and prints its first problem in one line.
+//! validates a configuration and prints its first problem in one line; `verdict revoke`
+//! appends a revocation to the fleet's shared log.
 //!
 //! Takes: command-line arguments and `VERDICT_CONFIG`, `RUST_LOG`. Returns: exit status 0
 //! on a clean stop or a valid configuration, non-zero otherwise. Must never: serve a demo
@@ -53,6 +54,27 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Revoke across the fleet: append to the shared store's revocation log (the
+    /// configuration's [shared]); every instance refuses what it names within
+    /// shared.stale_after. KIND: token (a static token's digest, from `verdict token
+    /// digest`), jti, jwt (the token on standard input: its jti and exp), subject ("log
+    /// out everywhere": what was issued up to --before, default now), authorizer (its
+    /// decisions made up to --before).
+    Revoke {
+        kind: String,
+        /// The digest, jti, subject or authorizer name (none for jwt).
+        value: Option<String>,
+        /// Only this authorizer's decisions.
+        #[arg(long)]
+        authorizer: Option<String>,
+        /// For subject and authorizer: Unix seconds (default now).
+        #[arg(long)]
+        before: Option<u64>,
+        /// Forget the entry at this Unix second (default: the token's exp where known,
+        /// else now plus shared.revocation_ttl).
+        #[arg(long)]
+        until: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -72,6 +94,23 @@ fn main() -> ExitCode {
         Command::Token {
             action: TokenAction::Digest,
         } => token_digest(),
+        Command::Revoke {
+            kind,
+            value,
+            authorizer,
+            before,
+            until,
+        } => revoke(
+            cli.config,
+            verdict::shared::revocation::RevocationRequest {
+                kind,
+                value,
+                token: None,
+                authorizer,
+                before,
+                until,
+            },
+        ),
         Command::Serve => {
             let code = match serve(cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -145,6 +184,63 @@ fn init(file: PathBuf) -> ExitCode {
         }
         Err(e) => {
             eprintln!("verdict init: cannot write {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Appends one revocation to the shared store named in the configuration.
+#[actix_web::main]
+async fn revoke(
+    file: Option<PathBuf>,
+    mut asked: verdict::shared::revocation::RevocationRequest,
+) -> ExitCode {
+    let Some(file) = file else {
+        eprintln!("verdict revoke: --config FILE is required (its [shared] names the store)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&Source {
+        file: Some(file.clone()),
+        env: None,
+    }) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(settings) = config.shared else {
+        eprintln!(
+            "{}: no [shared] section: there is no fleet log to revoke in",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    if asked.kind == "jwt" {
+        // the token from standard input: never from the command line
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            eprintln!("cannot read the token from standard input: {e}");
+            return ExitCode::FAILURE;
+        }
+        asked.token = Some(line.trim().to_string());
+    }
+    let now = verdict::clock::Clock::system().unix_ms();
+    let entry = match asked.entry(now, settings.revocation_ttl) {
+        Ok(entry) => entry,
+        Err(problem) => {
+            eprintln!("verdict revoke: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let description = entry.describe();
+    match verdict::shared::publish_once(&settings, &entry).await {
+        Ok(id) => {
+            println!("revoked {description} (log entry {id})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("verdict revoke: {description}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -28,6 +28,13 @@ pub struct Metrics {
     config_info: IntGaugeVec,
     decision_duration: HistogramVec,
     open_connections: IntGauge,
+    store_duration: HistogramVec,
+    store_errors: IntCounterVec,
+    shared_cache: IntCounterVec,
+    revocations: IntCounter,
+    feed_lag: prometheus::Gauge,
+    feed_stale: IntGauge,
+    feed_transitions: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,6 +116,49 @@ impl Metrics {
             "verdict_open_connections",
             "Connections open on the decision listener",
         )?;
+        let store_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_shared_store_duration_seconds",
+                "Shared-store command latency, by command",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+            ]),
+            &["command"],
+        )?;
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "verdict_shared_store_errors_total",
+                "Shared-store commands that failed or timed out, by command",
+            ),
+            &["command"],
+        )?;
+        let shared_cache = IntCounterVec::new(
+            Opts::new(
+                "verdict_shared_cache_requests_total",
+                "Shared (second-level) cache look-ups by result: hit, miss, rejected (did not verify), error",
+            ),
+            &["result"],
+        )?;
+        let revocations = IntCounter::new(
+            "verdict_revocations_applied_total",
+            "Revocations applied to this instance's denylist",
+        )?;
+        let feed_lag = prometheus::Gauge::new(
+            "verdict_revocation_feed_lag_seconds",
+            "Time since the revocation log was last read (-1: never)",
+        )?;
+        let feed_stale = IntGauge::new(
+            "verdict_revocation_feed_stale",
+            "1 while the revocation log has not been read within shared.stale_after",
+        )?;
+        let feed_transitions = IntCounterVec::new(
+            Opts::new(
+                "verdict_revocation_feed_transitions_total",
+                "Times the revocation feed became stale or recovered",
+            ),
+            &["to"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("verdict_build_info", "The running build"),
             &["version", "commit", "profile"],
@@ -137,6 +187,13 @@ impl Metrics {
             Box::new(decision_duration.clone()),
             Box::new(open_connections.clone()),
             Box::new(build_info.clone()),
+            Box::new(store_duration.clone()),
+            Box::new(store_errors.clone()),
+            Box::new(shared_cache.clone()),
+            Box::new(revocations.clone()),
+            Box::new(feed_lag.clone()),
+            Box::new(feed_stale.clone()),
+            Box::new(feed_transitions.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -154,7 +211,47 @@ impl Metrics {
             config_info,
             decision_duration,
             open_connections,
+            store_duration,
+            store_errors,
+            shared_cache,
+            revocations,
+            feed_lag,
+            feed_stale,
+            feed_transitions,
         })
+    }
+
+    /// One shared-store command: how long it took, and whether it failed.
+    pub fn store_call(&self, command: &str, seconds: f64, failed: bool) {
+        self.store_duration
+            .with_label_values(&[command])
+            .observe(seconds);
+        if failed {
+            self.store_errors.with_label_values(&[command]).inc();
+        }
+    }
+
+    /// One shared-cache look-up's result.
+    pub fn shared_cache(&self, result: &str) {
+        self.shared_cache.with_label_values(&[result]).inc();
+    }
+
+    pub fn revocation_applied(&self) {
+        self.revocations.inc();
+    }
+
+    /// The feed's lag (`None`: never read) and whether it is stale.
+    pub fn feed_lag(&self, seconds: Option<f64>, stale: bool) {
+        self.feed_lag.set(seconds.unwrap_or(-1.0));
+        self.feed_stale.set(i64::from(stale));
+    }
+
+    /// The feed became stale (`true`) or recovered.
+    pub fn feed_transition(&self, stale: bool) {
+        self.feed_stale.set(i64::from(stale));
+        self.feed_transitions
+            .with_label_values(&[if stale { "stale" } else { "fresh" }])
+            .inc();
     }
 
     /// How long one decision took, by dialect and outcome.

@@ -96,7 +96,14 @@ pub async fn reload(current: &Current, source: &Source) -> Option<Arc<Resolver>>
     for key in needs_restart(&old.config, &config) {
         log::warn!("reload: {key} changed; it takes effect at the next restart");
     }
-    let fresh = Arc::new(old.succeed(config));
+    let fresh = match old.succeed(config) {
+        Ok(fresh) => Arc::new(fresh),
+        Err(e) => {
+            old.metrics.reload(false);
+            log::error!("reload: {what}: {e}; the previous configuration keeps serving");
+            return None;
+        }
+    };
     // Keys are fetched before the swap, so the first decisions on the new configuration
     // do not wait for them (or fail for want of them).
     fresh.prefetch_keys().await;

@@ -18,11 +18,12 @@ use crate::authorizer::{Authorizer, AuthorizerKind, Fetcher, Question};
 use crate::cache::{CacheStatus, Cached, DecisionCache};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::decision::{Outcome, Verdict};
+use crate::decision::{Denial, Outcome, Verdict};
 use crate::identity::{Claims, Identity};
 use crate::metrics::Metrics;
 use crate::policy::{ChainResult, OnError, Route, Routing, Ruling};
 use crate::request::ForwardedRequest;
+use crate::shared::{Shared, Standing};
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
 /// shorter or equal, deadline).
@@ -76,6 +77,8 @@ pub struct Resolver {
     pub clock: Clock,
     /// Which configuration this is since start: 0, then one more per reload.
     pub generation: u64,
+    /// The fleet's shared state (`[shared]`): kept across reloads that do not change it.
+    pub shared: Option<Arc<Shared>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -96,12 +99,24 @@ impl Resolver {
     pub fn with_clock(config: Arc<Config>, clock: Clock) -> std::io::Result<Resolver> {
         let metrics = Metrics::new().map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
         metrics.config_in_force(&config.fingerprint);
+        let cache = DecisionCache::new(config.cache, clock.clone());
+        let shared = match &config.shared {
+            Some(settings) => Some(Shared::start(
+                settings.clone(),
+                metrics.clone(),
+                clock.clone(),
+                cache.clone(),
+                None,
+            )?),
+            None => None,
+        };
         Ok(Resolver {
-            cache: DecisionCache::new(config.cache, clock.clone()),
+            cache,
             config,
             metrics,
             clock,
             generation: 0,
+            shared,
         })
     }
 
@@ -118,15 +133,29 @@ impl Resolver {
     }
 
     /// The resolver for a reloaded configuration: the same metrics, the same cache where
-    /// it can be kept, the next generation.
-    pub fn succeed(&self, config: Config) -> Resolver {
-        Resolver {
-            cache: self.cache.reconfigured(config.cache),
+    /// it can be kept, the same shared state unless `[shared]` changed (the revocations
+    /// in force are kept either way), the next generation.
+    pub fn succeed(&self, config: Config) -> std::io::Result<Resolver> {
+        let cache = self.cache.reconfigured(config.cache);
+        let shared = match (&self.shared, &config.shared) {
+            (Some(old), settings) => old.succeed(settings.clone(), &cache)?,
+            (None, Some(settings)) => Some(Shared::start(
+                settings.clone(),
+                self.metrics.clone(),
+                self.clock.clone(),
+                cache.clone(),
+                None,
+            )?),
+            (None, None) => None,
+        };
+        Ok(Resolver {
+            cache,
             config: Arc::new(config),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
             generation: self.generation + 1,
-        }
+            shared,
+        })
     }
 
     /// Routes every reading of the request, runs each route's authorizer chain through
@@ -259,6 +288,34 @@ impl Resolver {
             credential_presented = true;
             let cached = self.ask(&question, fetcher).await;
             self.metrics.cache(cached.status == CacheStatus::Hit);
+            if let (Some(shared), Ok(Verdict::Allow(identity))) = (&self.shared, &cached.answer) {
+                // Trust decision: every allow, cached or not, is checked against the
+                // fleet's revocations; while the feed is stale, what only the log could
+                // withdraw is refused under the default policy
+                match shared.standing(
+                    &authorizer.name,
+                    identity,
+                    cached.decided_at,
+                    !authorizer.asks_a_backend(),
+                ) {
+                    Standing::Clear => {}
+                    Standing::Revoked(why) => {
+                        decided.authorizer = Some(&authorizer.name);
+                        decided.cache = Some(cached.status);
+                        decided.identity = Some(identity.clone());
+                        return ChainResult::Denied(Denial::InvalidCredential(why));
+                    }
+                    Standing::Stale => {
+                        decided.authorizer = Some(&authorizer.name);
+                        decided.cache = Some(cached.status);
+                        decided.error = Some(format!(
+                            "authorizer {}: the revocation feed is stale (shared.on_stale = \"closed\"): its allow cannot be checked",
+                            authorizer.name
+                        ));
+                        return ChainResult::Failed;
+                    }
+                }
+            }
             decided.cache = Some(cached.status);
             decided.authorizer = Some(&authorizer.name);
             // An answer built on this decision must not outlive it anywhere.
@@ -307,15 +364,49 @@ impl Resolver {
         }
     }
 
-    /// One question, through the cache.
+    /// One question, through the cache (and the fleet's shared cache, for the
+    /// authorizers that share their decisions).
     async fn ask(&self, question: &Question<'_, '_>, fetcher: &Fetcher) -> Cached {
-        let key = DecisionCache::key(
-            &question.authorizer().fingerprint,
-            question.cache_material(),
-        );
-        self.cache
-            .get_or_decide(key, || question.decide(fetcher))
-            .await
+        let authorizer = question.authorizer();
+        let key = DecisionCache::key(&authorizer.fingerprint, question.cache_material());
+        let Some(shared) = &self.shared else {
+            return self
+                .cache
+                .get_or_decide(key, || question.decide(fetcher))
+                .await;
+        };
+        let cached = if shared.shares_decisions(&authorizer.name, authorizer.asks_a_backend()) {
+            let flight = authorizer
+                .backend_timeout()
+                .map(|timeout| timeout.min(shared.settings.flight_wait));
+            self.cache
+                .get_or_fetch(key, || {
+                    shared.fetch(
+                        &key,
+                        flight,
+                        |decision| self.cache.ttl_for(decision),
+                        || question.decide(fetcher),
+                    )
+                })
+                .await
+        } else {
+            self.cache
+                .get_or_decide(key, || question.decide(fetcher))
+                .await
+        };
+        // Trust decision: while the revocation feed is stale, a cached allow made before
+        // its last good read is not reused: it is made afresh, here, without the store
+        if cached.status != CacheStatus::Miss
+            && matches!(cached.answer, Ok(Verdict::Allow(_)))
+            && !shared.may_reuse(cached.decided_at)
+        {
+            self.cache.forget(&key);
+            return self
+                .cache
+                .get_or_decide(key, || question.decide(fetcher))
+                .await;
+        }
+        cached
     }
 
     /// The claims of the token that `jwt` authorizer `authorizer` allows for this
@@ -329,7 +420,20 @@ impl Resolver {
         let question = authorizer.prepare(request, None)?;
         let cached = self.ask(&question, fetcher).await;
         match cached.answer.ok()? {
-            Verdict::Allow(identity) => Some((identity.claims.clone()?, cached.remaining)),
+            Verdict::Allow(identity) => {
+                // a revoked token's claims are no one's
+                if let Some(shared) = &self.shared
+                    && shared.standing(
+                        &authorizer.name,
+                        &identity,
+                        cached.decided_at,
+                        !authorizer.asks_a_backend(),
+                    ) != Standing::Clear
+                {
+                    return None;
+                }
+                Some((identity.claims.clone()?, cached.remaining))
+            }
             _ => None,
         }
     }

@@ -162,6 +162,10 @@ impl StaticTokens {
                 extra_headers: Box::default(),
                 claims: None,
                 expires_at: None,
+                // a revocation names a static token by the digest `verdict token digest`
+                // prints, never by the token
+                token_id: Some(hex::encode(digest).into()),
+                issued_at: None,
             };
             if let Some(name) = &entry.session_name {
                 identity.set_session_name(name);

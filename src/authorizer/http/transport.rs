@@ -90,8 +90,15 @@ impl HttpAuthorizer {
                 }
                 match outcome {
                     Ok(_) => match interpreted.unwrap_or_else(|| Err("no answer".into())) {
-                        Ok(decision) => {
+                        Ok(mut decision) => {
                             self.recover(index);
+                            // the backend is the authority of its sessions: what it allows
+                            // now was issued now, for a "log out everywhere" to compare
+                            if let crate::decision::Verdict::Allow(identity) = &mut decision.verdict
+                            {
+                                std::sync::Arc::make_mut(identity).issued_at =
+                                    std::num::NonZeroU64::new(fetcher.clock.unix_ms());
+                            }
                             return Ok(decision);
                         }
                         Err(message) => {

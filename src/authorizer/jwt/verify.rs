@@ -119,6 +119,15 @@ impl JwtAuthorizer {
                 .get("exp")
                 .and_then(Value::as_u64)
                 .and_then(NonZeroU64::new),
+            token_id: claims.get("jti").and_then(value_text).map(Into::into),
+            // the end of the second the token names: a revocation made within that
+            // second refuses it (the earlier reading would let a token of the second
+            // before a logout through)
+            issued_at: claims
+                .get("iat")
+                .or_else(|| claim(claims, &names.auth_time))
+                .and_then(Value::as_u64)
+                .and_then(|secs| NonZeroU64::new(secs.saturating_mul(1000).saturating_add(999))),
         };
         if let Some(name) = session_name {
             identity.set_session_name(&name);
