@@ -179,16 +179,16 @@ async fn follow(weak: Weak<Shared>) {
             log::debug!("revocation feed: {e}");
             continue;
         }
+        // the backlog first, without blocking; fresh only once caught up
+        let mut caught_up = false;
         loop {
             let block_ms = u64::try_from(settings.block_for.as_millis()).unwrap_or(1000);
             let mut read = redis::cmd("XREAD");
-            read.arg("COUNT")
-                .arg(1000)
-                .arg("BLOCK")
-                .arg(block_ms)
-                .arg("STREAMS")
-                .arg(&stream)
-                .arg(&last_id);
+            read.arg("COUNT").arg(READ_COUNT);
+            if caught_up {
+                read.arg("BLOCK").arg(block_ms);
+            }
+            read.arg("STREAMS").arg(&stream).arg(&last_id);
             let deadline =
                 settings.block_for + settings.read_timeout.max(Duration::from_millis(500));
             let answer = tokio::time::timeout(
@@ -210,18 +210,24 @@ async fn follow(weak: Weak<Shared>) {
                     break;
                 }
             };
+            let mut read_now = 0;
             for key in reply.map(|r| r.keys).unwrap_or_default() {
                 for entry in key.ids {
                     apply_entry(&shared, &stream, &entry.id, &entry.map);
                     last_id = entry.id;
+                    read_now += 1;
                 }
             }
-            if let Some(transition) = shared.health.read_at(shared.clock.unix_ms()) {
+            caught_up = read_now < READ_COUNT;
+            if caught_up && let Some(transition) = shared.health.read_at(shared.clock.unix_ms()) {
                 report(&shared, transition);
             }
         }
     }
 }
+
+/// Entries read at most per read of the log.
+const READ_COUNT: usize = 1000;
 
 /// On every (re)connection: whether the log is still the one read so far. A log that is
 /// gone, or whose newest id is older than the last one read (the store restarted empty,

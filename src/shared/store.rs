@@ -80,6 +80,9 @@ pub struct Store {
     connector: Connector,
     connection: Mutex<Option<Connection>>,
     reconnecting: AtomicBool,
+    /// Commands in a row that got no answer in time: past a few, the connection is
+    /// remade (a connection whose answers stopped coming is not waited on forever).
+    timeouts: std::sync::atomic::AtomicU32,
     runtime: tokio::runtime::Handle,
     /// Dropped with the store: ends its thread, and every task on it.
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -93,6 +96,9 @@ impl std::fmt::Debug for Store {
         f.write_str("Store")
     }
 }
+
+/// Commands in a row without an answer in time before the connection is remade.
+const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
 /// A URL as a log line may show it: without its password.
 pub fn shown(url: &str) -> String {
@@ -168,6 +174,7 @@ impl Store {
             connector,
             connection: Mutex::new(None),
             reconnecting: AtomicBool::new(false),
+            timeouts: std::sync::atomic::AtomicU32::new(0),
             runtime,
             _stop: stop,
             read_timeout: settings.read_timeout,
@@ -301,10 +308,26 @@ impl Store {
         deadline: Duration,
     ) -> Result<T, StoreError> {
         match answer {
-            Err(_) => Err(StoreError::Timeout(deadline)),
-            Ok(Ok(value)) => Ok(value),
+            Err(_) => {
+                if self.timeouts.fetch_add(1, Ordering::AcqRel) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
+                    self.timeouts.store(0, Ordering::Release);
+                    self.drop_connection();
+                }
+                Err(StoreError::Timeout(deadline))
+            }
+            Ok(Ok(value)) => {
+                self.timeouts.store(0, Ordering::Release);
+                Ok(value)
+            }
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                // a lost connection, or a server that is no longer the primary (a
+                // Sentinel failover): the next command asks for a connection anew
+                let demoted = matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_unrecoverable_error()
+                    || demoted
+                {
                     self.drop_connection();
                 }
                 Err(StoreError::Redis(e.to_string()))

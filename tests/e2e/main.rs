@@ -11,12 +11,15 @@
 //! - `nginx`: nginx-specific behaviour (connection reuse, keep-alive, errors);
 //! - `callers`: the real amqtt broker and icecast2;
 //! - `examples`: the example backends;
+//! - `fleet`: several instances on a real `redis-server` (standalone, Cluster, Sentinel),
+//!   with the store down, killed, slow, cut off or holding forged values;
 //! - `regression`: the fixed bugs that need a real program.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod applications;
 mod callers;
 mod examples;
+mod fleet;
 mod nginx;
 mod proxies;
 mod regression;
