@@ -904,7 +904,29 @@ async fn the_compose_stack_configs_work_end_to_end() {
         "VERDICT__AUTHORIZERS__TV__URLS",
         format!("http://127.0.0.1:{}/check", backend.port),
     ));
+    // the fleet's store, as the compose file names it, on a free port; its secrets from
+    // the environment, as the compose file takes them
+    assert!(env.contains(&(
+        "VERDICT__SHARED__SECRET_ENV",
+        "VERDICT_SHARED_SECRET".into()
+    )));
+    assert!(env.contains(&(
+        "VERDICT__SHARED__ADMIN_TOKEN_ENV",
+        "VERDICT_ADMIN_TOKEN".into()
+    )));
+    let Some(store) = crate::support::store::RedisServer::start(&[]) else {
+        return;
+    };
+    env.retain(|(k, _)| *k != "VERDICT__SHARED__URLS");
+    env.push(("VERDICT__SHARED__URLS", store.url()));
+    let admin_token = "compose-admin-token-0123456789abcdef0123";
+    env.push((
+        "VERDICT_SHARED_SECRET",
+        "compose-secret-0123456789abcdef0123456789".into(),
+    ));
+    env.push(("VERDICT_ADMIN_TOKEN", admin_token.into()));
     let v = start_file("deploy/verdict.toml", &env).await;
+    let second = start_file("deploy/verdict.toml", &env).await;
     let app_addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
     let Some(nginx) = start_proxy(Kind::Nginx, v.addr, app_addr) else {
         return;
@@ -949,8 +971,33 @@ async fn the_compose_stack_configs_work_end_to_end() {
         302,
         "the demo backend sends unknown tokens to its promo stream"
     );
+    // the README's fleet demo: revoked on the second instance, refused through nginx
+    let revoked = client()
+        .post(format!("http://{}/revoke", second.admin))
+        .insert_header(("Authorization", format!("Bearer {admin_token}")))
+        .send_body(r#"{"kind":"subject","value":"demo"}"#)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = client()
+            .get(nginx.url("/"))
+            .insert_header(("Authorization", "Bearer demo-token-123"))
+            .status()
+            .await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused: {status}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(nginx);
     v.stop().await;
+    second.stop().await;
 }
 
 /// No Docker engine runs here, so the Traefik Docker labels cannot be run; instead they

@@ -14,6 +14,7 @@
 //! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
 //!   and as configurations verdict loads;
 //! - `properties`: property tests of the hand-written parsers;
+//! - `shared`: `[shared]` settings, and an instance whose store is not there;
 //! - `regression`: one test per fixed bug.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,6 +27,7 @@ mod dialects;
 mod properties;
 mod readme;
 mod regression;
+mod shared;
 mod shipped;
 mod status;
 #[path = "../support/mod.rs"]
