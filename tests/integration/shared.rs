@@ -56,9 +56,8 @@ fn shared_settings_refuse_what_would_be_unsafe_or_unclear() {
             "needs a secret",
         ),
         (
-            format!(
-                "[shared]\nurls = [\"redis://127.0.0.1:6379/0\"]\nsecret = \"inline-secrets-are-never-read-0123456789\"\n"
-            ),
+            "[shared]\nurls = [\"redis://127.0.0.1:6379/0\"]\nsecret = \"inline-secrets-are-never-read-0123456789\"\n"
+                .to_string(),
             "unknown field",
         ),
         (
