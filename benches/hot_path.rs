@@ -24,7 +24,11 @@ use verdict::resolver::Resolver;
 const SECRET: &str = "benchmark-secret-of-32-bytes-ok!";
 
 fn config() -> Config {
-    Config::from_toml(&format!(
+    Config::from_toml(&config_text()).expect("bench config")
+}
+
+fn config_text() -> String {
+    format!(
         r#"
 [authorizers.keys]
 type = "static"
@@ -52,8 +56,7 @@ methods = ["POST"]
 access = "authenticated"
 authorizers = ["jwt", "keys"]
 "#
-    ))
-    .expect("bench config")
+    )
 }
 
 fn request(token: &str) -> ForwardedRequest<'static> {
@@ -131,6 +134,41 @@ fn benches(c: &mut Criterion) {
     runtime.block_on(resolver.decide(&cached, &fetcher));
     c.bench_function("decide_cached_static", |b| {
         b.iter(|| runtime.block_on(resolver.decide(black_box(&cached), &fetcher)))
+    });
+    // the same cached decision with [shared] on: the denylist holds an entry, so every
+    // allow is looked up in it (the store is not reached: a local hit never waits on it)
+    let secrets = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        secrets.path().join("secret"),
+        "bench-shared-secret-0123456789abcdef0123",
+    )
+    .expect("secret");
+    let shared_config = Config::from_toml(&format!(
+        "{}\n[shared]\nurls = [\"redis://127.0.0.1:1/0\"]\nsecret_file = \"{}/secret\"\non_stale = \"local\"\n",
+        config_text(),
+        secrets.path().display()
+    ))
+    .expect("shared config");
+    let shared_resolver = runtime
+        .block_on(async { Resolver::new(Arc::new(shared_config)) })
+        .expect("resolver");
+    let shared = shared_resolver.shared.as_ref().expect("shared");
+    let someone_else = verdict::shared::revocation::RevocationRequest {
+        kind: "subject".into(),
+        value: Some("someone-else".into()),
+        token: None,
+        authorizer: None,
+        before: None,
+        until: None,
+    };
+    shared.denylist.apply(
+        someone_else
+            .entry(shared.clock().unix_ms(), Duration::from_secs(3600))
+            .expect("entry"),
+    );
+    runtime.block_on(shared_resolver.decide(&cached, &fetcher));
+    c.bench_function("decide_cached_static_shared_on", |b| {
+        b.iter(|| runtime.block_on(shared_resolver.decide(black_box(&cached), &fetcher)))
     });
     // the same request as a dialect builds it: its dot segments give another reading,
     // which falls under the same route (one route match more, no authorizer call)

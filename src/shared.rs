@@ -753,8 +753,10 @@ impl Shared {
         decided_at: u64,
         self_contained: bool,
     ) -> Standing {
-        let now = self.clock.unix_ms();
-        if let Some(reason) = self.denylist.check(authorizer, identity, decided_at, now) {
+        if let Some(reason) = self
+            .denylist
+            .check(authorizer, identity, decided_at, || self.clock.unix_ms())
+        {
             return Standing::Revoked(reason);
         }
         if self_contained && self.settings.on_stale == StalePolicy::Closed && self.health.is_stale()

@@ -146,9 +146,24 @@ impl Revocation {
 /// The revocations in force here, by what they name.
 #[derive(Debug, Default)]
 pub struct Denylist {
-    lists: RwLock<HashMap<(RevocationKind, String), Vec<Revocation>>>,
+    lists: RwLock<Lists>,
     /// Entries held: checked first, so an empty list costs a decision one load.
     held: AtomicUsize,
+}
+
+/// One map per kind, keyed by the name the entry revokes: a check looks up borrowed
+/// names, with nothing allocated.
+#[derive(Debug, Default)]
+struct Lists([HashMap<String, Vec<Revocation>>; 4]);
+
+impl Lists {
+    fn of(&self, kind: RevocationKind) -> &HashMap<String, Vec<Revocation>> {
+        &self.0[kind as usize]
+    }
+
+    fn of_mut(&mut self, kind: RevocationKind) -> &mut HashMap<String, Vec<Revocation>> {
+        &mut self.0[kind as usize]
+    }
 }
 
 impl Denylist {
@@ -158,7 +173,8 @@ impl Denylist {
             return false;
         };
         let same = lists
-            .entry((revocation.kind, revocation.value.clone()))
+            .of_mut(revocation.kind)
+            .entry(revocation.value.clone())
             .or_default();
         if same.contains(&revocation) {
             return false;
@@ -173,11 +189,14 @@ impl Denylist {
         let Ok(mut lists) = self.lists.write() else {
             return;
         };
-        lists.retain(|_, same| {
-            same.retain(|r| r.expires_at > now);
-            !same.is_empty()
-        });
-        let held = lists.values().map(Vec::len).sum();
+        let mut held = 0;
+        for map in &mut lists.0 {
+            map.retain(|_, same| {
+                same.retain(|r| r.expires_at > now);
+                !same.is_empty()
+            });
+            held += map.values().map(Vec::len).sum::<usize>();
+        }
         self.held.store(held, Ordering::Relaxed);
     }
 
@@ -196,21 +215,23 @@ impl Denylist {
             return Vec::new();
         };
         lists
-            .values()
+            .0
+            .iter()
+            .flat_map(HashMap::values)
             .flatten()
             .filter(|r| r.expires_at > now)
             .cloned()
             .collect()
     }
 
-    /// Why an allow of `authorizer` for `identity`, made at `decided_at`, is revoked at
-    /// `now`; `None` when nothing in force names it.
+    /// Why an allow of `authorizer` for `identity`, made at `decided_at`, is revoked;
+    /// `None` when nothing in force names it. `now` is read only when an entry names it.
     pub fn check(
         &self,
         authorizer: &str,
         identity: &Identity,
         decided_at: u64,
-        now: u64,
+        now: impl Fn() -> u64,
     ) -> Option<&'static str> {
         if self.is_empty() {
             return None;
@@ -220,19 +241,18 @@ impl Denylist {
             // a writer panicked: the list is still whole
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut names: Vec<(RevocationKind, &str)> = vec![
-            (RevocationKind::Subject, &identity.user_id),
-            (RevocationKind::Authorizer, authorizer),
+        let token_id = identity.token_id.as_deref();
+        let names = [
+            (RevocationKind::Subject, Some(&*identity.user_id)),
+            (RevocationKind::Authorizer, Some(authorizer)),
+            (RevocationKind::Token, token_id),
+            (RevocationKind::Jti, token_id),
         ];
-        if let Some(id) = identity.token_id.as_deref() {
-            names.push((RevocationKind::Token, id));
-            names.push((RevocationKind::Jti, id));
-        }
         for (kind, value) in names {
-            // a look-up by borrowed parts: the key type is (kind, String)
-            let Some(same) = lists.get(&(kind, value.to_string())) else {
+            let Some(same) = value.and_then(|v| lists.of(kind).get(v)) else {
                 continue;
             };
+            let now = now();
             if let Some(hit) = same
                 .iter()
                 .find(|r| r.expires_at > now && r.revokes(authorizer, identity, decided_at))
@@ -289,7 +309,7 @@ mod tests {
     #[test]
     fn an_empty_list_revokes_nothing() {
         let list = Denylist::default();
-        assert_eq!(list.check("a", &user("u", Some("j"), None), 1, 2), None);
+        assert_eq!(list.check("a", &user("u", Some("j"), None), 1, || 2), None);
     }
 
     #[test]
@@ -297,14 +317,17 @@ mod tests {
         let list = Denylist::default();
         list.apply(entry(RevocationKind::Jti, "jti-1", None));
         assert!(
-            list.check("idp", &user("u", Some("jti-1"), Some(5)), 1, 2)
+            list.check("idp", &user("u", Some("jti-1"), Some(5)), 1, || 2)
                 .is_some()
         );
         assert!(
-            list.check("idp", &user("u", Some("jti-2"), Some(5)), 1, 2)
+            list.check("idp", &user("u", Some("jti-2"), Some(5)), 1, || 2)
                 .is_none()
         );
-        assert!(list.check("idp", &user("u", None, Some(5)), 1, 2).is_none());
+        assert!(
+            list.check("idp", &user("u", None, Some(5)), 1, || 2)
+                .is_none()
+        );
     }
 
     #[test]
@@ -312,20 +335,26 @@ mod tests {
         let list = Denylist::default();
         list.apply(entry(RevocationKind::Subject, "u", Some(1000)));
         assert!(
-            list.check("idp", &user("u", None, Some(999)), 1, 2)
+            list.check("idp", &user("u", None, Some(999)), 1, || 2)
                 .is_some()
         );
         assert!(
-            list.check("idp", &user("u", None, Some(1000)), 1, 2)
+            list.check("idp", &user("u", None, Some(1000)), 1, || 2)
                 .is_some()
         );
         assert!(
-            list.check("idp", &user("u", None, Some(1001)), 1, 2)
+            list.check("idp", &user("u", None, Some(1001)), 1, || 2)
                 .is_none()
         );
-        assert!(list.check("idp", &user("v", None, Some(1)), 1, 2).is_none());
+        assert!(
+            list.check("idp", &user("v", None, Some(1)), 1, || 2)
+                .is_none()
+        );
         // a missing fact never admits: no issue time counts as issued before
-        assert!(list.check("keys", &user("u", None, None), 1, 2).is_some());
+        assert!(
+            list.check("keys", &user("u", None, None), 1, || 2)
+                .is_some()
+        );
     }
 
     #[test]
@@ -333,14 +362,17 @@ mod tests {
         let list = Denylist::default();
         list.apply(entry(RevocationKind::Authorizer, "backend", Some(1000)));
         assert!(
-            list.check("backend", &user("u", None, None), 1000, 1)
+            list.check("backend", &user("u", None, None), 1000, || 1)
                 .is_some()
         );
         assert!(
-            list.check("backend", &user("u", None, None), 1001, 1)
+            list.check("backend", &user("u", None, None), 1001, || 1)
                 .is_none()
         );
-        assert!(list.check("other", &user("u", None, None), 10, 1).is_none());
+        assert!(
+            list.check("other", &user("u", None, None), 10, || 1)
+                .is_none()
+        );
     }
 
     #[test]
@@ -349,9 +381,12 @@ mod tests {
         let mut scoped = entry(RevocationKind::Subject, "u", Some(1000));
         scoped.authorizer = Some("idp".into());
         list.apply(scoped);
-        assert!(list.check("idp", &user("u", None, Some(1)), 1, 2).is_some());
         assert!(
-            list.check("keys", &user("u", None, Some(1)), 1, 2)
+            list.check("idp", &user("u", None, Some(1)), 1, || 2)
+                .is_some()
+        );
+        assert!(
+            list.check("keys", &user("u", None, Some(1)), 1, || 2)
                 .is_none()
         );
     }
@@ -365,11 +400,11 @@ mod tests {
             "held once"
         );
         assert!(
-            list.check("a", &user("u", Some("j"), None), 1, 9_999)
+            list.check("a", &user("u", Some("j"), None), 1, || 9_999)
                 .is_some()
         );
         assert!(
-            list.check("a", &user("u", Some("j"), None), 1, 10_000)
+            list.check("a", &user("u", Some("j"), None), 1, || 10_000)
                 .is_none()
         );
         assert_eq!(list.live(10_000).len(), 0);
