@@ -19,8 +19,12 @@
 //!                           │                        target (request::readings) and of
 //!                           │                        every missing fact: all must allow
 //!                           ├─► cache::get_or_decide per-authorizer results, TTL, coalesced
+//!                           │     ├─► shared::fetch  on a local miss: the fleet's sealed
+//!                           │     │                  second level, one backend call per key
 //!                           │     └─► authorizer     jwt/ | static_tokens | http/
 //!                           │           └─► Verdict  Allow(Identity) | Deny | Abstain
+//!                           ├─► shared::standing     every allow against the fleet's
+//!                           │                        revocations (and the feed's health)
 //!                           └─► policy::apply        every rule on the chain's result:
 //!                                                    access, roles, username binding,
 //!                                                    MQTT topic rules, cache_for
@@ -28,6 +32,11 @@
 //!   ◄── Dialect::answer           the outcome in the caller's terms (dialect/answer)
 //!   ◄── record::record            one decision log line, the decision metrics
 //! ```
+//!
+//! With `[shared]`, `shared` keeps what a fleet shares in Redis or Valkey: `store` (the
+//! connection, on a thread of its own), `seal` (the HMAC every stored value carries),
+//! `wire` (a stored decision), `revocation` (entries and the local denylist) and `feed`
+//! (the revocation log, read by every instance, and its staleness).
 //!
 //! The `http` authorizer asks the operator's backend: `authorizer/http/request` renders
 //! the backend request (and its cache material), `transport` sends it with retries and

@@ -312,22 +312,11 @@ fn apply_entry(
     shared.apply(revocation);
 }
 
-/// The sealed fields of a log entry.
-fn sealed(stream: &str, seal: &Seal, revocation: &Revocation) -> (Vec<u8>, String) {
+/// The command that appends `revocation`, sealed, to the log.
+fn append(settings: &SharedSettings, seal: &Seal, revocation: &Revocation) -> redis::Cmd {
+    let stream = settings.stream_key();
     let record = serde_json::to_vec(revocation).unwrap_or_default();
     let tag = seal.tag(Purpose::Revocation, &[stream.as_bytes(), &record]);
-    (record, hex::encode(tag))
-}
-
-/// Appends `revocation` on `connection`.
-async fn publish_on(
-    connection: &mut Connection,
-    settings: &SharedSettings,
-    seal: &Seal,
-    revocation: &Revocation,
-) -> Result<String, StoreError> {
-    let stream = settings.stream_key();
-    let (record, tag) = sealed(&stream, seal, revocation);
     let mut add = redis::cmd("XADD");
     add.arg(&stream)
         .arg("MAXLEN")
@@ -337,7 +326,18 @@ async fn publish_on(
         .arg("e")
         .arg(record)
         .arg("m")
-        .arg(tag);
+        .arg(hex::encode(tag));
+    add
+}
+
+/// Appends `revocation` on `connection`.
+async fn publish_on(
+    connection: &mut Connection,
+    settings: &SharedSettings,
+    seal: &Seal,
+    revocation: &Revocation,
+) -> Result<String, StoreError> {
+    let add = append(settings, seal, revocation);
     tokio::time::timeout(
         settings.write_timeout,
         add.query_async::<String>(connection),
@@ -354,19 +354,9 @@ pub async fn publish(
     seal: &Seal,
     revocation: &Revocation,
 ) -> Result<String, StoreError> {
-    let stream = settings.stream_key();
-    let (record, tag) = sealed(&stream, seal, revocation);
-    let mut add = redis::cmd("XADD");
-    add.arg(&stream)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(settings.stream_max_len)
-        .arg("*")
-        .arg("e")
-        .arg(record)
-        .arg("m")
-        .arg(tag);
-    store.query(&add, settings.write_timeout).await
+    store
+        .query(&append(settings, seal, revocation), settings.write_timeout)
+        .await
 }
 
 /// Appends `revocation` through a connection made for it (a process that does not

@@ -38,8 +38,16 @@ fn every_toml_snippet_in_the_readme_is_a_configuration_verdict_loads() {
                 .expect("write");
             let env = text
                 .lines()
-                .filter_map(|l| l.split_once("_env = ").map(|(_, v)| v.trim().trim_matches('"')))
-                .map(|name| (name.to_string(), format!("{name}-value-of-at-least-32-bytes")))
+                .filter_map(|l| {
+                    l.split_once("_env = ")
+                        .map(|(_, v)| v.trim().trim_matches('"'))
+                })
+                .map(|name| {
+                    (
+                        name.to_string(),
+                        format!("{name}-value-of-at-least-32-bytes"),
+                    )
+                })
                 .collect();
             Config::load(&verdict::config::Source {
                 file: Some(file),
