@@ -129,7 +129,7 @@ impl Secret {
 }
 
 /// `[shared]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedSettings {
     pub urls: Vec<String>,
     pub topology: Topology,
@@ -298,8 +298,9 @@ impl SharedSettings {
         })
     }
 
-    /// What a reload compares: a change of any of it needs a new connection or feed.
-    fn identity(&self) -> [u8; 32] {
+    /// Which store this is (where, how reached, under which prefix and secret, read how):
+    /// a reload that keeps it keeps the feed's health.
+    fn store_fingerprint(&self) -> [u8; 32] {
         let text = format!(
             "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}",
             self.urls,
@@ -370,7 +371,7 @@ fn read_secret(
 /// The fleet's shared state, as this instance holds it.
 pub struct Shared {
     pub settings: SharedSettings,
-    identity: [u8; 32],
+    store_fingerprint: [u8; 32],
     store: Arc<Store>,
     seal: Arc<Seal>,
     /// The revocations in force here: kept across reloads, whatever the store does.
@@ -400,6 +401,15 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// What a reloaded shared state takes over from the one it replaces.
+#[derive(Debug)]
+pub struct Carried {
+    /// The revocations in force: never forgotten on a reload.
+    pub denylist: Arc<Denylist>,
+    /// The feed's health, when the store is the same.
+    pub health: Option<Arc<FeedHealth>>,
+}
+
 /// What the denylist and the feed's health say about one allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -412,15 +422,19 @@ pub enum Standing {
 }
 
 impl Shared {
-    /// Connects (in the background) and starts the revocation feed. `carried` is the
-    /// denylist of the shared state this one replaces on a reload.
+    /// Connects (in the background) and starts the revocation feed. `carried` is what
+    /// the shared state this one replaces on a reload hands on.
     pub fn start(
         settings: SharedSettings,
         metrics: Metrics,
         clock: Clock,
         cache: DecisionCache,
-        carried: Option<Arc<Denylist>>,
+        carried: Option<Carried>,
     ) -> std::io::Result<Arc<Shared>> {
+        let (denylist, health) = match carried {
+            Some(Carried { denylist, health }) => (denylist, health),
+            None => (Arc::default(), None),
+        };
         let store = Store::start(&settings)?;
         let random: [u8; 8] = {
             let mut bytes = [0u8; 8];
@@ -429,10 +443,10 @@ impl Shared {
             bytes
         };
         let shared = Arc::new(Shared {
-            identity: settings.identity(),
+            store_fingerprint: settings.store_fingerprint(),
             seal: Arc::new(Seal::new(settings.secret.bytes())),
-            denylist: carried.unwrap_or_default(),
-            health: Arc::new(FeedHealth::new(clock.unix_ms())),
+            denylist,
+            health: health.unwrap_or_else(|| Arc::new(FeedHealth::new(clock.unix_ms()))),
             store,
             metrics,
             clock,
@@ -474,32 +488,35 @@ impl Shared {
             );
             return Ok(None);
         };
-        if settings.identity() == self.identity {
+        if settings == self.settings {
+            // the same shared state: its feed goes on; only the cache it evicts from may
+            // have been replaced
             if let Ok(mut slot) = self.cache.write() {
                 *slot = cache.clone();
             }
-            // the cheap settings (policy, which authorizers share, waits) need no new feed
-            let fresh = Arc::new(Shared {
-                settings,
-                identity: self.identity,
-                store: self.store.clone(),
-                seal: self.seal.clone(),
-                denylist: self.denylist.clone(),
-                health: self.health.clone(),
-                metrics: self.metrics.clone(),
-                clock: self.clock.clone(),
-                cache: RwLock::new(cache.clone()),
-                instance: self.instance.clone(),
-            });
-            return Ok(Some(fresh));
+            return Ok(Some(self.clone()));
         }
-        log::info!("reload: [shared] changed: connecting anew; the revocations in force are kept");
+        // Anew, with the revocations in force kept. On the same store the feed's health
+        // carries over (the new feed reads the same log again from its start), so a
+        // change of a policy setting does not make the instance stale for a moment.
+        let same_store = settings.store_fingerprint() == self.store_fingerprint;
+        log::info!(
+            "reload: [shared] changed: {}; the revocations in force are kept",
+            if same_store {
+                "same store, settings renewed"
+            } else {
+                "connecting to the store anew"
+            }
+        );
         Shared::start(
             settings,
             self.metrics.clone(),
             self.clock.clone(),
             cache.clone(),
-            Some(self.denylist.clone()),
+            Some(Carried {
+                denylist: self.denylist.clone(),
+                health: same_store.then(|| self.health.clone()),
+            }),
         )
         .map(Some)
     }

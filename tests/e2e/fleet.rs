@@ -924,3 +924,80 @@ async fn a_fleet_behind_sentinel_follows_a_failover_under_load() {
     load.await.unwrap();
     assert_eq!(wrong.load(Ordering::SeqCst), 0, "a revoked token got in");
 }
+
+/// Rewrites a process instance's configuration file.
+fn rewrite(v: &Verdict, edit: impl FnOnce(String) -> String) {
+    let path = v.config_path();
+    let text = std::fs::read_to_string(&path).expect("read config");
+    std::fs::write(&path, edit(text)).expect("write config");
+}
+
+#[actix_web::test]
+async fn a_reload_keeps_the_revocation_feed_reading_and_can_move_the_fleet_to_another_store() {
+    let Some(first) = RedisServer::start(&[]) else {
+        return;
+    };
+    let second = RedisServer::start(&[]).expect("redis");
+    let secrets = Secrets::new();
+    let on_first = keys_and_jwt(&secrets.shared(&first.url(), ""));
+    let v = start_logged("", &on_first).await;
+    until_ready(&v).await;
+    let peer = start("", &on_first).await;
+    until_ready(&peer).await;
+    let token = |jti: &str| jwt("mia", Some(jti), Some(now()));
+
+    // a reload that changes nothing in [shared]: the feed goes on reading
+    v.signal("HUP");
+    v.log_with("in force (generation 1").await;
+    assert_eq!(
+        revoke(&peer, json!({"kind": "jti", "value": "after-reload"})).await,
+        200
+    );
+    eventually("revoked after a reload", || async {
+        status_with(&v, &token("after-reload")).await == 401
+    })
+    .await;
+
+    // a policy setting changes: the same store, no stale moment, the feed goes on
+    rewrite(&v, |text| {
+        text.replace(
+            "stale_after = \"1s\"",
+            "stale_after = \"1s\"\non_stale = \"local\"",
+        )
+    });
+    v.signal("HUP");
+    v.log_with("in force (generation 2").await;
+    assert_eq!(readyz(&v).await.0, 200);
+    assert_eq!(
+        revoke(&peer, json!({"kind": "jti", "value": "after-policy"})).await,
+        200
+    );
+    eventually("revoked after a policy change", || async {
+        status_with(&v, &token("after-policy")).await == 401
+    })
+    .await;
+
+    // another store: the revocations in force are kept, and the new store's log is read
+    rewrite(&v, |text| text.replace(&first.url(), &second.url()));
+    v.signal("HUP");
+    v.log_with("in force (generation 3").await;
+    let on_second = keys_and_jwt(&secrets.shared(&second.url(), ""));
+    let other_peer = start("", &on_second).await;
+    until_ready(&other_peer).await;
+    until_ready(&v).await;
+    assert_eq!(
+        revoke(
+            &other_peer,
+            json!({"kind": "jti", "value": "on-the-second"})
+        )
+        .await,
+        200
+    );
+    eventually("revoked through the second store", || async {
+        status_with(&v, &token("on-the-second")).await == 401
+    })
+    .await;
+    assert_eq!(status_with(&v, &token("after-reload")).await, 401, "kept");
+    assert_eq!(status_with(&v, &token("fresh")).await, 200);
+    v.stop().await;
+}
