@@ -1001,3 +1001,258 @@ async fn a_reload_keeps_the_revocation_feed_reading_and_can_move_the_fleet_to_an
     assert_eq!(status_with(&v, &token("fresh")).await, 200);
     v.stop().await;
 }
+
+/// A network namespace of the test's own, reached from the host through two veth pairs:
+/// one carries the clients' requests, the other the store's traffic, so the store can be
+/// cut off (the link down: packets dropped, nothing refused) while clients still reach
+/// the instance. Removed when dropped.
+struct Namespace {
+    name: String,
+    client_link: String,
+    store_link: String,
+    /// The host's and the namespace's addresses on the client link, then on the store link.
+    client_host: String,
+    client_inside: String,
+    store_host: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Namespace {
+    /// `None` when the skip was asked for and namespaces cannot be made here (not root,
+    /// or no `ip`); otherwise a namespace, or a failed test.
+    fn make() -> Option<Namespace> {
+        require_binary("ip", &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"])?;
+        let n = std::process::id() % 200 + 20;
+        let store_inside = format!("10.232.{n}.2");
+        let name = format!("verdict-part-{}", std::process::id());
+        let namespace = Namespace {
+            client_link: format!("vdc{n}"),
+            store_link: format!("vds{n}"),
+            client_host: format!("10.231.{n}.1"),
+            client_inside: format!("10.231.{n}.2"),
+            store_host: format!("10.232.{n}.1"),
+            name,
+        };
+        let inside = |link: &str| format!("{link}i");
+        let ok = ip(&["netns", "add", &namespace.name])
+            && ip(&[
+                "netns",
+                "exec",
+                &namespace.name,
+                "ip",
+                "link",
+                "set",
+                "lo",
+                "up",
+            ])
+            && [
+                (
+                    &namespace.client_link,
+                    &namespace.client_host,
+                    &namespace.client_inside,
+                ),
+                (&namespace.store_link, &namespace.store_host, &store_inside),
+            ]
+            .iter()
+            .all(|(link, host, there)| {
+                ip(&[
+                    "link",
+                    "add",
+                    link,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &inside(link),
+                ]) && ip(&["link", "set", &inside(link), "netns", &namespace.name])
+                    && ip(&["addr", "add", &format!("{host}/30"), "dev", link])
+                    && ip(&["link", "set", link, "up"])
+                    && ip(&[
+                        "netns",
+                        "exec",
+                        &namespace.name,
+                        "ip",
+                        "addr",
+                        "add",
+                        &format!("{there}/30"),
+                        "dev",
+                        &inside(link),
+                    ])
+                    && ip(&[
+                        "netns",
+                        "exec",
+                        &namespace.name,
+                        "ip",
+                        "link",
+                        "set",
+                        &inside(link),
+                        "up",
+                    ])
+            });
+        if !ok {
+            if std::env::var(SKIP_VARIABLE).is_ok_and(|v| v == "skip") {
+                eprintln!("SKIPPED ({SKIP_VARIABLE}=skip): cannot make network namespaces here");
+                return None;
+            }
+            panic!(
+                "cannot make a network namespace (root and iproute2 are needed), or set {SKIP_VARIABLE}=skip"
+            );
+        }
+        Some(namespace)
+    }
+
+    fn store_link(&self, up: bool) {
+        assert!(ip(&[
+            "link",
+            "set",
+            &self.store_link,
+            if up { "up" } else { "down" }
+        ]));
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.client_link]);
+        ip(&["link", "del", &self.store_link]);
+        ip(&["netns", "del", &self.name]);
+    }
+}
+
+#[actix_web::test]
+async fn an_instance_partitioned_from_the_store_goes_stale_alone_and_catches_up_when_healed() {
+    let Some(namespace) = Namespace::make() else {
+        return;
+    };
+    // reached from outside loopback: protected by a password, as a store should be
+    let password = "store-password-of-the-partition-test";
+    let Some(store) = RedisServer::start(&[
+        "--bind",
+        "127.0.0.1",
+        &namespace.store_host,
+        "--requirepass",
+        password,
+    ]) else {
+        return;
+    };
+    let secrets = Secrets::new();
+    // the partitioned instance: the real binary, inside the namespace
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let inside_url = format!(
+        "redis://:{password}@{}:{}/0",
+        namespace.store_host, store.port
+    );
+    let config = dir.path().join("verdict.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{0}:{port}\"\nadmin_listen = \"{0}:{admin}\"\nworkers = 1\ntrusted_proxies = [\"{1}/32\"]\n{2}",
+            namespace.client_inside,
+            namespace.client_host,
+            keys_and_jwt(&secrets.shared(&inside_url, ""))
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("verdict.log");
+    let _partitioned = KillOnDrop(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &namespace.name,
+                env!("CARGO_BIN_EXE_verdict"),
+                "--config",
+            ])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("verdict in the namespace"),
+    );
+    let inside = format!("{}:{port}", namespace.client_inside);
+    let inside_admin = format!("{}:{admin}", namespace.client_inside);
+    let check = |token: String| {
+        let url = format!("http://{inside}/_resolver/auth-request");
+        async move {
+            client()
+                .get(url)
+                .insert_header(("X-Original-URI", "/x"))
+                .insert_header(("X-Original-Method", "GET"))
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let ready = || {
+        let url = format!("http://{inside_admin}/readyz");
+        async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready().await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the partitioned instance never became ready; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outside_url = format!("redis://:{password}@127.0.0.1:{}/0", store.port);
+    let outside = start("", &keys_and_jwt(&secrets.shared(&outside_url, ""))).await;
+    until_ready(&outside).await;
+    assert_eq!(check("admin-token".into()).await, 200);
+
+    namespace.store_link(false);
+    assert_eq!(
+        revoke(
+            &outside,
+            json!({"kind": "token", "value": digest("admin-token")})
+        )
+        .await,
+        200
+    );
+    eventually("the partitioned instance reports stale", || async {
+        ready().await == 503
+    })
+    .await;
+    // it admits no one it cannot check, the revoked token least of all
+    assert_eq!(check("admin-token".into()).await, 503);
+    assert_eq!(check("valid-token".into()).await, 503);
+    // the others go on
+    assert_eq!(readyz(&outside).await.0, 200);
+    assert_eq!(status_with(&outside, "admin-token").await, 401);
+    assert_eq!(status_with(&outside, "valid-token").await, 200);
+
+    namespace.store_link(true);
+    eventually("healed: the feed is read again", || async {
+        ready().await == 200
+    })
+    .await;
+    eventually("the revocation made meanwhile reaches it", || async {
+        check("admin-token".into()).await == 401
+    })
+    .await;
+    assert_eq!(check("valid-token".into()).await, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("revocation feed stale"), "{text}");
+    assert!(text.contains("revocation feed read"), "{text}");
+    assert!(
+        !text.contains(password),
+        "the store's password in the log:\n{text}"
+    );
+}
