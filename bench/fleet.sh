@@ -37,7 +37,8 @@ python3 bench/fleet.py backend "$backend_port" > "$work/backend.log" 2>&1 &
 pids+=($!)
 
 # instance NAME SHARED(yes|no): a one-worker verdict with a static token, a JWT key and an
-# http backend; prints "port admin"
+# http backend; sets NAME_port, NAME_admin and NAME_pid (in this shell, so the exit trap
+# stops it)
 instance() {
     local port admin
     port=$(free_port); admin=$(free_port)
@@ -87,17 +88,14 @@ TOML
     } > "$work/$1.toml"
     RUST_LOG=warn ./target/release/verdict --config "$work/$1.toml" > "$work/$1.log" 2>&1 &
     pids+=($!)
-    echo "$port $admin"
+    printf -v "${1}_port" %s "$port"
+    printf -v "${1}_admin" %s "$admin"
+    printf -v "${1}_pid" %s "$!"
 }
 
-read -r on_port on_admin < <(instance on yes)
-read -r off_port off_admin < <(instance off no)
-read -r a_port a_admin < <(instance a yes)
-read -r b_port b_admin < <(instance b yes)
-read -r c_port c_admin < <(instance c yes)
-read -r x_port x_admin < <(instance x no)
-read -r y_port y_admin < <(instance y no)
-read -r z_port z_admin < <(instance z no)
+for name in on a b c; do instance "$name" yes; done
+instance off no
+for name in x y z; do instance "$name" no; done
 wait_for_ports "$redis_port" "$backend_port" "$on_port" "$off_port" "$a_port" "$b_port" "$c_port" \
     "$x_port" "$y_port" "$z_port" "$on_admin" "$a_admin"
 for admin in "$on_admin" "$a_admin" "$b_admin" "$c_admin"; do
@@ -110,13 +108,22 @@ curl -fs -X POST -H "Authorization: Bearer $(cat "$work/admin")" \
 
 echo "loopback, ${duration}s per run, $rounds rounds, $(nproc) cores, one verdict worker each" >&2
 headers=(-H "Authorization: Bearer load-test-token" -H "X-Original-URI: /x" -H "X-Original-Method: GET")
+# CPU seconds (user + system) a process has used so far
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for round in $(seq "$rounds"); do
-    for which in off on; do
-        port=$([ "$which" = on ] && echo "$on_port" || echo "$off_port")
-        rps=$(wrk -t1 -c64 -d"${duration}s" "${headers[@]}" "http://127.0.0.1:$port/_resolver/auth-request" \
-            | awk '/Requests\/sec/ {print $2}')
-        echo "round $round: shared $which: $rps req/s" >&2
+    # the order alternates, so neither side always runs first
+    order=(off on); [ $((round % 2)) = 0 ] && order=(on off)
+    for which in "${order[@]}"; do
+        port_var="${which}_port"; pid_var="${which}_pid"
+        before=$(cpu_ticks "${!pid_var}")
+        out=$(wrk -t1 -c64 -d"${duration}s" "${headers[@]}" "http://127.0.0.1:${!port_var}/_resolver/auth-request")
+        after=$(cpu_ticks "${!pid_var}")
+        rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+        total=$(awk '/requests in/ {print $1}' <<< "$out")
+        us=$(python3 -c "print(($after - $before) * 1e6 / $(getconf CLK_TCK) / $total)")
+        echo "round $round: shared $which: $rps req/s, $us us CPU per request" >&2
         echo "rps.$which $rps" >> "$work/results"
+        echo "cpu.$which $us" >> "$work/results"
     done
 done
 python3 - "$work/results" <<'PY'
@@ -125,8 +132,10 @@ values = {}
 for line in open(sys.argv[1]):
     name, value = line.split()
     values.setdefault(name, []).append(float(value))
-on, off = statistics.median(values["rps.on"]), statistics.median(values["rps.off"])
-print(f"local hits, shared on / off: {on:.0f} / {off:.0f} req/s = {on / off:.3f}")
+m = {k: statistics.median(v) for k, v in values.items()}
+print(f"local hits, shared on / off: {m['rps.on']:.0f} / {m['rps.off']:.0f} req/s = "
+      f"{m['rps.on'] / m['rps.off']:.3f}; CPU per request {m['cpu.on']:.2f} / "
+      f"{m['cpu.off']:.2f} us = {m['cpu.off'] / m['cpu.on']:.3f}")
 PY
 
 python3 bench/fleet.py measure "$backend_port" "$redis_port" "$(cat "$work/admin")" \
