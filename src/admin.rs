@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::authorizer::AuthorizerKind;
 use crate::reload::Current;
 use crate::server::Drain;
+use crate::shared::Readiness;
 use crate::shared::revocation::RevocationRequest;
 
 /// Registers the admin endpoints. HEAD too: load balancers and `curl -I` probe with it.
@@ -150,21 +151,29 @@ async fn readyz(current: web::Data<Current>, drain: web::Data<Drain>) -> HttpRes
             _ => {}
         }
     }
-    let mut notes = Vec::new();
-    if let Some(shared) = &resolver.shared
-        && let Some((what, unready)) = shared.readiness()
-    {
-        if unready {
-            problems.push(what);
-        } else {
-            notes.push(what);
+    let mut fleet = None;
+    let mut degraded = false;
+    if let Some(shared) = &resolver.shared {
+        let (line, readiness) = shared.readiness();
+        match readiness {
+            Readiness::Unready => problems.push(line),
+            Readiness::Degraded => {
+                degraded = true;
+                fleet = Some(line);
+            }
+            Readiness::Ready => fleet = Some(line),
         }
     }
     if problems.is_empty() {
-        if !notes.is_empty() {
+        if let Some(line) = fleet {
+            let head = if degraded {
+                "ready, degraded:"
+            } else {
+                "ready"
+            };
             return HttpResponse::Ok()
                 .content_type("text/plain")
-                .body(format!("ready, degraded:\n{}\n", notes.join("\n")));
+                .body(format!("{head}\n{line}\n"));
         }
         HttpResponse::Ok()
             .content_type("text/plain")

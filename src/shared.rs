@@ -401,6 +401,15 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// How the fleet's state bears on `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Serving, but without the fleet's revocations (`on_stale = "local"`).
+    Degraded,
+    Unready,
+}
+
 /// What a reloaded shared state takes over from the one it replaces.
 #[derive(Debug)]
 pub struct Carried {
@@ -813,21 +822,31 @@ impl Shared {
         }
     }
 
-    /// The state `/readyz` reports: `None` when all is well, else what is wrong and
-    /// whether it makes the instance unready.
-    pub fn readiness(&self) -> Option<(String, bool)> {
-        if !self.health.is_stale() {
-            return None;
-        }
+    /// What `/readyz` says of the fleet's state: one line (the store, the feed's lag, the
+    /// revocations in force), and whether it makes the instance unready (a stale feed
+    /// under `on_stale = "closed"`), or only degraded (under `"local"`).
+    pub fn readiness(&self) -> (String, Readiness) {
         let lag = self.health.lag(self.clock.unix_ms());
-        let what = format!(
-            "shared: revocation feed stale (last good read {})",
-            lag.map_or("never".to_string(), |l| format!(
-                "{:.1} s ago",
-                l.as_secs_f64()
-            ))
+        let read = lag.map_or("never".to_string(), |l| {
+            format!("{:.1} s ago", l.as_secs_f64())
+        });
+        let store = if self.store.connected() {
+            "connected"
+        } else {
+            "not connected"
+        };
+        let stale = self.health.is_stale();
+        let line = format!(
+            "shared: store {store}; revocation feed {}last read {read}; {} revocation(s) in force",
+            if stale { "stale, " } else { "" },
+            self.denylist.len()
         );
-        Some((what, self.settings.on_stale == StalePolicy::Closed))
+        let readiness = match (stale, self.settings.on_stale) {
+            (false, _) => Readiness::Ready,
+            (true, StalePolicy::Closed) => Readiness::Unready,
+            (true, StalePolicy::Local) => Readiness::Degraded,
+        };
+        (line, readiness)
     }
 
     /// A constant-time check of an admin bearer token against `shared.admin_token`.

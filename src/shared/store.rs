@@ -185,6 +185,14 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the command connection is up now.
+    pub fn connected(&self) -> bool {
+        self.connection
+            .lock()
+            .map(|slot| slot.is_some())
+            .unwrap_or(false)
+    }
+
     /// Runs `task` on the store's thread (off every worker).
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.runtime.spawn(task);

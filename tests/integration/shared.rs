@@ -286,3 +286,71 @@ fn verdict_revoke_needs_a_configuration_with_shared_and_a_usable_request() {
     assert!(stderr.contains("subject \"u\""), "{stderr}");
     assert!(!stderr.contains("hermetic-secret"), "{stderr}");
 }
+
+/// A "store" on port 0 that answers every connection with `reply`, whatever is asked.
+fn lying_store(reply: &'static [u8]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer) {
+                    if n == 0 || stream.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[actix_web::test]
+async fn a_store_that_answers_garbage_or_errors_is_no_store_and_admits_no_one() {
+    let dir = secrets();
+    let backend = fake_backend(Reply::status(200).header("X-Session-Name", "alice")).await;
+    for reply in [
+        &b"\x00\xff\xfegarbage that is not RESP\r\n"[..],
+        b"-ERR nothing works here\r\n",
+        b"$5\r\nhello\r\n",
+        b"+OK\r\n",
+    ] {
+        let port = lying_store(reply);
+        let path = dir.path().display();
+        let shared = format!(
+            "[shared]\nurls = [\"redis://127.0.0.1:{port}/0\"]\nsecret_file = \"{path}/secret\"\nstale_after = \"1s\"\ncache_authorizers = [\"keys\", \"backend\"]\n"
+        );
+        let body = format!(
+            "{DEMO_KEYS}\n{}\n{shared}\n[default_route]\nauthorizers = [\"keys\"]\n[[route]]\nname = \"video\"\npath_glob = \"/play/**\"\naccess = \"authenticated\"\nauthorizers = [\"backend\"]\n",
+            http_authorizer(&[backend.url("/check")], "status", "forward_query = true")
+        );
+        let v = start("", &body).await;
+        for _ in 0..3 {
+            let r = auth_request(&v, "/x")
+                .insert_header(("Authorization", "Bearer valid-token"))
+                .sent()
+                .await;
+            assert_eq!(
+                r.status(),
+                503,
+                "{reply:?}: a self-contained allow, unchecked"
+            );
+            let r = auth_request(&v, "/x")
+                .insert_header(("Authorization", "Bearer not-a-token"))
+                .sent()
+                .await;
+            assert_eq!(r.status(), 401, "{reply:?}");
+            assert_eq!(
+                viewer_check(&v, "/play/a?token=t").status().await,
+                200,
+                "{reply:?}: the backend decides"
+            );
+        }
+        let (status, text) = get_text(format!("http://{}/readyz", v.admin)).await;
+        assert_eq!(status, 503, "{reply:?}");
+        assert!(text.contains("stale"), "{text}");
+    }
+}
