@@ -280,9 +280,15 @@ impl Store {
     }
 
     /// Forgets a connection that failed, so the next command makes a new one.
-    fn drop_connection(self: &Arc<Self>) {
-        if let Ok(mut slot) = self.connection.lock() {
-            *slot = None;
+    fn drop_connection(self: &Arc<Self>, why: &str) {
+        let had = self
+            .connection
+            .lock()
+            .map(|mut slot| slot.take().is_some())
+            .unwrap_or(false);
+        if had {
+            // once per loss: the attempts that follow are at debug
+            log::warn!("shared store: connection lost ({why}); reconnecting in the background");
         }
         self.reconnect();
     }
@@ -319,7 +325,7 @@ impl Store {
             Err(_) => {
                 if self.timeouts.fetch_add(1, Ordering::AcqRel) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
                     self.timeouts.store(0, Ordering::Release);
-                    self.drop_connection();
+                    self.drop_connection("no answer to several commands in a row");
                 }
                 Err(StoreError::Timeout(deadline))
             }
@@ -336,7 +342,7 @@ impl Store {
                     || e.is_unrecoverable_error()
                     || demoted
                 {
-                    self.drop_connection();
+                    self.drop_connection(&e.to_string());
                 }
                 Err(StoreError::Redis(e.to_string()))
             }
