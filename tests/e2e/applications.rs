@@ -277,3 +277,8 @@ async fn behind_caddy_no_user_request_runs_an_admin_handler() {
 async fn behind_envoy_no_user_request_runs_an_admin_handler() {
     no_reserved_handler_runs(Kind::Envoy, false).await;
 }
+
+#[actix_web::test]
+async fn behind_haproxy_no_user_request_runs_an_admin_handler() {
+    no_reserved_handler_runs(Kind::Haproxy, false).await;
+}

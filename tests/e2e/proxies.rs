@@ -14,6 +14,7 @@ pub enum Kind {
     Traefik,
     Caddy,
     Envoy,
+    Haproxy,
 }
 
 /// A proxy we started; stopped by its PID when dropped.
@@ -78,6 +79,7 @@ impl Kind {
             Kind::Traefik => "traefik",
             Kind::Caddy => "caddy",
             Kind::Envoy => "envoy",
+            Kind::Haproxy => "haproxy",
         }
     }
 }
@@ -103,6 +105,7 @@ fn proxy_binary(kind: Kind) -> Option<String> {
     let name = kind.program();
     let candidates: Vec<PathBuf> = match kind {
         Kind::Nginx => vec![PathBuf::from("/usr/sbin/nginx")],
+        Kind::Haproxy => vec![PathBuf::from("/usr/sbin/haproxy")],
         Kind::Traefik | Kind::Caddy | Kind::Envoy => {
             let mut candidates = vec![repo("build/proxies/bin").join(name)];
             if let Ok(dir) = std::env::var("VERDICT_PROXY_BIN") {
@@ -232,6 +235,14 @@ pub fn start_proxy_with(
                 &format!("port_value: {}", app.port()),
             );
             place("envoy/envoy.yaml", tweak(yaml));
+        }
+        Kind::Haproxy => {
+            let cfg = shipped("haproxy/haproxy.cfg");
+            let cfg = swap(cfg, "127.0.0.1:8080", &verdict.to_string());
+            let cfg = swap(cfg, "127.0.0.1:9000", &app.to_string());
+            let cfg = swap(cfg, "bind :80", &format!("bind 127.0.0.1:{port}"));
+            place("haproxy/haproxy.cfg", tweak(cfg));
+            place("haproxy/verdict.lua", shipped("haproxy/verdict.lua"));
         }
     }
     // exactly the README's command, run where the repository's files would be
@@ -551,6 +562,11 @@ async fn traefik_runs_the_suite() {
 #[actix_web::test]
 async fn caddy_runs_the_suite() {
     suite(Kind::Caddy).await;
+}
+
+#[actix_web::test]
+async fn haproxy_runs_the_suite() {
+    suite(Kind::Haproxy).await;
 }
 
 /// Whether a path the application received reads, under any reading an application could
