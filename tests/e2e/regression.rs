@@ -126,3 +126,24 @@ async fn the_shipped_traefik_config_could_not_run_as_shipped() {
     v.stop().await;
     app.stop().await;
 }
+
+/// The shipped `haproxy.cfg` once refused aliases with `req.hdr_names(,)`, which HAProxy
+/// cannot parse: the file never started. HAProxy's own check must accept it as shipped.
+#[test]
+fn the_shipped_haproxy_config_passes_haproxys_own_check() {
+    let Some(haproxy) = require_binary("haproxy", &["/usr/sbin/haproxy"]) else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(haproxy)
+        .args(["-c", "-f", "haproxy/haproxy.cfg"])
+        .current_dir(root)
+        .output()
+        .expect("haproxy -c");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
