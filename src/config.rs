@@ -122,6 +122,7 @@ struct RawServer {
     request_head_timeout: HumanDuration,
     keep_alive: HumanDuration,
     max_connections: usize,
+    watch: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +242,8 @@ pub struct ServerSettings {
     /// Open decision connections at most, across workers; 0: worked out from the
     /// open-file limit at start.
     pub max_connections: usize,
+    /// Reload when the configuration file or a file it names changes.
+    pub watch: bool,
 }
 
 /// The whole validated configuration: everything the request path needs, built once.
@@ -261,6 +264,9 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The fleet's shared store (`[shared]`); `None`: this instance stands alone.
     pub shared: Option<SharedSettings>,
+    /// Every file the configuration names (keys, token lists, CA files, secrets), as
+    /// read: what a watch on the configuration watches too.
+    pub named_files: Vec<PathBuf>,
 }
 
 /// Where the configuration comes from.
@@ -452,6 +458,7 @@ drain_timeout = "30s"
 request_head_timeout = "10s"
 keep_alive = "75s"
 max_connections = 0
+watch = false
 
 [cache]
 max_entries = 100000
@@ -491,9 +498,11 @@ fn validate(
         }
     }
     let mut authorizers = Vec::with_capacity(authorizer_settings.len());
+    let mut named_files: Vec<PathBuf> = Vec::new();
     for (name, settings) in authorizer_settings {
         validate_name(&format!("authorizers.{name}"), &name)?;
         let fingerprint = fingerprint(&name, &settings, base_dir);
+        named_files.extend(files_of(&settings).into_iter().map(|f| base_dir.join(f)));
         let kind = match settings {
             RawAuthorizer::Jwt(s) => {
                 AuthorizerKind::Jwt(Box::new(JwtAuthorizer::build(&name, *s, base_dir)?))
@@ -598,6 +607,7 @@ fn validate(
     };
     let shared = match raw.shared {
         Some(raw) => {
+            named_files.extend(raw.files().into_iter().map(|f| base_dir.join(f)));
             let settings = SharedSettings::build(raw, base_dir, env)?;
             for name in settings.cache_authorizers.iter().flatten() {
                 if !authorizers.iter().any(|a| &a.name == name) {
@@ -617,6 +627,7 @@ fn validate(
         answer,
         cache,
         shared,
+        named_files,
         authorizers,
         fingerprint: String::new(),
         log_format: raw.log.format,
@@ -647,17 +658,21 @@ fn text_fingerprint(text: &[u8], env: &[(String, String)]) -> String {
 /// never reuses a decision made under the old ones, and one that changes none keeps them.
 fn fingerprint(name: &str, settings: &RawAuthorizer, base_dir: &Path) -> [u8; 32] {
     let mut material = format!("{name}\u{0}{settings:?}").into_bytes();
-    let files: Vec<&PathBuf> = match settings {
-        RawAuthorizer::Jwt(s) => s.keys.iter().filter_map(|k| k.pem_file.as_ref()).collect(),
-        RawAuthorizer::Static(s) => s.tokens_file.iter().collect(),
-        RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
-    };
-    for file in files {
+    for file in files_of(settings) {
         material.push(0);
         // An unreadable file fails the build right after; its fingerprint does not matter.
         material.extend(std::fs::read(base_dir.join(file)).unwrap_or_default());
     }
     sha256(&material)
+}
+
+/// The files an authorizer's settings name (keys, token lists, CA certificates).
+fn files_of(settings: &RawAuthorizer) -> Vec<&PathBuf> {
+    match settings {
+        RawAuthorizer::Jwt(s) => s.keys.iter().filter_map(|k| k.pem_file.as_ref()).collect(),
+        RawAuthorizer::Static(s) => s.tokens_file.iter().collect(),
+        RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
+    }
 }
 
 fn validate_name(key: &str, name: &str) -> Result<(), ConfigError> {
@@ -786,6 +801,7 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         request_head_timeout: raw.request_head_timeout.0,
         keep_alive: raw.keep_alive.0,
         max_connections: raw.max_connections,
+        watch: raw.watch,
         readings,
         listen,
         admin_listen,

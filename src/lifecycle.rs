@@ -20,7 +20,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use crate::admin::admin_routes;
 use crate::clock::Clock;
 use crate::config::{Config, Source};
-use crate::reload::{Current, reload};
+use crate::reload::{Current, Trigger, Watched, reload, reload_for};
 use crate::resolver::Resolver;
 use crate::server::{Drain, WorkerFetcher, decision_routes};
 
@@ -30,6 +30,54 @@ fn spawn_jwks_refreshers(resolver: &Arc<Resolver>) {
     for refresher in Resolver::key_refreshers(resolver) {
         actix_web::rt::spawn(refresher);
     }
+}
+
+/// How long a watch waits after a change for the next one before it reloads: a
+/// ConfigMap update or an editor's save is several events.
+const WATCH_QUIET: Duration = Duration::from_millis(250);
+
+/// Reloads when the configuration file or a file it names changes (`server.watch`),
+/// through the SIGHUP path; watches the files of each configuration that comes into force.
+fn watch(current: web::Data<Current>, source: Source, file: std::path::PathBuf) {
+    let (changes, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let start = move |watched: &Watched| {
+        let changes = changes.clone();
+        match watched.start(move || {
+            let _ = changes.send(());
+        }) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                log::error!("watch: {e}; the configuration reloads on SIGHUP only");
+                None
+            }
+        }
+    };
+    actix_web::rt::spawn(async move {
+        let mut watched = Watched::of(&file, &current.get().config);
+        let mut watcher = start(&watched);
+        if watcher.is_some() {
+            log::info!(
+                "watch: reloading when {} or a file it names changes",
+                file.display()
+            );
+        }
+        while changed.recv().await.is_some() {
+            // the rest of this change: quiet for WATCH_QUIET, then one reload
+            while let Ok(Some(())) = actix_web::rt::time::timeout(WATCH_QUIET, changed.recv()).await
+            {
+            }
+            if let Some(fresh) = reload_for(&current, &source, Trigger::FileChange).await {
+                spawn_jwks_refreshers(&fresh);
+                let now = Watched::of(&file, &fresh.config);
+                if now != watched {
+                    watched = now;
+                    drop(watcher.take());
+                    watcher = start(&watched);
+                }
+            }
+        }
+        drop(watcher);
+    });
 }
 
 /// Longer than any `server.drain_timeout` (at most 10 minutes): the listener's own bound
@@ -76,6 +124,11 @@ impl Running {
         let (cut_off, was_cut_off) = tokio::sync::oneshot::channel::<u64>();
         let mut cut_off = Some(cut_off);
         if let Some(source) = self.signals.clone() {
+            if let Some(file) = source.file.clone()
+                && self.current.get().config.server.watch
+            {
+                watch(self.current.clone(), source.clone(), file);
+            }
             let mut hangup = signal(SignalKind::hangup())?;
             let current = self.current.clone();
             actix_web::rt::spawn(async move {

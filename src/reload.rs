@@ -1,13 +1,17 @@
 //! Reloading: the configuration in force ([`Current`]) and the swap to a new one.
 //!
 //! Takes: where the configuration comes from (the file and the process environment), on
-//! SIGHUP. Returns: nothing; it swaps the resolver in force, logs one line, and counts
-//! the reload. Must never: change anything before the new configuration is completely
-//! valid (keys and token files included), let one decision see parts of two
-//! configurations (each takes the resolver in force once, at its start), reuse a cached
-//! decision of an authorizer whose settings changed, or silently ignore a setting that
-//! needs a restart.
+//! SIGHUP or when a watched file changes ([`Watched`]: the configuration file and every
+//! file it names, robust to the symlink swap a Kubernetes ConfigMap makes). Returns:
+//! nothing; it swaps the resolver in force, logs one line, and counts the reload. Must
+//! never: change anything before the new configuration is completely valid (keys and
+//! token files included), let one decision see parts of two configurations (each takes
+//! the resolver in force once, at its start), reuse a cached decision of an authorizer
+//! whose settings changed, or silently ignore a setting that needs a restart.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, Source};
@@ -66,6 +70,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             a.max_connections != b.max_connections,
         ),
         ("log.format", old.log_format != new.log_format),
+        ("server.watch", a.watch != b.watch),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)
@@ -73,10 +78,42 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     .collect()
 }
 
+/// Why a reload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP: always reloads.
+    Signal,
+    /// A watched file changed: reloads only when the configuration did (an editor's
+    /// scratch file or a touch changes nothing).
+    FileChange,
+}
+
+/// Whether two configurations would decide the same: the same text and environment, the
+/// same authorizers (their fingerprints cover the files they name) and the same `[shared]`.
+fn same_configuration(old: &Config, new: &Config) -> bool {
+    old.fingerprint == new.fingerprint
+        && old.shared == new.shared
+        && old.authorizers.len() == new.authorizers.len()
+        && old
+            .authorizers
+            .iter()
+            .zip(&new.authorizers)
+            .all(|(a, b)| a.name == b.name && a.fingerprint == b.fingerprint)
+}
+
 /// Loads, validates and swaps in the configuration from `source`. On any problem the
 /// configuration in force keeps serving and the problem is logged in the one line
 /// `verdict check` would print. Returns the new resolver when it was swapped in.
 pub async fn reload(current: &Current, source: &Source) -> Option<Arc<Resolver>> {
+    reload_for(current, source, Trigger::Signal).await
+}
+
+/// [`reload`], for `trigger`.
+pub async fn reload_for(
+    current: &Current,
+    source: &Source,
+    trigger: Trigger,
+) -> Option<Arc<Resolver>> {
     let old = current.get();
     let what = source.file.as_ref().map_or_else(
         || "the embedded demo".to_string(),
@@ -90,6 +127,13 @@ pub async fn reload(current: &Current, source: &Source) -> Option<Arc<Resolver>>
             return None;
         }
     };
+    if trigger == Trigger::FileChange {
+        if same_configuration(&old.config, &config) {
+            log::debug!("reload: {what}: a watched file changed, the configuration did not");
+            return None;
+        }
+        log::info!("reload: a watched file changed");
+    }
     for warning in &config.warnings {
         log::warn!("reload: configuration: {warning}");
     }
@@ -116,4 +160,66 @@ pub async fn reload(current: &Current, source: &Source) -> Option<Arc<Resolver>>
         fresh.config.fingerprint
     );
     Some(fresh)
+}
+
+/// What a watch looks at: the folders holding the configuration file and the files it
+/// names, and the names in them that matter. A folder is watched, not a file: an editor
+/// replaces a file by renaming another over it, and Kubernetes swaps a `..data` symlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    pub folders: BTreeSet<PathBuf>,
+    names: BTreeSet<OsString>,
+}
+
+/// The name Kubernetes gives the symlink it swaps when a ConfigMap or Secret changes.
+const KUBERNETES_DATA: &str = "..data";
+
+impl Watched {
+    /// What to watch for the configuration from `file` and the files `config` names.
+    pub fn of(file: &Path, config: &Config) -> Watched {
+        let mut folders = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        names.insert(OsString::from(KUBERNETES_DATA));
+        for path in std::iter::once(file).chain(config.named_files.iter().map(PathBuf::as_path)) {
+            let folder = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            folders.insert(folder);
+            if let Some(name) = path.file_name() {
+                names.insert(name.to_os_string());
+            }
+        }
+        Watched { folders, names }
+    }
+
+    /// Whether a change at `path` may change the configuration.
+    pub fn matters(&self, path: &Path) -> bool {
+        path.file_name()
+            .is_some_and(|name| self.names.contains(name))
+    }
+
+    /// Starts watching: `changed` is called (on the watcher's thread) for every event that
+    /// matters. The watch lasts as long as the returned watcher.
+    pub fn start(
+        &self,
+        changed: impl Fn() + Send + 'static,
+    ) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let this = self.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                match event {
+                    Ok(event) if event.paths.iter().any(|p| this.matters(p)) => changed(),
+                    Ok(_) => {}
+                    // the watch itself failed: a reload is the safe answer (it changes nothing
+                    // unless the configuration did)
+                    Err(_) => changed(),
+                }
+            })?;
+        for folder in &self.folders {
+            watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
+        }
+        Ok(watcher)
+    }
 }

@@ -157,6 +157,17 @@ pub struct SharedSettings {
     pub block_for: Duration,
 }
 
+impl RawShared {
+    /// The files the section names (its secrets'), for a watch on the configuration.
+    pub fn files(&self) -> Vec<String> {
+        [&self.secret_file, &self.admin_token_file]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
 impl SharedSettings {
     /// The settings of `[shared]`; the secret read from its file or variable.
     pub fn build(

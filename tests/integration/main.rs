@@ -15,6 +15,7 @@
 //!   and as configurations verdict loads;
 //! - `properties`: property tests of the hand-written parsers;
 //! - `shared`: `[shared]` settings, and an instance whose store is not there;
+//! - `watch`: reloading on a change of the configuration's files (a ConfigMap swap);
 //! - `regression`: one test per fixed bug.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,3 +36,4 @@ mod status;
 mod support;
 mod transport;
 mod trust;
+mod watch;

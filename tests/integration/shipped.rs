@@ -172,7 +172,12 @@ fn haproxy_sets_every_fact_and_strips_or_refuses_every_identity() {
         );
     }
     // ... and the other names a client could pass a target or a peer in
-    for name in ["x-original-url", "x-forwarded-for", "x-forwarded-uri", "forwarded"] {
+    for name in [
+        "x-original-url",
+        "x-forwarded-for",
+        "x-forwarded-uri",
+        "forwarded",
+    ] {
         assert!(
             lua.contains(&format!("[\"{name}\"] = true")),
             "verdict.lua forwards the client's {name}"
