@@ -13,6 +13,8 @@
 //! - `examples`: the example backends;
 //! - `fleet`: several instances on a real `redis-server` (standalone, Cluster, Sentinel),
 //!   with the store down, killed, slow, cut off or holding forged values;
+//! - `kubernetes`: the Kustomize base rendered by `kubectl kustomize`, and the gateway
+//!   examples;
 //! - `regression`: the fixed bugs that need a real program.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +22,7 @@ mod applications;
 mod callers;
 mod examples;
 mod fleet;
+mod kubernetes;
 mod nginx;
 mod proxies;
 mod regression;
