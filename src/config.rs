@@ -123,6 +123,8 @@ struct RawServer {
     keep_alive: HumanDuration,
     max_connections: usize,
     watch: bool,
+    #[serde(default)]
+    grpc_listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +246,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Reload when the configuration file or a file it names changes.
     pub watch: bool,
+    /// Envoy's gRPC authorization service (`ext-authz-grpc`), off without it.
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 /// The whole validated configuration: everything the request path needs, built once.
@@ -703,6 +707,21 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             format!("{:?} is not an ip:port", raw.admin_listen),
         )
     })?;
+    let grpc_listen: Option<SocketAddr> = match &raw.grpc_listen {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            ConfigError::invalid("server.grpc_listen", format!("{text:?} is not an ip:port"))
+        })?),
+    };
+    if let Some(grpc) = grpc_listen
+        && grpc.port() != 0
+        && (grpc == listen || grpc == admin_listen)
+    {
+        return Err(ConfigError::invalid(
+            "server.grpc_listen",
+            "must differ from server.listen and server.admin_listen",
+        ));
+    }
     if listen.port() != 0 && listen == admin_listen {
         return Err(ConfigError::invalid(
             "server.admin_listen",
@@ -802,6 +821,7 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         keep_alive: raw.keep_alive.0,
         max_connections: raw.max_connections,
         watch: raw.watch,
+        grpc_listen,
         readings,
         listen,
         admin_listen,

@@ -14,6 +14,7 @@ pub mod cesbo;
 pub mod emqx;
 pub mod answer;
 pub mod ext_authz;
+pub mod ext_authz_grpc;
 pub mod forward_auth;
 pub mod icecast;
 pub mod mqtt;
@@ -138,31 +139,35 @@ impl Facts {
 /// length, not compressed, not marked partial by Envoy (`x-envoy-auth-partial-body`).
 pub fn carries_form_body(request: &HttpRequest) -> bool {
     let headers = request.headers();
+    form_body_declared(&|name| headers.get_all(name).map(|v| v.as_bytes()).collect())
+}
+
+/// [`carries_form_body`] over headers read some other way (a gRPC `CheckRequest`'s).
+pub fn form_body_declared<'h>(values: &dyn Fn(&str) -> Vec<&'h [u8]>) -> bool {
     // Trust decision: a compressed body is not what the application reads once its
     // middleware inflates it; verdict does not inflate, so such a body counts as unseen.
-    let encoded = headers
-        .get_all("content-encoding")
-        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    let encoded = values("content-encoding")
+        .iter()
+        .any(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
     if encoded {
         return false;
     }
-    let urlencoded = headers.get_all("content-type").any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b';')
+    let urlencoded = values("content-type").iter().any(|v| {
+        v.split(|&b| b == b';')
             .next()
             .unwrap_or_default()
             .trim_ascii()
             .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
     });
-    let sized = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
+    let sized = values("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .is_some_and(|n| n > 0)
-        || headers.contains_key("transfer-encoding");
-    let partial = headers
-        .get("x-envoy-auth-partial-body")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        || !values("transfer-encoding").is_empty();
+    let partial = values("x-envoy-auth-partial-body")
+        .first()
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"true"));
     urlencoded && sized && !partial
 }
 
@@ -254,9 +259,16 @@ pub fn trusted_peer<'t>(
     request: &HttpRequest,
     trusted: &'t [IpNet],
 ) -> Result<TrustedPeer<'t>, Refusal> {
-    let peer = request
-        .peer_addr()
-        .map(|a| a.ip().to_canonical())
+    trusted_peer_at(request.peer_addr().map(|a| a.ip()), trusted)
+}
+
+/// [`trusted_peer`] for a connection of another listener (the gRPC one): its TCP peer.
+pub fn trusted_peer_at(
+    peer: Option<IpAddr>,
+    trusted: &[IpNet],
+) -> Result<TrustedPeer<'_>, Refusal> {
+    let peer = peer
+        .map(|ip| ip.to_canonical())
         .ok_or(Refusal::UntrustedPeer(IpAddr::from([0, 0, 0, 0])))?;
     // Trust decision: only a configured proxy may tell us what the client asked for.
     // A direct client could otherwise claim any path, host or address.
@@ -280,7 +292,7 @@ pub fn read<'r>(
     body: Option<&[u8]>,
 ) -> Result<ForwardedRequest<'r>, Outcome> {
     let refuse = |error: ReadError| Outcome::Refused(Refusal::Unreadable(error));
-    let mut headers: Vec<Header<'_>> = request
+    let headers: Vec<Header<'_>> = request
         .headers()
         .iter()
         .map(|(name, value)| Header {
@@ -288,12 +300,7 @@ pub fn read<'r>(
             value: Cow::Borrowed(value.as_bytes()),
         })
         .collect();
-    // Trust decision: a client header like `x_authgear_user_id` or `x.session.name` is an
-    // alias that CGI/PHP/WSGI apps read as the identity header the proxy sets. No honest
-    // client sends one; refuse rather than let it ride past the proxy's header rules.
-    if headers.iter().any(|h| is_identity_alias(&h.name)) {
-        return Err(refuse(ReadError::IdentityHeaderAlias));
-    }
+    refuse_aliases(&headers)?;
     let incoming = Incoming {
         headers: HeaderView { headers: &headers },
         method: request.method().as_str(),
@@ -303,15 +310,41 @@ pub fn read<'r>(
         peer,
         body: (dialect.body() == Body::Facts).then_some(body).flatten(),
     };
+    let facts = match dialect.read(&incoming).map_err(refuse)? {
+        Message::Question(facts) => facts,
+        Message::Notification => return Err(Outcome::Notified),
+    };
+    finish(dialect, facts, headers, body)
+}
+
+/// Trust decision: a client header like `x_authgear_user_id` or `x.session.name` is an
+/// alias that CGI/PHP/WSGI apps read as the identity header the proxy sets. No honest
+/// client sends one; refuse rather than let it ride past the proxy's header rules.
+pub fn refuse_aliases(headers: &[Header<'_>]) -> Result<(), Outcome> {
+    if headers.iter().any(|h| is_identity_alias(&h.name)) {
+        return Err(Outcome::Refused(Refusal::Unreadable(
+            ReadError::IdentityHeaderAlias,
+        )));
+    }
+    Ok(())
+}
+
+/// The caller-neutral request from the facts a dialect read and the client's headers:
+/// the caller's own fields, its credentials in place of any client header of their
+/// names, and every reading of the target.
+pub fn finish<'r>(
+    dialect: &dyn Dialect,
+    facts: Facts,
+    mut headers: Vec<Header<'r>>,
+    body: Option<&[u8]>,
+) -> Result<ForwardedRequest<'r>, Outcome> {
+    let refuse = |error: ReadError| Outcome::Refused(Refusal::Unreadable(error));
     let Facts {
         mut target,
         client_ip,
         mut caller,
         credentials,
-    } = match dialect.read(&incoming).map_err(refuse)? {
-        Message::Question(facts) => facts,
-        Message::Notification => return Err(Outcome::Notified),
-    };
+    } = facts;
     caller.dialect = dialect.name();
     caller.anonymous = dialect.anonymous(&caller);
     caller.audience = dialect.audience();

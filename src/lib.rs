@@ -59,6 +59,7 @@
 pub mod lifecycle;
 pub mod admin;
 pub mod server;
+pub mod grpc;
 pub mod record;
 pub mod reload;
 pub mod resolver;

@@ -104,6 +104,9 @@ impl Drop for OpenConnection {
 pub struct Running {
     pub decision_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Envoy's gRPC authorization service, when `server.grpc_listen` is set.
+    pub grpc_addr: Option<SocketAddr>,
+    grpc: Option<crate::grpc::GrpcListener>,
     pub current: web::Data<Current>,
     drain: web::Data<Drain>,
     decision: Server,
@@ -117,10 +120,17 @@ impl Running {
         (self.decision.handle(), self.admin.handle())
     }
 
+    /// What stops the gRPC listener, when there is one.
+    pub fn grpc_stop(&self) -> Option<Arc<crate::grpc::GrpcStop>> {
+        self.grpc.as_ref().map(|g| g.stop.clone())
+    }
+
     /// Runs both servers until both stop. With signals handled, SIGTERM and SIGINT stop
     /// gracefully (readiness off, drain, admin listener last) and SIGHUP reloads the configuration. A stop whose
     /// drain runs out of time with decisions in flight is an error that says how many.
     pub async fn run(self) -> std::io::Result<()> {
+        // however the listeners end, the gRPC one ends with them
+        let _grpc = self.grpc.as_ref().map(|g| StopOnDrop(g.stop.clone()));
         let (cut_off, was_cut_off) = tokio::sync::oneshot::channel::<u64>();
         let mut cut_off = Some(cut_off);
         if let Some(source) = self.signals.clone() {
@@ -184,6 +194,15 @@ impl Running {
             log::info!("stop: done");
         }
         a.and(b)
+    }
+}
+
+/// Stops the gRPC listener when dropped.
+struct StopOnDrop(Arc<crate::grpc::GrpcStop>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.ask();
     }
 }
 
@@ -316,11 +335,22 @@ pub async fn bind(config: Config, launch: Launch) -> std::io::Result<Running> {
         .copied()
         .ok_or_else(|| std::io::Error::other("no admin address"))?;
 
+    let grpc = match config.server.grpc_listen {
+        Some(addr) => Some(
+            crate::grpc::start(addr, workers, current.clone(), drain.clone())
+                .map_err(|e| bind_error("server.grpc_listen", addr, e))?,
+        ),
+        None => None,
+    };
+    let grpc_addr = grpc.as_ref().map(|g| g.addr);
+
     spawn_jwks_refreshers(&resolver);
 
     Ok(Running {
         decision_addr,
         admin_addr,
+        grpc_addr,
+        grpc,
         current,
         drain,
         decision: decision.run(),

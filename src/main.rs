@@ -309,5 +309,8 @@ async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
         running.decision_addr,
         running.admin_addr
     );
+    if let Some(grpc) = running.grpc_addr {
+        log::info!("Envoy's gRPC authorization service on {grpc}");
+    }
     running.run().await.context("serving")
 }

@@ -71,6 +71,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("log.format", old.log_format != new.log_format),
         ("server.watch", a.watch != b.watch),
+        ("server.grpc_listen", a.grpc_listen != b.grpc_listen),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)

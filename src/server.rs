@@ -167,7 +167,7 @@ pub struct WorkerFetcher {
 }
 
 impl WorkerFetcher {
-    fn for_resolver(&self, resolver: &Resolver) -> Rc<Fetcher> {
+    pub(crate) fn for_resolver(&self, resolver: &Resolver) -> Rc<Fetcher> {
         let mut built = self.built.borrow_mut();
         if let Some((generation, fetcher)) = built.as_ref()
             && *generation == resolver.generation
@@ -211,7 +211,7 @@ impl Drain {
 pub(crate) struct InFlight<'a>(&'a Drain);
 
 impl<'a> InFlight<'a> {
-    fn start(drain: &'a Drain) -> InFlight<'a> {
+    pub(crate) fn start(drain: &'a Drain) -> InFlight<'a> {
         drain.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(drain)
     }

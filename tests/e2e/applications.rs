@@ -200,16 +200,22 @@ async fn no_reserved_handler_runs(kind: Kind, traefik_forward_body: bool) {
         return;
     };
     // writes and the export are the admins'; the rest needs any user
-    let v = start("", &format!("{DEMO_KEYS}{}", ADMIN_METHODS)).await;
+    let grpc = if kind == Kind::EnvoyGrpc {
+        "grpc_listen = \"127.0.0.1:0\""
+    } else {
+        ""
+    };
+    let v = start(grpc, &format!("{DEMO_KEYS}{}", ADMIN_METHODS)).await;
+    let asked = v.grpc.unwrap_or(v.addr);
     let proxy = if traefik_forward_body {
-        start_proxy_with(kind, v.addr, app.addr, |text| {
+        start_proxy_with(kind, asked, app.addr, |text| {
             text.replace(
                 "        trustForwardHeader: false\n",
                 "        trustForwardHeader: false\n        forwardBody: true\n        maxBodySize: 65536\n",
             )
         })
     } else {
-        start_proxy(kind, v.addr, app.addr)
+        start_proxy(kind, asked, app.addr)
     };
     let Some(proxy) = proxy else {
         return;
@@ -240,7 +246,7 @@ async fn no_reserved_handler_runs(kind: Kind, traefik_forward_body: bool) {
     // (a proxy may also drop a trick on its way: nginx, Traefik and Caddy drop the
     // aliases of a header themselves, and the application then runs the POST it was)
     // where the proxy sends the body, a form without _method is the POST it says it is
-    if matches!(kind, Kind::Envoy) || traefik_forward_body {
+    if matches!(kind, Kind::Envoy | Kind::EnvoyGrpc) || traefik_forward_body {
         let status = user_request(proxy.port, "POST", "/app/items/1", &[FORM], "title=x");
         assert_eq!(status, 200, "{kind:?}: a plain form POST");
         assert!(
@@ -281,4 +287,9 @@ async fn behind_envoy_no_user_request_runs_an_admin_handler() {
 #[actix_web::test]
 async fn behind_haproxy_no_user_request_runs_an_admin_handler() {
     no_reserved_handler_runs(Kind::Haproxy, false).await;
+}
+
+#[actix_web::test]
+async fn behind_envoy_over_grpc_no_user_request_runs_an_admin_handler() {
+    no_reserved_handler_runs(Kind::EnvoyGrpc, false).await;
 }

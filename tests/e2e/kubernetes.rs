@@ -33,7 +33,9 @@ fn rendered() -> Option<Vec<Yaml>> {
 }
 
 fn of_kind<'a>(docs: &'a [Yaml], kind: &str) -> Vec<&'a Yaml> {
-    docs.iter().filter(|d| d["kind"].as_str() == Some(kind)).collect()
+    docs.iter()
+        .filter(|d| d["kind"].as_str() == Some(kind))
+        .collect()
 }
 
 #[test]
@@ -43,13 +45,18 @@ fn the_kubernetes_base_renders_and_keeps_its_promises() {
     };
     let deployment = of_kind(&docs, "Deployment")[0];
     let spec = &deployment["spec"];
-    assert!(spec["replicas"].as_i64().unwrap() >= 2, "at least two replicas");
+    assert!(
+        spec["replicas"].as_i64().unwrap() >= 2,
+        "at least two replicas"
+    );
     let pod = &spec["template"]["spec"];
     let container = &pod["containers"][0];
 
     // the configuration the ConfigMap holds: verdict check accepts it
     let configmap = of_kind(&docs, "ConfigMap")[0];
-    let text = configmap["data"]["verdict.toml"].as_str().expect("verdict.toml");
+    let text = configmap["data"]["verdict.toml"]
+        .as_str()
+        .expect("verdict.toml");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("verdict.toml");
     std::fs::write(&file, text).unwrap();
@@ -80,8 +87,14 @@ fn the_kubernetes_base_renders_and_keeps_its_promises() {
             .and_then(|p| p["containerPort"].as_i64())
             .unwrap_or_else(|| panic!("no container port {name}"))
     };
-    assert_eq!(port_named("decisions"), i64::from(config.server.listen.port()));
-    assert_eq!(port_named("admin"), i64::from(config.server.admin_listen.port()));
+    assert_eq!(
+        port_named("decisions"),
+        i64::from(config.server.listen.port())
+    );
+    assert_eq!(
+        port_named("admin"),
+        i64::from(config.server.admin_listen.port())
+    );
     // the probes read the admin listener
     for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
         let get = &container[probe]["httpGet"];
@@ -96,14 +109,10 @@ fn the_kubernetes_base_renders_and_keeps_its_promises() {
         .filter_map(Yaml::as_str)
         .collect();
     let config_path = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
-    let mounted = container["volumeMounts"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .any(|m| {
-            m["name"].as_str() == Some("config")
-                && config_path.starts_with(m["mountPath"].as_str().unwrap())
-        });
+    let mounted = container["volumeMounts"].as_vec().unwrap().iter().any(|m| {
+        m["name"].as_str() == Some("config")
+            && config_path.starts_with(m["mountPath"].as_str().unwrap())
+    });
     assert!(mounted, "the ConfigMap is mounted where --config points");
     assert!(config.server.watch, "a ConfigMap change reloads in place");
 
@@ -121,7 +130,11 @@ fn the_kubernetes_base_renders_and_keeps_its_promises() {
     assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
     assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
     assert!(container["resources"]["requests"]["cpu"].as_str().is_some());
-    assert!(container["resources"]["limits"]["memory"].as_str().is_some());
+    assert!(
+        container["resources"]["limits"]["memory"]
+            .as_str()
+            .is_some()
+    );
 
     // a stop drains within the grace period, the preStop pause included
     let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap();
@@ -147,9 +160,12 @@ fn the_kubernetes_base_renders_and_keeps_its_promises() {
     let with_env = verdict::config::Config::load(&verdict::config::Source {
         file: Some(file),
         env: Some(
-            [("VERDICT__SERVER__TRUSTED_PROXIES".to_string(), trusted.to_string())]
-                .into_iter()
-                .collect(),
+            [(
+                "VERDICT__SERVER__TRUSTED_PROXIES".to_string(),
+                trusted.to_string(),
+            )]
+            .into_iter()
+            .collect(),
         ),
     });
     assert!(with_env.is_ok(), "{:?}", with_env.err());
@@ -178,8 +194,8 @@ fn the_kubernetes_base_renders_and_keeps_its_promises() {
 #[test]
 fn the_gateway_examples_point_at_verdicts_endpoints() {
     let read = |name: &str| {
-        let text = std::fs::read_to_string(repo(&format!("deploy/kubernetes/gateways/{name}")))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(repo(&format!("deploy/kubernetes/gateways/{name}"))).unwrap();
         let docs = YamlLoader::load_from_str(&text).expect("YAML");
         (text, docs)
     };

@@ -14,6 +14,8 @@ pub enum Kind {
     Traefik,
     Caddy,
     Envoy,
+    /// Envoy with `envoy/envoy-grpc.yaml`: ext_authz over gRPC.
+    EnvoyGrpc,
     Haproxy,
 }
 
@@ -78,7 +80,7 @@ impl Kind {
             Kind::Nginx => "nginx",
             Kind::Traefik => "traefik",
             Kind::Caddy => "caddy",
-            Kind::Envoy => "envoy",
+            Kind::Envoy | Kind::EnvoyGrpc => "envoy",
             Kind::Haproxy => "haproxy",
         }
     }
@@ -95,7 +97,8 @@ pub fn readme_command(kind: Kind) -> Vec<String> {
     let block = &block[..block[3..].find("```").expect("the block's end") + 3];
     let line = block
         .lines()
-        .find(|l| l.split_whitespace().next() == Some(kind.program()))
+        .filter(|l| l.split_whitespace().next() == Some(kind.program()))
+        .find(|l| (kind == Kind::EnvoyGrpc) == l.contains("envoy-grpc.yaml"))
         .unwrap_or_else(|| panic!("the README gives no command for {}", kind.program()));
     let command = line.split('#').next().unwrap_or_default();
     command.split_whitespace().map(str::to_string).collect()
@@ -106,7 +109,7 @@ fn proxy_binary(kind: Kind) -> Option<String> {
     let candidates: Vec<PathBuf> = match kind {
         Kind::Nginx => vec![PathBuf::from("/usr/sbin/nginx")],
         Kind::Haproxy => vec![PathBuf::from("/usr/sbin/haproxy")],
-        Kind::Traefik | Kind::Caddy | Kind::Envoy => {
+        Kind::Traefik | Kind::Caddy | Kind::Envoy | Kind::EnvoyGrpc => {
             let mut candidates = vec![repo("build/proxies/bin").join(name)];
             if let Ok(dir) = std::env::var("VERDICT_PROXY_BIN") {
                 candidates.insert(0, Path::new(&dir).join(name));
@@ -236,6 +239,28 @@ pub fn start_proxy_with(
             );
             place("envoy/envoy.yaml", tweak(yaml));
         }
+        Kind::EnvoyGrpc => {
+            let yaml = shipped("envoy/envoy-grpc.yaml");
+            let yaml = swap(yaml, "port_value: 10000", &format!("port_value: {port}"));
+            let yaml = swap(yaml, "address: 0.0.0.0", "address: 127.0.0.1");
+            let yaml = swap(
+                yaml,
+                "port_value: 9901",
+                &format!("port_value: {}", free_port()),
+            );
+            // `verdict` is the gRPC listener here
+            let yaml = swap(
+                yaml,
+                "port_value: 9191",
+                &format!("port_value: {}", verdict.port()),
+            );
+            let yaml = swap(
+                yaml,
+                "port_value: 9000",
+                &format!("port_value: {}", app.port()),
+            );
+            place("envoy/envoy-grpc.yaml", tweak(yaml));
+        }
         Kind::Haproxy => {
             let cfg = shipped("haproxy/haproxy.cfg");
             let cfg = swap(cfg, "127.0.0.1:8080", &verdict.to_string());
@@ -336,13 +361,22 @@ fn identity_seen(app: &FakeBackend, path_prefix: &str, header: &str) -> Vec<Stri
 
 /// The client-side suite every proxy must pass.
 async fn suite(kind: Kind) {
+    let grpc = if kind == Kind::EnvoyGrpc {
+        "\ngrpc_listen = \"127.0.0.1:0\""
+    } else {
+        ""
+    };
     let v = start(
-        "login_url = \"https://auth.example.com/login\"",
+        &format!("login_url = \"https://auth.example.com/login\"{grpc}"),
         &format!("{DEMO_KEYS}{SUITE_ROUTES}"),
     )
     .await;
     let app = fake_backend(Reply::status(200).body("from the app")).await;
-    let Some(proxy) = start_proxy(kind, v.addr, app.addr) else {
+    let asked = match kind {
+        Kind::EnvoyGrpc => v.grpc.expect("the gRPC listener"),
+        _ => v.addr,
+    };
+    let Some(proxy) = start_proxy(kind, asked, app.addr) else {
         return;
     };
 
@@ -562,6 +596,11 @@ async fn traefik_runs_the_suite() {
 #[actix_web::test]
 async fn caddy_runs_the_suite() {
     suite(Kind::Caddy).await;
+}
+
+#[actix_web::test]
+async fn envoy_over_grpc_runs_the_suite() {
+    suite(Kind::EnvoyGrpc).await;
 }
 
 #[actix_web::test]

@@ -38,11 +38,17 @@ roles = ["reader", "admin"]
 pub struct Verdict {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The gRPC authorization listener, when the configuration has one (in-process only).
+    pub grpc: Option<SocketAddr>,
     instance: Instance,
 }
 
 enum Instance {
-    InProcess(ServerHandle, ServerHandle),
+    InProcess(
+        ServerHandle,
+        ServerHandle,
+        Option<std::sync::Arc<verdict::grpc::GrpcStop>>,
+    ),
     /// The real binary, its log file, and the folder holding its config (removed on drop).
     Process {
         child: Child,
@@ -155,7 +161,10 @@ impl Verdict {
 
     pub async fn stop(mut self) {
         match &mut self.instance {
-            Instance::InProcess(decision, admin) => {
+            Instance::InProcess(decision, admin, grpc) => {
+                if let Some(grpc) = grpc {
+                    grpc.stop().await;
+                }
                 decision.stop(false).await;
                 admin.stop(false).await;
             }
@@ -296,6 +305,7 @@ fn try_start_process(
     let mut v = Verdict {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+        grpc: None,
         instance: Instance::Process {
             child,
             log,
@@ -334,7 +344,9 @@ async fn run(config: Config, clock: Clock) -> Verdict {
         .expect("bind");
     let addr = running.decision_addr;
     let admin = running.admin_addr;
+    let grpc = running.grpc_addr;
     let (decision, admin_handle) = running.handles();
+    let grpc_stop = running.grpc_stop();
     actix_web::rt::spawn(running.run());
     // Let both servers start before a test blocks its own thread on raw socket I/O.
     for url in [
@@ -346,7 +358,8 @@ async fn run(config: Config, clock: Clock) -> Verdict {
     Verdict {
         addr,
         admin,
-        instance: Instance::InProcess(decision, admin_handle),
+        grpc,
+        instance: Instance::InProcess(decision, admin_handle, grpc_stop),
     }
 }
 
