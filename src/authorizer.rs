@@ -35,6 +35,8 @@ pub struct Fetcher {
     pub metrics: Option<Metrics>,
     /// What key-refresh deadlines and backend cool-downs are read from.
     pub clock: Clock,
+    /// Where backend calls and key fetches start their spans, when traces are on.
+    pub tracing: Option<crate::tracing::Tracing>,
 }
 
 impl Fetcher {
@@ -50,6 +52,7 @@ impl Fetcher {
             backends: HashMap::new(),
             metrics: None,
             clock: Clock::system(),
+            tracing: None,
         }
     }
 

@@ -31,6 +31,7 @@ use crate::request::Audiences;
 use crate::request::readings::{kind, kinds_from_names};
 use crate::settings::{ConfigError, HumanDuration, StringList};
 use crate::shared::{RawShared, SharedSettings};
+use crate::tracing::{RawTracing, TracingSettings};
 
 mod audiences;
 mod explain;
@@ -74,6 +75,8 @@ struct RawConfig {
     mqtt: RawMqtt,
     #[serde(default)]
     shared: Option<RawShared>,
+    #[serde(default)]
+    tracing: Option<RawTracing>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,6 +274,8 @@ pub struct Config {
     /// Every file the configuration names (keys, token lists, CA files, secrets), as
     /// read: what a watch on the configuration watches too.
     pub named_files: Vec<PathBuf>,
+    /// Traces (`[tracing]`); `None`: off.
+    pub tracing: Option<TracingSettings>,
 }
 
 /// Where the configuration comes from.
@@ -625,7 +630,9 @@ fn validate(
         }
         None => None,
     };
+    let tracing = raw.tracing.map(TracingSettings::build).transpose()?;
     Ok(Config {
+        tracing,
         demo: raw.demo,
         server,
         answer,

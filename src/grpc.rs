@@ -164,9 +164,31 @@ async fn decide(
         dialect::refuse_aliases(&headers)?;
         dialect::finish(&EXT_AUTHZ_GRPC, facts, headers, body.as_deref())
     });
-    let decided = match &forwarded {
-        Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,
-        Err(outcome) => Decided::before_routing(outcome.clone()),
+    // Trust decision: the caller's trace context is read only from a trusted peer
+    let traced = resolver.tracing.as_ref().map(|tracing| {
+        let parent = match (trusted, check.attributes.as_ref()) {
+            (Ok(_), Some(attributes)) => crate::tracing::extract(
+                attributes
+                    .request
+                    .iter()
+                    .flat_map(|r| r.http.iter())
+                    .flat_map(|h| h.headers.iter())
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            ),
+            _ => opentelemetry::Context::new(),
+        };
+        tracing.decision(&parent)
+    });
+    let decided = match (&forwarded, &traced) {
+        (Ok(forwarded), None) => resolver.decide(forwarded, &fetcher).await,
+        (Ok(forwarded), Some(context)) => {
+            use opentelemetry::context::FutureExt as _;
+            resolver
+                .decide(forwarded, &fetcher)
+                .with_context(context.clone())
+                .await
+        }
+        (Err(outcome), _) => Decided::before_routing(outcome.clone()),
     };
     let target = forwarded.as_ref().ok().map(|f| f.target());
     let original = Original {
@@ -175,18 +197,24 @@ async fn decide(
     };
     let answer = EXT_AUTHZ_GRPC.answer(&decided.outcome, original, &config.answer);
     let status = answer.response.status().as_u16();
-    record(
-        &resolver.metrics,
-        &Record {
-            dialect: EXT_AUTHZ_GRPC.name(),
-            decided: &decided,
-            status,
-            target,
-            client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
-            problem: answer.problem.map(|p| format!("{p:?}")),
-            latency: started.elapsed(),
-        },
-    );
+    let entry = Record {
+        dialect: EXT_AUTHZ_GRPC.name(),
+        decided: &decided,
+        status,
+        target,
+        client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
+        problem: answer.problem.map(|p| format!("{p:?}")),
+        latency: started.elapsed(),
+        trace_id: traced.as_ref().and_then(crate::tracing::trace_id),
+    };
+    record(&resolver.metrics, &entry);
+    if let Some(context) = &traced {
+        crate::tracing::finish(
+            context,
+            crate::record::span_attributes(&entry),
+            status >= 500,
+        );
+    }
     drop(in_flight);
     let headers: Vec<(String, String)> = answer
         .response

@@ -81,6 +81,7 @@ pub mod clock;
 pub mod flight;
 pub mod logging;
 pub mod metrics;
+pub mod tracing;
 
 /// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first
 /// in `main` and in every test that verifies tokens or makes TLS connections: with no

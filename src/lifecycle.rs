@@ -131,6 +131,8 @@ impl Running {
     pub async fn run(self) -> std::io::Result<()> {
         // however the listeners end, the gRPC one ends with them
         let _grpc = self.grpc.as_ref().map(|g| StopOnDrop(g.stop.clone()));
+        // however the listeners end, the spans still queued are sent
+        let _traces = FlushOnDrop(self.current.get().tracing.clone());
         let (cut_off, was_cut_off) = tokio::sync::oneshot::channel::<u64>();
         let mut cut_off = Some(cut_off);
         if let Some(source) = self.signals.clone() {
@@ -203,6 +205,17 @@ struct StopOnDrop(Arc<crate::grpc::GrpcStop>);
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.ask();
+    }
+}
+
+/// Sends the spans still queued when dropped.
+struct FlushOnDrop(Option<crate::tracing::Tracing>);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        if let Some(tracing) = &self.0 {
+            tracing.shutdown();
+        }
     }
 }
 

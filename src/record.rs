@@ -30,6 +30,25 @@ pub struct Record<'a> {
     /// Why the answer is not the one the outcome asked for (it became a 503).
     pub problem: Option<String>,
     pub latency: Duration,
+    /// The decision's trace, when traces are on.
+    pub trace_id: Option<String>,
+}
+
+/// What a decision's span says of it (never a credential, never a client address).
+pub fn span_attributes(entry: &Record<'_>) -> Vec<opentelemetry::KeyValue> {
+    use opentelemetry::KeyValue;
+    let decided = entry.decided;
+    vec![
+        KeyValue::new("verdict.dialect", entry.dialect.to_string()),
+        KeyValue::new("verdict.route", decided.route.unwrap_or("-").to_string()),
+        KeyValue::new(
+            "verdict.authorizer",
+            decided.authorizer.unwrap_or("-").to_string(),
+        ),
+        KeyValue::new("verdict.outcome", decided.outcome.name()),
+        KeyValue::new("verdict.cache", decided.cache.map_or("-", |c| c.as_str())),
+        KeyValue::new("http.response.status_code", i64::from(entry.status)),
+    ]
 }
 
 /// Counts the decision and writes its log line.
@@ -87,7 +106,8 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
         user = user.unwrap_or("-"),
         client_ip = client_ip.as_deref().unwrap_or("-"),
         reason = reason.as_deref().unwrap_or_default(),
-        error = decided.error.as_deref().unwrap_or_default();
+        error = decided.error.as_deref().unwrap_or_default(),
+        trace_id = entry.trace_id.as_deref().unwrap_or_default();
         "decision"
     );
 }

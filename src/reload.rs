@@ -72,6 +72,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("log.format", old.log_format != new.log_format),
         ("server.watch", a.watch != b.watch),
         ("server.grpc_listen", a.grpc_listen != b.grpc_listen),
+        ("tracing", old.tracing != new.tracing),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)

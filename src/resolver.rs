@@ -10,6 +10,8 @@
 //! the caller did not send as matching a rule.
 
 use std::borrow::Cow;
+
+use opentelemetry::trace::SpanKind;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::policy::{ChainResult, OnError, Route, Routing, Ruling};
 use crate::request::ForwardedRequest;
 use crate::shared::{Shared, Standing};
+use crate::tracing::Tracing;
 
 /// Timeout for JWKS fetches made through a [`Fetcher`] (each source also has its own,
 /// shorter or equal, deadline).
@@ -79,6 +82,8 @@ pub struct Resolver {
     pub generation: u64,
     /// The fleet's shared state (`[shared]`): kept across reloads that do not change it.
     pub shared: Option<Arc<Shared>>,
+    /// Traces (`[tracing]`), from start to stop (a change needs a restart).
+    pub tracing: Option<Tracing>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -110,6 +115,10 @@ impl Resolver {
             )?),
             None => None,
         };
+        let tracing = match &config.tracing {
+            Some(settings) => Some(Tracing::start(settings.clone())?),
+            None => None,
+        };
         Ok(Resolver {
             cache,
             config,
@@ -117,6 +126,7 @@ impl Resolver {
             clock,
             generation: 0,
             shared,
+            tracing,
         })
     }
 
@@ -129,6 +139,7 @@ impl Resolver {
             Some(self.metrics.clone()),
         );
         fetcher.clock = self.clock.clone();
+        fetcher.tracing = self.tracing.clone();
         fetcher
     }
 
@@ -155,6 +166,7 @@ impl Resolver {
             clock: self.clock.clone(),
             generation: self.generation + 1,
             shared,
+            tracing: self.tracing.clone(),
         })
     }
 
@@ -380,13 +392,32 @@ impl Resolver {
                 .backend_timeout()
                 .map(|timeout| timeout.min(shared.settings.flight_wait));
             self.cache
-                .get_or_fetch(key, || {
-                    shared.fetch(
-                        &key,
-                        flight,
-                        |decision| self.cache.ttl_for(decision),
-                        || question.decide(fetcher),
-                    )
+                .get_or_fetch(key, || async {
+                    // a span for the store's part, when the decision is traced
+                    let span = self
+                        .tracing
+                        .as_ref()
+                        .and_then(|t| t.child("verdict shared store", SpanKind::Client));
+                    let fetched = shared
+                        .fetch(
+                            &key,
+                            flight,
+                            |decision| self.cache.ttl_for(decision),
+                            || question.decide(fetcher),
+                        )
+                        .await;
+                    if let Some(span) = span {
+                        let status = match &fetched {
+                            Ok(f) => f.status.as_str(),
+                            Err(_) => "error",
+                        };
+                        crate::tracing::finish(
+                            &span,
+                            vec![opentelemetry::KeyValue::new("verdict.shared", status)],
+                            fetched.is_err(),
+                        );
+                    }
+                    fetched
                 })
                 .await
         } else {

@@ -73,9 +73,30 @@ async fn handle(
             dialect::read(&request, dialect, prefix, peer, whole)
         }
     };
-    let decided = match &forwarded {
-        Ok(forwarded) => resolver.decide(forwarded, &fetcher).await,
-        Err(outcome) => Decided::before_routing(outcome.clone()),
+    // a span for the decision when traces are on; Trust decision: the caller's trace
+    // context is read only from a trusted peer
+    let traced = resolver.tracing.as_ref().map(|tracing| {
+        let parent = match peer {
+            Ok(_) => crate::tracing::extract(
+                request
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            ),
+            Err(_) => opentelemetry::Context::new(),
+        };
+        tracing.decision(&parent)
+    });
+    let decided = match (&forwarded, &traced) {
+        (Ok(forwarded), None) => resolver.decide(forwarded, &fetcher).await,
+        (Ok(forwarded), Some(context)) => {
+            use opentelemetry::context::FutureExt as _;
+            resolver
+                .decide(forwarded, &fetcher)
+                .with_context(context.clone())
+                .await
+        }
+        (Err(outcome), _) => Decided::before_routing(outcome.clone()),
     };
     let target = forwarded.as_ref().ok().map(|f| f.target());
     let original = Original {
@@ -83,18 +104,24 @@ async fn handle(
         accept: forwarded.as_ref().ok().and_then(|f| f.header("accept")),
     };
     let answer = dialect.answer(&decided.outcome, original, &config.answer);
-    record(
-        &resolver.metrics,
-        &Record {
-            dialect: dialect.name(),
-            decided: &decided,
-            status: answer.response.status().as_u16(),
-            target,
-            client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
-            problem: answer.problem.map(|p| format!("{p:?}")),
-            latency: started.elapsed(),
-        },
-    );
+    let entry = Record {
+        dialect: dialect.name(),
+        decided: &decided,
+        status: answer.response.status().as_u16(),
+        target,
+        client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
+        problem: answer.problem.map(|p| format!("{p:?}")),
+        latency: started.elapsed(),
+        trace_id: traced.as_ref().and_then(crate::tracing::trace_id),
+    };
+    record(&resolver.metrics, &entry);
+    if let Some(context) = &traced {
+        crate::tracing::finish(
+            context,
+            crate::record::span_attributes(&entry),
+            entry.status >= 500,
+        );
+    }
     drop(in_flight);
     answer.response
 }

@@ -15,6 +15,7 @@
 //!   and as configurations verdict loads;
 //! - `properties`: property tests of the hand-written parsers;
 //! - `shared`: `[shared]` settings, and an instance whose store is not there;
+//! - `tracing`: spans per decision and backend call, exported to an OTLP receiver;
 //! - `watch`: reloading on a change of the configuration's files (a ConfigMap swap);
 //! - `regression`: one test per fixed bug.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,5 +36,6 @@ mod status;
 #[allow(dead_code)]
 mod support;
 mod transport;
+mod tracing;
 mod trust;
 mod watch;

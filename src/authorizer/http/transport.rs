@@ -77,7 +77,26 @@ impl HttpAuthorizer {
             let mut attempt = 0;
             loop {
                 let started = Instant::now();
-                let outcome = self.once(client, url, prepared).await;
+                // a span per attempt when the decision is traced; its context goes to
+                // the backend as `traceparent`
+                let span = fetcher.tracing.as_ref().and_then(|t| {
+                    t.child("verdict backend", opentelemetry::trace::SpanKind::Client)
+                });
+                let outcome = self.once(client, url, prepared, span.as_ref()).await;
+                if let Some(span) = &span {
+                    crate::tracing::finish(
+                        span,
+                        vec![
+                            // the configured URL: a rendered one may carry a credential
+                            opentelemetry::KeyValue::new(
+                                "verdict.backend",
+                                self.url_texts[index].clone(),
+                            ),
+                            opentelemetry::KeyValue::new("verdict.authorizer", name.to_string()),
+                        ],
+                        outcome.is_err(),
+                    );
+                }
                 let interpreted = outcome.as_ref().ok().map(|answer| self.interpret(answer));
                 if let Some(metrics) = &fetcher.metrics {
                     let failed = !matches!(interpreted, Some(Ok(_)));
@@ -145,6 +164,7 @@ impl HttpAuthorizer {
         client: &awc::Client,
         url: &str,
         prepared: &BackendRequest,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<Answer, Failure> {
         let deadline = self.transport.request_timeout;
         let exchange = async {
@@ -159,6 +179,9 @@ impl HttpAuthorizer {
             }
             if self.protocol == Protocol::Json {
                 request = request.insert_header(("accept", "application/json"));
+            }
+            for (name, value) in trace.map(crate::tracing::inject).unwrap_or_default() {
+                request = request.insert_header((name, value));
             }
             let sent = match &prepared.body {
                 Some(body) => {

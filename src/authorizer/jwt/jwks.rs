@@ -152,11 +152,24 @@ impl JwksSource {
             url: self.url.clone(),
             message,
         };
+        // a span for the fetch when a traced decision waits on it
+        let span = fetcher
+            .tracing
+            .as_ref()
+            .and_then(|t| t.child("verdict jwks fetch", opentelemetry::trace::SpanKind::Client));
         let body = actix_web::rt::time::timeout(self.timeout, async {
-            let mut response = fetcher
+            let mut request = fetcher
                 .client
                 .get(&self.url)
-                .insert_header(("accept", "application/json"))
+                .insert_header(("accept", "application/json"));
+            for (name, value) in span
+                .as_ref()
+                .map(crate::tracing::inject)
+                .unwrap_or_default()
+            {
+                request = request.insert_header((name, value));
+            }
+            let mut response = request
                 .send()
                 .await
                 .map_err(|e| fail(format!("request failed: {e}")))?;
@@ -170,7 +183,19 @@ impl JwksSource {
                 .map_err(|e| fail(format!("body: {e}")))
         })
         .await
-        .map_err(|_| fail("timed out".into()))??;
+        .map_err(|_| fail("timed out".into()))
+        .and_then(|r| r);
+        if let Some(span) = &span {
+            crate::tracing::finish(
+                span,
+                vec![opentelemetry::KeyValue::new(
+                    "verdict.jwks",
+                    self.url.clone(),
+                )],
+                body.is_err(),
+            );
+        }
+        let body = body?;
         let set: JwkSet =
             serde_json::from_slice(&body).map_err(|e| fail(format!("not a JWKS: {e}")))?;
         let mut keys = Vec::new();
