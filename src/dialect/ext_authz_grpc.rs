@@ -20,6 +20,10 @@ use super::{Body, Dialect, Facts, Incoming, Message, build_target, form_body_dec
 use crate::decision::Outcome;
 use crate::request::{Anonymous, Audience, Caller, Header, ReadError, TargetError};
 
+/// Where the client certificate Envoy verified is put for authorizers: a name only this
+/// dialect sets (a client's header of that name is dropped).
+pub const PEER_CERTIFICATE: &str = "x-envoy-peer-certificate";
+
 /// Envoy's gRPC `ext_authz` service.
 #[derive(Debug)]
 pub struct ExtAuthzGrpc;
@@ -103,14 +107,31 @@ pub fn read_check(check: &CheckRequest) -> Result<Checked, ReadError> {
         .ok_or(ReadError::Target(TargetError::BadClientIp))?;
     let mut headers: Vec<Header<'static>> = Vec::with_capacity(http.headers.len());
     for (name, value) in &http.headers {
-        // pseudo-headers are the attributes above; `host` too (HTTP/1's :authority)
-        if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
+        // pseudo-headers are the attributes above; `host` too (HTTP/1's :authority);
+        // Trust decision: a client's header of the peer certificate's name never counts
+        if name.starts_with(':')
+            || name.eq_ignore_ascii_case("host")
+            || name.eq_ignore_ascii_case(PEER_CERTIFICATE)
+        {
             continue;
         }
         headers.push(Header::owned(
             name.to_ascii_lowercase(),
             value.as_bytes().to_vec(),
         ));
+    }
+    // the client certificate Envoy verified (`include_peer_certificate`), URL-encoded PEM,
+    // for authorizers to read as `header:x-envoy-peer-certificate`
+    let mut facts = Facts::of(target, client_ip);
+    if let Some(certificate) = attributes
+        .source
+        .as_ref()
+        .map(|peer| peer.certificate.as_str())
+        .filter(|c| !c.is_empty())
+    {
+        facts
+            .credentials
+            .push((PEER_CERTIFICATE.to_string(), certificate.to_string()));
     }
     // the client's body only when Envoy sent it whole, uncompressed, as a form: the same
     // rule as the HTTP dialects'
@@ -131,7 +152,7 @@ pub fn read_check(check: &CheckRequest) -> Result<Checked, ReadError> {
         None
     };
     Ok(Checked {
-        facts: Facts::of(target, client_ip),
+        facts,
         headers,
         body,
     })
@@ -200,6 +221,32 @@ mod tests {
         let names: Vec<&str> = checked.headers.iter().map(|h| &*h.name).collect();
         assert!(names.contains(&"authorization"));
         assert!(!names.iter().any(|n| n.starts_with(':') || *n == "host"));
+    }
+
+    #[test]
+    fn the_peer_certificate_is_envoys_never_the_clients() {
+        let mut with = check(
+            "/x",
+            &[(PEER_CERTIFICATE, "-----BEGIN%20CERTIFICATE-----forged")],
+            "127.0.0.1",
+        );
+        let checked = read_check(&with).unwrap();
+        assert!(checked.headers.iter().all(|h| h.name != PEER_CERTIFICATE));
+        assert!(
+            checked.facts.credentials.is_empty(),
+            "no certificate from Envoy"
+        );
+        if let Some(peer) = with.attributes.as_mut().and_then(|a| a.source.as_mut()) {
+            peer.certificate = "-----BEGIN%20CERTIFICATE-----verified".into();
+        }
+        let checked = read_check(&with).unwrap();
+        assert_eq!(
+            checked.facts.credentials,
+            vec![(
+                PEER_CERTIFICATE.to_string(),
+                "-----BEGIN%20CERTIFICATE-----verified".to_string()
+            )]
+        );
     }
 
     #[test]
