@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! caller request
-//!   └─► server::handle            the actix edge, one endpoint per dialect
+//!   └─► server::handle            the actix edge, one endpoint per dialect (grpc: Envoy's
+//!         │                        gRPC check, on server.grpc_listen, to the same stages)
 //!         └─► dialect::read       a TrustedPeer only; the dialect reads its own header
 //!               │                  family (or body) once: Facts, or a notification
 //!               └─► ForwardedRequest   (request) method, scheme, host, path, query,
@@ -48,7 +49,8 @@
 //! filters), parsing once and substituting in one pass; the
 //! shared nouns sit at the bottom: `decision` (verdicts, refusals, outcomes), `identity`
 //! (identities, claims, the identity-header table), `request`, `fields` (a JSON or form
-//! body's fields, a name sent twice refused), `settings` (the config vocabulary),
+//! body's fields, a name sent twice refused), `tracing` (spans and their export),
+//! `settings` (the config vocabulary),
 //! `digest`, `clock` (every deadline's time), `flight` (single flight) and `metrics`.
 //!
 //! Takes: a validated [`config::Config`]. Returns: running listeners
@@ -58,8 +60,8 @@
 
 pub mod lifecycle;
 pub mod admin;
-pub mod server;
 pub mod grpc;
+pub mod server;
 pub mod record;
 pub mod reload;
 pub mod resolver;
@@ -75,13 +77,13 @@ pub mod decision;
 pub mod identity;
 pub mod request;
 pub mod fields;
+pub mod tracing;
 pub mod settings;
 pub mod digest;
 pub mod clock;
 pub mod flight;
 pub mod logging;
 pub mod metrics;
-pub mod tracing;
 
 /// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first
 /// in `main` and in every test that verifies tokens or makes TLS connections: with no
