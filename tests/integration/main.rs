@@ -14,6 +14,7 @@
 //! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
 //!   and as configurations verdict loads;
 //! - `properties`: property tests of the hand-written parsers;
+//! - `grpc`: the gRPC listener, with a gRPC client of the test's own;
 //! - `shared`: `[shared]` settings, and an instance whose store is not there;
 //! - `tracing`: spans per decision and backend call, exported to an OTLP receiver;
 //! - `watch`: reloading on a change of the configuration's files (a ConfigMap swap);
@@ -26,6 +27,7 @@ mod cache;
 mod callers;
 mod cli;
 mod dialects;
+mod grpc;
 mod properties;
 mod readme;
 mod regression;
