@@ -31,14 +31,11 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::rpc;
 
 use crate::decision::{Outcome, Refusal};
-use crate::dialect::answer::Original;
+use crate::dialect;
 use crate::dialect::ext_authz_grpc::{Checked, EXT_AUTHZ_GRPC, read_check};
-use crate::dialect::{self, Dialect};
 use crate::identity::{HeaderFamily, family_names, is_identity_header};
-use crate::record::{Record, record};
 use crate::reload::Current;
-use crate::resolver::Decided;
-use crate::server::{Drain, InFlight, WorkerFetcher};
+use crate::server::{Drain, InFlight, WorkerFetcher, conclude};
 
 /// gRPC status codes used here.
 const OK: i32 = 0;
@@ -179,42 +176,16 @@ async fn decide(
         };
         tracing.decision(&parent)
     });
-    let decided = match (&forwarded, &traced) {
-        (Ok(forwarded), None) => resolver.decide(forwarded, &fetcher).await,
-        (Ok(forwarded), Some(context)) => {
-            use opentelemetry::context::FutureExt as _;
-            resolver
-                .decide(forwarded, &fetcher)
-                .with_context(context.clone())
-                .await
-        }
-        (Err(outcome), _) => Decided::before_routing(outcome.clone()),
-    };
-    let target = forwarded.as_ref().ok().map(|f| f.target());
-    let original = Original {
-        target,
-        accept: forwarded.as_ref().ok().and_then(|f| f.header("accept")),
-    };
-    let answer = EXT_AUTHZ_GRPC.answer(&decided.outcome, original, &config.answer);
+    let answer = conclude(
+        &resolver,
+        &fetcher,
+        &EXT_AUTHZ_GRPC,
+        &forwarded,
+        traced.as_ref(),
+        started,
+    )
+    .await;
     let status = answer.response.status().as_u16();
-    let entry = Record {
-        dialect: EXT_AUTHZ_GRPC.name(),
-        decided: &decided,
-        status,
-        target,
-        client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
-        problem: answer.problem.map(|p| format!("{p:?}")),
-        latency: started.elapsed(),
-        trace_id: traced.as_ref().and_then(crate::tracing::trace_id),
-    };
-    record(&resolver.metrics, &entry);
-    if let Some(context) = &traced {
-        crate::tracing::finish(
-            context,
-            crate::record::span_attributes(&entry),
-            status >= 500,
-        );
-    }
     drop(in_flight);
     let headers: Vec<(String, String)> = answer
         .response

@@ -17,11 +17,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::authorizer::Fetcher;
 use crate::clock::Clock;
 use crate::decision::{Outcome, Refusal};
-use crate::dialect::answer::Original;
+use crate::dialect::answer::{Answer, Original};
 use crate::dialect::{self, Body, DIALECTS, Dialect};
 use crate::record::{Record, record};
 use crate::reload::Current;
-use crate::request::ReadError;
+use crate::request::{ForwardedRequest, ReadError};
 use crate::resolver::{Decided, Resolver};
 
 /// The Authgear-compatible endpoint, answered in `server.resolve_dialect`.
@@ -87,12 +87,36 @@ async fn handle(
         };
         tracing.decision(&parent)
     });
-    let decided = match (&forwarded, &traced) {
-        (Ok(forwarded), None) => resolver.decide(forwarded, &fetcher).await,
+    let answer = conclude(
+        &resolver,
+        &fetcher,
+        dialect,
+        &forwarded,
+        traced.as_ref(),
+        started,
+    )
+    .await;
+    drop(in_flight);
+    answer.response
+}
+
+/// The stages every edge shares once a request is read (or refused): decide (in the
+/// decision's span, when traced), answer in `dialect`'s terms, record (the log line, the
+/// metrics, the span's attributes and end).
+pub(crate) async fn conclude(
+    resolver: &Resolver,
+    fetcher: &Fetcher,
+    dialect: &dyn Dialect,
+    forwarded: &Result<ForwardedRequest<'_>, Outcome>,
+    traced: Option<&opentelemetry::Context>,
+    started: Instant,
+) -> Answer {
+    let decided = match (forwarded, traced) {
+        (Ok(forwarded), None) => resolver.decide(forwarded, fetcher).await,
         (Ok(forwarded), Some(context)) => {
             use opentelemetry::context::FutureExt as _;
             resolver
-                .decide(forwarded, &fetcher)
+                .decide(forwarded, fetcher)
                 .with_context(context.clone())
                 .await
         }
@@ -103,7 +127,7 @@ async fn handle(
         target,
         accept: forwarded.as_ref().ok().and_then(|f| f.header("accept")),
     };
-    let answer = dialect.answer(&decided.outcome, original, &config.answer);
+    let answer = dialect.answer(&decided.outcome, original, &resolver.config.answer);
     let entry = Record {
         dialect: dialect.name(),
         decided: &decided,
@@ -112,18 +136,17 @@ async fn handle(
         client_ip: forwarded.as_ref().ok().map(|f| f.client_ip()),
         problem: answer.problem.map(|p| format!("{p:?}")),
         latency: started.elapsed(),
-        trace_id: traced.as_ref().and_then(crate::tracing::trace_id),
+        trace_id: traced.and_then(crate::tracing::trace_id),
     };
     record(&resolver.metrics, &entry);
-    if let Some(context) = &traced {
+    if let Some(context) = traced {
         crate::tracing::finish(
             context,
             crate::record::span_attributes(&entry),
             entry.status >= 500,
         );
     }
-    drop(in_flight);
-    answer.response
+    answer
 }
 
 /// The most a caller's body may hold: the facts of one access fit in far less.
