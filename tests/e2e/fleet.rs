@@ -344,11 +344,12 @@ async fn a_store_killed_under_load_and_restarted_empty_never_admits_a_revoked_to
     };
     let secrets = Secrets::new();
     let body = keys_and_jwt(&secrets.shared(&store.url(), ""));
-    let fleet = Arc::new([
-        start("", &body).await,
-        start("", &body).await,
-        start("", &body).await,
-    ]);
+    // on clocks the test moves: the feed goes stale when the test says time has passed
+    let (a, clock_a) = start_with_clock("", &body).await;
+    let (b, clock_b) = start_with_clock("", &body).await;
+    let (c, clock_c) = start_with_clock("", &body).await;
+    let clocks = [clock_a, clock_b, clock_c];
+    let fleet = Arc::new([a, b, c]);
     for v in fleet.iter() {
         until_ready(v).await;
         assert_eq!(status_with(v, "valid-token").await, 200);
@@ -392,6 +393,10 @@ async fn a_store_killed_under_load_and_restarted_empty_never_admits_a_revoked_to
         })
     };
     store.kill();
+    // past stale_after (1 s) without a read
+    for clock in &clocks {
+        clock.advance(Duration::from_secs(2));
+    }
     for v in fleet.iter() {
         eventually("stale is reported", || async {
             readyz(v).await.1.contains("revocation feed stale")
@@ -443,7 +448,8 @@ async fn a_slow_or_cut_off_store_only_slows_or_stales_one_instance_and_admits_no
             "forward_query = true\ncache_key = [\"${query.token}\"]"
         )
     );
-    let behind = start(
+    // its clock moves only when the test says time has passed
+    let (behind, behind_clock) = start_with_clock(
         "",
         &format!("{authorizers}\n{}", secrets.shared(&proxy.url(), "")),
     )
@@ -475,6 +481,7 @@ async fn a_slow_or_cut_off_store_only_slows_or_stales_one_instance_and_admits_no
 
     // cut off: the instance behind the proxy goes stale; the other goes on
     proxy.set(CUT);
+    behind_clock.advance(Duration::from_secs(2));
     eventually("the cut-off instance reports stale", || async {
         readyz(&behind).await.0 == 503
     })
