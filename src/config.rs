@@ -589,6 +589,30 @@ fn validate(
         .collect();
     let policy = Policy::compile(raw.route, default_route, &names, server.readings)?;
     warnings.extend(audiences::warnings(&policy, &bound));
+    // A route with scope or claim rules reads the claims of the tokens its chain verifies:
+    // those jwt authorizers keep them in their decisions
+    for route in policy.routes().filter(|r| r.reads_claims()) {
+        let mut gives_claims = false;
+        for &index in &route.chain {
+            let authorizer = &mut authorizers[index];
+            if let AuthorizerKind::Jwt(jwt) = &mut authorizer.kind {
+                gives_claims = true;
+                if !jwt.keep_claims {
+                    jwt.keep_claims = true;
+                    // decisions made without the claims must not be reused with them
+                    let mut material = authorizer.fingerprint.to_vec();
+                    material.extend_from_slice(b"\0keep_claims");
+                    authorizer.fingerprint = sha256(&material);
+                }
+            }
+        }
+        if !gives_claims {
+            warnings.push(format!(
+                "route {}: scopes or claims rules, but none of its authorizers is a jwt one, which alone gives claims: every request there is refused",
+                route.name
+            ));
+        }
+    }
     let policy = policy.with_topics(TopicRules::compile(raw.topic_rule, raw.topics)?);
 
     let headers = HeaderSets {

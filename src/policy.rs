@@ -88,6 +88,17 @@ pub struct RouteSettings {
     /// Every one of these roles is required (missing one: 403).
     #[serde(default)]
     pub roles: Option<StringList>,
+    /// At least one of these roles is required.
+    #[serde(default)]
+    pub roles_any: Option<StringList>,
+    /// Every one of these OAuth scopes is required (the token's `scope`, space-separated,
+    /// or `scp`).
+    #[serde(default)]
+    pub scopes: Option<StringList>,
+    /// Claims the verified token must carry, by name or dotted path: one value or a list
+    /// of which one must match, each exact or a glob (`*`, `?`).
+    #[serde(default)]
+    pub claims: Option<std::collections::BTreeMap<String, StringList>>,
     /// The authorizer chain, in order. Default (the implicit chain): every authorizer, by
     /// name, except, per request, those bound to another audience than the caller's
     /// ([`Route::implicit_chain`]).
@@ -125,6 +136,9 @@ impl RouteSettings {
             channels: None,
             access,
             roles: None,
+            roles_any: None,
+            scopes: None,
+            claims: None,
             authorizers: authorizers.map(StringList),
             on_error: Some(on_error),
             deny_location: None,
@@ -217,6 +231,11 @@ pub struct Route {
     channels: Option<Vec<String>>,
     pub access: Access,
     pub roles: Vec<String>,
+    /// At least one of these, when not empty.
+    pub roles_any: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Claim path and the patterns one of which its value must match.
+    pub claims: Vec<(String, Vec<glob::Pattern>)>,
     /// Indexes into the configured authorizers.
     pub chain: Vec<usize>,
     /// The route names no authorizers: its chain is every authorizer, and an authorizer
@@ -653,6 +672,86 @@ impl Route {
             .find(|r| !identity.roles.iter().any(|have| **have == ***r))
             .map(String::as_str)
     }
+
+    /// Whether the route asks anything of a token's claims (scopes, claim matchers).
+    pub fn reads_claims(&self) -> bool {
+        !self.scopes.is_empty() || !self.claims.is_empty()
+    }
+
+    /// The first of this route's rules on who the user is that `identity` does not meet:
+    /// every role, one of the any-of roles, every scope, every claim. A fact the identity
+    /// does not carry (no claims, no such claim) never meets a rule.
+    pub fn unmet(&self, identity: &Identity) -> Option<&'static str> {
+        if self.missing_role(identity).is_some() {
+            return Some(MISSING_ROLE);
+        }
+        if !self.roles_any.is_empty()
+            && !self
+                .roles_any
+                .iter()
+                .any(|r| identity.roles.iter().any(|have| **have == **r))
+        {
+            return Some(NONE_OF_THE_ROLES);
+        }
+        if !self.reads_claims() {
+            return None;
+        }
+        // Trust decision: rules on claims need the verified token's claims; an identity
+        // without them (a static token, a backend's answer) meets none
+        let Some(claims) = identity.claims.as_deref() else {
+            return Some(NO_CLAIMS);
+        };
+        if !self.scopes.is_empty() {
+            let granted = token_scopes(claims);
+            if self.scopes.iter().any(|s| !granted.contains(&s.as_str())) {
+                return Some(MISSING_SCOPE);
+            }
+        }
+        for (path, patterns) in &self.claims {
+            let Some(value) = crate::identity::claim(claims, path) else {
+                return Some(MISSING_CLAIM);
+            };
+            let texts: Vec<String> = match value {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Number(n) => vec![n.to_string()],
+                serde_json::Value::Bool(b) => vec![b.to_string()],
+                // a list claim matches when one of its items does
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .filter_map(|item| match item {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        serde_json::Value::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !texts
+                .iter()
+                .any(|text| patterns.iter().any(|p| p.matches(text)))
+            {
+                return Some(CLAIM_MISMATCH);
+            }
+        }
+        None
+    }
+}
+
+/// The scopes a token grants: `scope` (space-separated, RFC 8693/9068) or `scp` (a list
+/// or a space-separated string).
+fn token_scopes(claims: &crate::identity::Claims) -> Vec<&str> {
+    let mut granted = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(serde_json::Value::String(s)) => granted.extend(s.split_ascii_whitespace()),
+            Some(serde_json::Value::Array(items)) => {
+                granted.extend(items.iter().filter_map(serde_json::Value::as_str))
+            }
+            _ => {}
+        }
+    }
+    granted
 }
 
 mod access;
@@ -662,8 +761,9 @@ mod tests;
 pub mod topics;
 
 pub use self::access::{
-    COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_ROLE, NO_IDENTITY, NOT_THE_USERNAME,
-    Ruling, UNRECOGNISED,
+    CLAIM_MISMATCH, COULD_NOT_DECIDE, ChainResult, FAILED_OPEN, MISSING_CLAIM, MISSING_ROLE,
+    MISSING_SCOPE, NO_CLAIMS, NO_IDENTITY, NONE_OF_THE_ROLES, NOT_THE_USERNAME, Ruling,
+    UNRECOGNISED,
 };
 use self::compile::{compile_route, warnings};
 use self::topics::TopicRules;

@@ -35,6 +35,11 @@ pub enum ChainResult {
 
 /// Reasons the log line gives, each written once, by the rule that decides.
 pub const MISSING_ROLE: &str = "missing required role";
+pub const NONE_OF_THE_ROLES: &str = "none of the roles the route accepts";
+pub const NO_CLAIMS: &str = "the route's scope or claim rules need a verified token's claims";
+pub const MISSING_SCOPE: &str = "missing required scope";
+pub const MISSING_CLAIM: &str = "a claim the route requires is missing";
+pub const CLAIM_MISMATCH: &str = "a claim does not have a value the route accepts";
 pub const UNRECOGNISED: &str = "no authorizer recognised the credential";
 pub const COULD_NOT_DECIDE: &str = "authorizer could not decide";
 pub const FAILED_OPEN: &str = "authorizer could not decide; on_error = allow";
@@ -183,8 +188,8 @@ fn refuse_or_allow(
             ),
         },
         (Access::Authenticated, ChainResult::Allowed(identity)) => {
-            if route.missing_role(&identity).is_some() {
-                ruling(Outcome::Forbidden, Some(MISSING_ROLE))
+            if let Some(unmet) = route.unmet(&identity) {
+                ruling(Outcome::Forbidden, Some(unmet))
             } else {
                 ruling(Outcome::allow(Some(identity), SessionState::Valid), None)
             }

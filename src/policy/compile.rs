@@ -259,6 +259,41 @@ pub(super) fn compile_route(
             "roles only apply to access = \"authenticated\"",
         ));
     }
+    let roles_any = match raw.roles_any {
+        Some(list) if list.0.is_empty() => {
+            return Err(ConfigError::invalid(
+                format!("{key}.roles_any"),
+                "an empty list can never be met: name at least one role, or leave it out",
+            ));
+        }
+        Some(list) => list.0,
+        None => Vec::new(),
+    };
+    let scopes = raw.scopes.map(|l| l.0).unwrap_or_default();
+    let mut claims = Vec::new();
+    for (path, values) in raw.claims.unwrap_or_default() {
+        if path.is_empty() || values.0.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.claims"),
+                format!("{path:?}: name a claim and at least one value it may have"),
+            ));
+        }
+        let mut patterns = Vec::new();
+        for value in &values.0 {
+            patterns.push(glob::Pattern::new(value).map_err(|e| {
+                ConfigError::invalid(format!("{key}.claims.{path}"), format!("{value:?}: {e}"))
+            })?);
+        }
+        claims.push((path, patterns));
+    }
+    if (!roles_any.is_empty() || !scopes.is_empty() || !claims.is_empty())
+        && raw.access != Access::Authenticated
+    {
+        return Err(ConfigError::invalid(
+            format!("{key}.access"),
+            "roles_any, scopes and claims only apply to access = \"authenticated\"",
+        ));
+    }
     let readings = match &raw.readings {
         None => default_readings,
         Some(list) => kinds_from_names(&list.0)
@@ -274,6 +309,9 @@ pub(super) fn compile_route(
         channels,
         access: raw.access,
         roles,
+        roles_any,
+        scopes,
+        claims,
         chain,
         implicit_chain: raw.authorizers.is_none(),
         on_error: raw.on_error.unwrap_or(OnError::Deny),

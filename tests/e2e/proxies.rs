@@ -1172,3 +1172,69 @@ async fn a_reload_under_load_through_nginx_causes_no_5xx() {
     v.stop().await;
     app.stop().await;
 }
+
+/// Any-of roles, scopes and claim matchers, through a real proxy: what the app sees is
+/// what the rules say.
+async fn claim_rules_through(kind: Kind) {
+    let routes = "[[route]]\nname = \"editors\"\npath = \"/edit\"\naccess = \"authenticated\"\nroles_any = [\"editor\", \"admin\"]\n[[route]]\nname = \"org\"\npath = \"/org\"\naccess = \"authenticated\"\nscopes = [\"org:read\"]\nclaims = { \"org.id\" = \"42\" }\n";
+    let v = start("", &format!("{}{routes}", jwt_hs(""))).await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let Some(proxy) = start_proxy(kind, v.addr, app.addr) else {
+        return;
+    };
+    let with = |claims: serde_json::Value| {
+        let mut all = user_claims("u7", &["reader"], 600);
+        for (k, value) in claims.as_object().unwrap() {
+            all[k] = value.clone();
+        }
+        hs_token(all)
+    };
+    for (path, token, expected) in [
+        (
+            "/edit/a",
+            with(serde_json::json!({"roles": ["editor"]})),
+            200,
+        ),
+        (
+            "/edit/b",
+            with(serde_json::json!({"roles": ["reader"]})),
+            403,
+        ),
+        (
+            "/org/c",
+            with(serde_json::json!({"scope": "org:read", "org": {"id": "42"}})),
+            200,
+        ),
+        (
+            "/org/d",
+            with(serde_json::json!({"scope": "org:read", "org": {"id": "7"}})),
+            403,
+        ),
+        (
+            "/org/e",
+            with(serde_json::json!({"org": {"id": "42"}})),
+            403,
+        ),
+    ] {
+        let status = client()
+            .get(proxy.url(path))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .status()
+            .await;
+        assert_eq!(status, expected, "{kind:?} {path}");
+        let reached = app.received().iter().any(|r| r.uri == path);
+        assert_eq!(reached, expected == 200, "{kind:?}: {path} reached the app");
+    }
+    drop(proxy);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn claim_rules_through_nginx() {
+    claim_rules_through(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn claim_rules_through_caddy() {
+    claim_rules_through(Kind::Caddy).await;
+}

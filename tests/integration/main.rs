@@ -10,6 +10,7 @@
 //!   documented requests;
 //! - `backend`, `cache`: the `http` authorizer against fake backends, and the decision
 //!   cache on a clock the tests move;
+//! - `claims`: any-of roles, scopes and claim matchers on routes;
 //! - `admin`, `cli`: the admin listener and the `verdict` command (the built binary);
 //! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
 //!   and as configurations verdict loads;
@@ -24,6 +25,7 @@
 mod admin;
 mod backend;
 mod cache;
+mod claims;
 mod callers;
 mod cli;
 mod dialects;
