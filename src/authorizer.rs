@@ -37,6 +37,9 @@ pub struct Fetcher {
     pub clock: Clock,
     /// Where backend calls and key fetches start their spans, when traces are on.
     pub tracing: Option<crate::tracing::Tracing>,
+    /// A dry run (`verdict explain`, `verdict test`): no backend is asked and no key
+    /// fetched; what needs one cannot decide.
+    pub offline: bool,
 }
 
 impl Fetcher {
@@ -53,6 +56,7 @@ impl Fetcher {
             metrics: None,
             clock: Clock::system(),
             tracing: None,
+            offline: false,
         }
     }
 

@@ -58,6 +58,7 @@
 //! Must never: let an error, an unknown fact or an unparsable input end in an allow.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod dryrun;
 pub mod lifecycle;
 pub mod admin;
 pub mod grpc;

@@ -54,6 +54,24 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Say what verdict would decide for one request (--config FILE), offline: its
+    /// readings, the route each picks, the authorizers' answers that need no network
+    /// (static tokens, JWTs with local keys) and the outcome. No credential is printed.
+    Explain {
+        /// https://host/path?query
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// "Name: value", repeatable (Authorization, Cookie, …)
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
+    },
+    /// Run a file of requests with the outcomes expected of them ([[case]] url, method,
+    /// headers, client_ip, expect, route) against --config FILE, offline; exits 1 when one
+    /// does not get what it expects.
+    Test { file: PathBuf },
     /// Revoke across the fleet: append to the shared store's revocation log (the
     /// configuration's [shared]); every instance refuses what it names within
     /// shared.stale_after. KIND: token (a static token's digest, from `verdict token
@@ -111,6 +129,21 @@ fn main() -> ExitCode {
                 until,
             },
         ),
+        Command::Explain {
+            url,
+            method,
+            headers,
+            client_ip,
+        } => dry_run(
+            cli.config,
+            DryRun::Explain {
+                url,
+                method,
+                headers,
+                client_ip,
+            },
+        ),
+        Command::Test { file } => dry_run(cli.config, DryRun::Test(file)),
         Command::Serve => {
             let code = match serve(cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -185,6 +218,105 @@ fn init(file: PathBuf) -> ExitCode {
         Err(e) => {
             eprintln!("verdict init: cannot write {}: {e}", file.display());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a dry run does.
+enum DryRun {
+    Explain {
+        url: String,
+        method: String,
+        headers: Vec<String>,
+        client_ip: Option<std::net::IpAddr>,
+    },
+    Test(PathBuf),
+}
+
+/// `verdict explain` and `verdict test`: the resolver itself, offline.
+#[actix_web::main]
+async fn dry_run(file: Option<PathBuf>, what: DryRun) -> ExitCode {
+    let Some(file) = file else {
+        eprintln!("verdict: --config FILE is required");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&Source {
+        file: Some(file.clone()),
+        env: None,
+    }) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let resolver = match verdict::dryrun::offline_resolver(config) {
+        Ok(resolver) => resolver,
+        Err(e) => {
+            eprintln!("verdict: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match what {
+        DryRun::Explain {
+            url,
+            method,
+            headers,
+            client_ip,
+        } => {
+            let mut named = std::collections::BTreeMap::new();
+            for header in headers {
+                let Some((name, value)) = header.split_once(':') else {
+                    eprintln!("verdict explain: {header:?} is not \"Name: value\"");
+                    return ExitCode::from(2);
+                };
+                named.insert(name.trim().to_string(), value.trim().to_string());
+            }
+            let case = verdict::dryrun::Case {
+                name: None,
+                url,
+                method,
+                headers: named,
+                client_ip,
+                expect: None,
+                route: None,
+            };
+            match verdict::dryrun::explain(&resolver, &case).await {
+                Ok(explained) => {
+                    for line in explained.lines {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(problem) => {
+                    eprintln!("verdict explain: {problem}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        DryRun::Test(cases_file) => {
+            // TOML or YAML, by its extension, as the configuration is read
+            let cases: verdict::dryrun::Cases = match config::Config::builder()
+                .add_source(config::File::from(cases_file.as_path()).required(true))
+                .build()
+                .and_then(|c| c.try_deserialize())
+            {
+                Ok(cases) => cases,
+                Err(e) => {
+                    eprintln!("{}: {e}", cases_file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let (report, failed) = verdict::dryrun::test(&resolver, &cases).await;
+            for line in report {
+                println!("{line}");
+            }
+            println!("{} case(s), {failed} failed", cases.cases.len());
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
 //!   and as configurations verdict loads;
 //! - `properties`: property tests of the hand-written parsers;
+//! - `dryrun`: `verdict explain` and `verdict test`;
 //! - `grpc`: the gRPC listener, with a gRPC client of the test's own;
 //! - `shared`: `[shared]` settings, and an instance whose store is not there;
 //! - `tracing`: spans per decision and backend call, exported to an OTLP receiver;
@@ -29,6 +30,7 @@ mod claims;
 mod callers;
 mod cli;
 mod dialects;
+mod dryrun;
 mod grpc;
 mod properties;
 mod readme;

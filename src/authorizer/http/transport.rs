@@ -61,6 +61,9 @@ impl HttpAuthorizer {
         name: &str,
         fetcher: &Fetcher,
     ) -> Result<Decision, AuthError> {
+        if fetcher.offline {
+            return Err(AuthError::Internal("a dry run asks no backend".into()));
+        }
         let clients = fetcher.backend_clients(name);
         if prepared.unsafe_value {
             // Never sent: a placeholder tried to smuggle a line break into a header.

@@ -152,6 +152,9 @@ impl JwksSource {
             url: self.url.clone(),
             message,
         };
+        if fetcher.offline {
+            return Err(fail("a dry run fetches no keys".into()));
+        }
         // a span for the fetch when a traced decision waits on it
         let span = fetcher
             .tracing
