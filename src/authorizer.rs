@@ -9,6 +9,7 @@
 //! checked after the cache, on every request), or log a credential.
 
 pub mod http;
+pub mod introspect;
 pub mod jwt;
 #[cfg(test)]
 pub mod scripted;
@@ -69,10 +70,19 @@ impl Fetcher {
         let mut fetcher = Fetcher::new(timeout);
         fetcher.metrics = metrics;
         for authorizer in authorizers {
-            if let AuthorizerKind::Http(http) = &authorizer.kind {
-                fetcher
-                    .backends
-                    .insert(authorizer.name.clone(), http::build_clients(http));
+            match &authorizer.kind {
+                AuthorizerKind::Http(http) => {
+                    fetcher
+                        .backends
+                        .insert(authorizer.name.clone(), http::build_clients(http));
+                }
+                AuthorizerKind::Introspect(introspect) => {
+                    fetcher.backends.insert(
+                        authorizer.name.clone(),
+                        http::clients_for(&introspect.transport, 1),
+                    );
+                }
+                _ => {}
             }
         }
         fetcher
@@ -104,7 +114,10 @@ impl Authorizer {
     /// Whether it asks an operator's backend (`http`): the backend is the authority of
     /// its own sessions, where a JWT or a static token carries its own proof.
     pub fn asks_a_backend(&self) -> bool {
-        matches!(self.kind, AuthorizerKind::Http(_))
+        matches!(
+            self.kind,
+            AuthorizerKind::Http(_) | AuthorizerKind::Introspect(_)
+        )
     }
 
     /// How long a cold miss may wait for another instance asking the same backend: never
@@ -112,6 +125,7 @@ impl Authorizer {
     pub fn backend_timeout(&self) -> Option<Duration> {
         match &self.kind {
             AuthorizerKind::Http(http) => Some(http.transport.request_timeout),
+            AuthorizerKind::Introspect(introspect) => Some(introspect.transport.request_timeout),
             _ => None,
         }
     }
@@ -128,6 +142,8 @@ pub enum AuthorizerKind {
     Jwt(Box<jwt::JwtAuthorizer>),
     Static(static_tokens::StaticTokens),
     Http(Box<http::HttpAuthorizer>),
+    /// OAuth 2.0 token introspection (RFC 7662).
+    Introspect(Box<introspect::IntrospectAuthorizer>),
     /// A test double that answers from a script.
     #[cfg(test)]
     Scripted(scripted::ScriptedAuthorizer),
@@ -146,6 +162,7 @@ enum Asked<'a, 'r> {
     Jwt(&'a jwt::JwtAuthorizer, Cow<'r, str>),
     Static(&'a static_tokens::StaticTokens, Cow<'r, str>),
     Http(&'a http::HttpAuthorizer, Box<http::BackendRequest>),
+    Introspect(&'a introspect::IntrospectAuthorizer, Cow<'r, str>),
     #[cfg(test)]
     Scripted(&'a scripted::ScriptedAuthorizer, Cow<'r, str>),
 }
@@ -159,7 +176,7 @@ impl Question<'_, '_> {
     /// What the cache key is made of, for a debug line (never the material itself).
     pub fn key_kind(&self) -> &'static str {
         match &self.asked {
-            Asked::Jwt(..) | Asked::Static(..) => "credential",
+            Asked::Jwt(..) | Asked::Static(..) | Asked::Introspect(..) => "credential",
             #[cfg(test)]
             Asked::Scripted(..) => "credential",
             Asked::Http(http, _) if http.has_cache_key() => "cache_key templates",
@@ -170,7 +187,7 @@ impl Question<'_, '_> {
     /// Everything the answer depends on, for the cache key.
     pub fn cache_material(&self) -> &str {
         match &self.asked {
-            Asked::Jwt(_, token) | Asked::Static(_, token) => token,
+            Asked::Jwt(_, token) | Asked::Static(_, token) | Asked::Introspect(_, token) => token,
             #[cfg(test)]
             Asked::Scripted(_, token) => token,
             Asked::Http(_, request) => &request.cache_material,
@@ -187,6 +204,9 @@ impl Question<'_, '_> {
             Asked::Http(http, request) => {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await
             }
+            Asked::Introspect(introspect, token) => {
+                Box::pin(introspect.decide(token, &self.authorizer.name, fetcher)).await
+            }
             #[cfg(test)]
             Asked::Scripted(script, _) => script.decide(),
         }
@@ -202,6 +222,7 @@ impl Authorizer {
             AuthorizerKind::Jwt(a) => a.token_sources(),
             AuthorizerKind::Static(a) => a.token_sources(),
             AuthorizerKind::Http(a) => return a.request_headers(),
+            AuthorizerKind::Introspect(a) => a.token_sources(),
             #[cfg(test)]
             AuthorizerKind::Scripted(a) => a.token_sources(),
         };
@@ -220,6 +241,9 @@ impl Authorizer {
             AuthorizerKind::Jwt(a) => Asked::Jwt(a, find_token(a.token_sources(), request)?),
             AuthorizerKind::Static(a) => Asked::Static(a, find_token(a.token_sources(), request)?),
             AuthorizerKind::Http(a) => Asked::Http(a, Box::new(a.render(request, claims))),
+            AuthorizerKind::Introspect(a) => {
+                Asked::Introspect(a, find_token(a.token_sources(), request)?)
+            }
             #[cfg(test)]
             AuthorizerKind::Scripted(a) => {
                 Asked::Scripted(a, find_token(a.token_sources(), request)?)

@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::authorizer::http::{HttpAuthorizer, HttpSettings};
+use crate::authorizer::introspect::{IntrospectAuthorizer, IntrospectSettings};
 use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
 use crate::authorizer::static_tokens::{StaticSettings, StaticTokens};
 use crate::authorizer::{Authorizer, AuthorizerKind};
@@ -171,6 +172,7 @@ enum RawAuthorizer {
     Jwt(Box<JwtSettings>),
     Static(StaticSettings),
     Http(Box<HttpSettings>),
+    Introspect(Box<IntrospectSettings>),
 }
 
 impl RawAuthorizer {
@@ -185,7 +187,7 @@ impl RawAuthorizer {
         let mut table = value
             .into_table()
             .map_err(|_| ConfigError::invalid(&key, "must be a table: [authorizers.NAME]"))?;
-        let kinds = "jwt, static, http";
+        let kinds = "jwt, static, http, introspect";
         let kind = match table.remove("type") {
             None => {
                 return Err(ConfigError::invalid(
@@ -203,6 +205,9 @@ impl RawAuthorizer {
             "jwt" => RawAuthorizer::Jwt(Box::new(rest.try_deserialize().map_err(inside)?)),
             "static" => RawAuthorizer::Static(rest.try_deserialize().map_err(inside)?),
             "http" => RawAuthorizer::Http(Box::new(rest.try_deserialize().map_err(inside)?)),
+            "introspect" => {
+                RawAuthorizer::Introspect(Box::new(rest.try_deserialize().map_err(inside)?))
+            }
             other => {
                 return Err(ConfigError::invalid(
                     format!("{key}.type"),
@@ -522,6 +527,9 @@ fn validate(
             RawAuthorizer::Http(s) => {
                 AuthorizerKind::Http(Box::new(HttpAuthorizer::build(&name, *s, base_dir)?))
             }
+            RawAuthorizer::Introspect(s) => AuthorizerKind::Introspect(Box::new(
+                IntrospectAuthorizer::build(&name, *s, base_dir, env)?,
+            )),
         };
         authorizers.push(Authorizer {
             name,
@@ -595,10 +603,15 @@ fn validate(
         let mut gives_claims = false;
         for &index in &route.chain {
             let authorizer = &mut authorizers[index];
-            if let AuthorizerKind::Jwt(jwt) = &mut authorizer.kind {
+            let keep = match &mut authorizer.kind {
+                AuthorizerKind::Jwt(jwt) => Some(&mut jwt.keep_claims),
+                AuthorizerKind::Introspect(introspect) => Some(&mut introspect.keep_claims),
+                _ => None,
+            };
+            if let Some(keep) = keep {
                 gives_claims = true;
-                if !jwt.keep_claims {
-                    jwt.keep_claims = true;
+                if !*keep {
+                    *keep = true;
                     // decisions made without the claims must not be reused with them
                     let mut material = authorizer.fingerprint.to_vec();
                     material.extend_from_slice(b"\0keep_claims");
@@ -608,7 +621,7 @@ fn validate(
         }
         if !gives_claims {
             warnings.push(format!(
-                "route {}: scopes or claims rules, but none of its authorizers is a jwt one, which alone gives claims: every request there is refused",
+                "route {}: scopes or claims rules, but none of its authorizers is a jwt or introspect one, which alone give claims: every request there is refused",
                 route.name
             ));
         }
@@ -707,6 +720,7 @@ fn files_of(settings: &RawAuthorizer) -> Vec<&PathBuf> {
         RawAuthorizer::Jwt(s) => s.keys.iter().filter_map(|k| k.pem_file.as_ref()).collect(),
         RawAuthorizer::Static(s) => s.tokens_file.iter().collect(),
         RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
+        RawAuthorizer::Introspect(s) => s.files(),
     }
 }
 

@@ -28,8 +28,9 @@ use actix_web::http::header::HeaderName;
 use serde::Deserialize;
 
 pub use self::request::BackendRequest;
-pub use self::transport::build_clients;
-use self::transport::load_ca;
+
+pub(crate) use self::transport::load_ca;
+pub use self::transport::{build_clients, clients_for};
 use crate::identity::is_reserved_for_identity;
 use crate::settings::{ConfigError, HumanDuration, StringList, choices};
 use crate::template::RequestTemplate as Template;

@@ -16,6 +16,8 @@ mod keys;
 mod tests;
 mod verify;
 
+pub(crate) use self::verify::identity_from_claims;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::RwLock;

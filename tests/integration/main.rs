@@ -17,6 +17,7 @@
 //! - `properties`: property tests of the hand-written parsers;
 //! - `dryrun`: `verdict explain` and `verdict test`;
 //! - `grpc`: the gRPC listener, with a gRPC client of the test's own;
+//! - `introspect`: RFC 7662 token introspection against a fake issuer;
 //! - `shared`: `[shared]` settings, and an instance whose store is not there;
 //! - `tracing`: spans per decision and backend call, exported to an OTLP receiver;
 //! - `watch`: reloading on a change of the configuration's files (a ConfigMap swap);
@@ -32,6 +33,7 @@ mod cli;
 mod dialects;
 mod dryrun;
 mod grpc;
+mod introspect;
 mod properties;
 mod readme;
 mod regression;

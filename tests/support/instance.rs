@@ -209,6 +209,31 @@ pub async fn start_with_clock(server_extra: &str, body: &str) -> (Verdict, Clock
     (start_on(server_extra, body, clock.clone()).await, clock)
 }
 
+/// [`start_with_clock`] with environment variables the configuration reads (a secret's
+/// `*_env`), as a deployment would set them; the process environment is not touched.
+pub async fn start_with_clock_env(
+    server_extra: &str,
+    body: &str,
+    env: &[(&str, &str)],
+) -> (Verdict, Clock) {
+    verdict::init_crypto();
+    let clock = Clock::manual();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("verdict.toml");
+    let text = config_text(server_extra, body, "127.0.0.1:0", "127.0.0.1:0");
+    std::fs::write(&file, &text).expect("write the config");
+    let config = Config::load(&Source {
+        file: Some(file),
+        env: Some(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    })
+    .unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    (run(config, clock.clone()).await, clock)
+}
+
 async fn start_on(server_extra: &str, body: &str, clock: Clock) -> Verdict {
     verdict::init_crypto();
     let text = config_text(server_extra, body, "127.0.0.1:0", "127.0.0.1:0");

@@ -254,7 +254,7 @@ struct Failure {
     message: String,
 }
 
-pub(super) fn load_ca(key: &str, path: &Path) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+pub(crate) fn load_ca(key: &str, path: &Path) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
@@ -283,9 +283,13 @@ pub(super) fn load_ca(key: &str, path: &Path) -> Result<Arc<rustls::ClientConfig
 
 /// One client per backend URL (awc's pool limit is per client, so per host this way).
 pub fn build_clients(authorizer: &HttpAuthorizer) -> Vec<awc::Client> {
-    (0..authorizer.url_count())
+    clients_for(&authorizer.transport, authorizer.url_count())
+}
+
+/// `count` clients for `t`'s settings (one per backend URL).
+pub fn clients_for(t: &super::Transport, count: usize) -> Vec<awc::Client> {
+    (0..count)
         .map(|_| {
-            let t = &authorizer.transport;
             let mut connector = awc::Connector::new()
                 .timeout(t.connect_timeout)
                 .handshake_timeout(t.connect_timeout)

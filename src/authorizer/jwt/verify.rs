@@ -79,68 +79,78 @@ impl JwtAuthorizer {
     }
 
     fn identity_from(&self, claims: &Claims) -> Decision {
-        let names = &self.claims;
-        let Some(user_id) = claim(claims, &names.user_id)
-            .and_then(value_text)
-            .filter(|s| !s.is_empty())
-        else {
-            return Decision::deny(Denial::InvalidCredential("token names no user"));
-        };
-        let session_name = claim(claims, &names.session_name).and_then(value_text);
-        let mut identity = Identity {
-            session_name: None,
-            email: claim(claims, &names.email)
-                .and_then(value_text)
-                .unwrap_or_default()
-                .into(),
-            roles: claim(claims, &names.roles)
-                .map(value_list)
-                .unwrap_or_default()
-                .iter()
-                .map(|role| self.names.name(role))
-                .collect(),
-            amr: claim(claims, &names.amr)
-                .map(value_list)
-                .unwrap_or_default()
-                .iter()
-                .map(|method| self.names.name(method))
-                .collect(),
-            authenticated_at: claim(claims, &names.auth_time)
-                .and_then(Value::as_u64)
-                .and_then(NonZeroU64::new),
-            verified: claim(claims, &names.verified).is_some_and(value_true),
-            anonymous: claim(claims, &names.anonymous).is_some_and(value_true),
-            can_reauthenticate: claim(claims, &names.can_reauthenticate).is_some_and(value_true),
-            user_id: user_id.into(),
-            extra_headers: Box::default(),
-            // the claims only where an authorizer reads them (claims_from)
-            claims: self.keep_claims.then(|| Arc::new(claims.clone())),
-            expires_at: claims
-                .get("exp")
-                .and_then(Value::as_u64)
-                .and_then(NonZeroU64::new),
-            token_id: claims.get("jti").and_then(value_text).map(Into::into),
-            // the end of the second the token names: a revocation made within that
-            // second refuses it (the earlier reading would let a token of the second
-            // before a logout through)
-            issued_at: claims
-                .get("iat")
-                .or_else(|| claim(claims, &names.auth_time))
-                .and_then(Value::as_u64)
-                .and_then(|secs| NonZeroU64::new(secs.saturating_mul(1000).saturating_add(999))),
-        };
-        if let Some(name) = session_name {
-            identity.set_session_name(&name);
-        }
-        let valid_for = claims.get("exp").and_then(Value::as_u64).map(|exp| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            Duration::from_secs(exp.saturating_sub(now))
-        });
-        Decision::allow(identity, valid_for)
+        identity_from_claims(&self.claims, &self.names, self.keep_claims, claims)
     }
+}
+
+/// The identity verified claims name, by `names` (a JWT's, or an introspected token's):
+/// an allow valid until its `exp`, or a deny when the claims name no user.
+pub(crate) fn identity_from_claims(
+    names: &super::ClaimNames,
+    pool: &crate::identity::NamePool,
+    keep_claims: bool,
+    claims: &Claims,
+) -> Decision {
+    let Some(user_id) = claim(claims, &names.user_id)
+        .and_then(value_text)
+        .filter(|s| !s.is_empty())
+    else {
+        return Decision::deny(Denial::InvalidCredential("token names no user"));
+    };
+    let session_name = claim(claims, &names.session_name).and_then(value_text);
+    let mut identity = Identity {
+        session_name: None,
+        email: claim(claims, &names.email)
+            .and_then(value_text)
+            .unwrap_or_default()
+            .into(),
+        roles: claim(claims, &names.roles)
+            .map(value_list)
+            .unwrap_or_default()
+            .iter()
+            .map(|role| pool.name(role))
+            .collect(),
+        amr: claim(claims, &names.amr)
+            .map(value_list)
+            .unwrap_or_default()
+            .iter()
+            .map(|method| pool.name(method))
+            .collect(),
+        authenticated_at: claim(claims, &names.auth_time)
+            .and_then(Value::as_u64)
+            .and_then(NonZeroU64::new),
+        verified: claim(claims, &names.verified).is_some_and(value_true),
+        anonymous: claim(claims, &names.anonymous).is_some_and(value_true),
+        can_reauthenticate: claim(claims, &names.can_reauthenticate).is_some_and(value_true),
+        user_id: user_id.into(),
+        extra_headers: Box::default(),
+        // the claims only where an authorizer reads them (claims_from)
+        claims: keep_claims.then(|| Arc::new(claims.clone())),
+        expires_at: claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .and_then(NonZeroU64::new),
+        token_id: claims.get("jti").and_then(value_text).map(Into::into),
+        // the end of the second the token names: a revocation made within that
+        // second refuses it (the earlier reading would let a token of the second
+        // before a logout through)
+        issued_at: claims
+            .get("iat")
+            .or_else(|| claim(claims, &names.auth_time))
+            .and_then(Value::as_u64)
+            .and_then(|secs| NonZeroU64::new(secs.saturating_mul(1000).saturating_add(999))),
+    };
+    if let Some(name) = session_name {
+        identity.set_session_name(&name);
+    }
+    let valid_for = claims.get("exp").and_then(Value::as_u64).map(|exp| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Duration::from_secs(exp.saturating_sub(now))
+    });
+    Decision::allow(identity, valid_for)
 }
 
 /// The `alg` of a token if it is shaped like a JWS (three base64url parts, a JSON header
