@@ -1238,3 +1238,56 @@ async fn claim_rules_through_nginx() {
 async fn claim_rules_through_caddy() {
     claim_rules_through(Kind::Caddy).await;
 }
+
+/// An opaque token checked by introspection, through a real proxy.
+async fn introspection_through(kind: Kind) {
+    let issuer = fake_backend(Reply::status(200).body(r#"{"active": false}"#)).await;
+    let body = format!(
+        "[authorizers.opaque]\ntype = \"introspect\"\nurl = \"{}\"\nclient_id = \"verdict\"\nclient_secret_env = \"VERDICT_E2E_INTROSPECT_SECRET\"\n",
+        issuer.url("/introspect")
+    );
+    let (v, _clock) =
+        start_with_clock_env("", &body, &[("VERDICT_E2E_INTROSPECT_SECRET", "s3cret")]).await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let Some(proxy) = start_proxy(kind, v.addr, app.addr) else {
+        return;
+    };
+    issuer.push(
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"active": true, "sub": "opaque-user", "exp": {}}}"#,
+                now() + 600
+            )),
+    );
+    let status = client()
+        .get(proxy.url("/app/in"))
+        .insert_header(("Authorization", "Bearer opaque-token-1"))
+        .status()
+        .await;
+    assert_eq!(status, 200, "{kind:?}: an active token");
+    assert_eq!(
+        identity_seen(&app, "/app/in", "x-authgear-user-id"),
+        vec!["opaque-user"],
+        "{kind:?}"
+    );
+    let status = client()
+        .get(proxy.url("/app/out"))
+        .insert_header(("Authorization", "Bearer opaque-token-2"))
+        .status()
+        .await;
+    assert_eq!(status, 401, "{kind:?}: an inactive token");
+    assert!(identity_seen(&app, "/app/out", "x-authgear-user-id").is_empty());
+    drop(proxy);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn introspection_through_nginx() {
+    introspection_through(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn introspection_through_traefik() {
+    introspection_through(Kind::Traefik).await;
+}
