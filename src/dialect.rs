@@ -295,6 +295,13 @@ pub fn read<'r>(
     let headers: Vec<Header<'_>> = request
         .headers()
         .iter()
+        // Trust decision: the peer certificate's name is set only by the gRPC dialect
+        // from Envoy's own attributes; a client's copy over HTTP never counts
+        .filter(|(name, _)| {
+            !name
+                .as_str()
+                .eq_ignore_ascii_case(ext_authz_grpc::PEER_CERTIFICATE)
+        })
         .map(|(name, value)| Header {
             name: Cow::Borrowed(name.as_str()),
             value: Cow::Borrowed(value.as_bytes()),

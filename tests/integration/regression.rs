@@ -1972,3 +1972,48 @@ async fn a_backend_failure_was_logged_as_several_events() {
     );
     v.stop().await;
 }
+
+/// The gRPC dialect gives authorizers the client certificate Envoy verified as
+/// `header:x-envoy-peer-certificate`; over the HTTP dialects a client could send a header
+/// of that name itself, and an authorizer reading it took the client's copy for Envoy's.
+/// Only the gRPC dialect sets it now; a client's copy over HTTP is dropped.
+#[actix_web::test]
+async fn a_client_sent_peer_certificate_header_counted_over_http() {
+    let v = start(
+        "",
+        r#"
+[authorizers.certs]
+type = "static"
+token_sources = ["header:x-envoy-peer-certificate"]
+[[authorizers.certs.tokens]]
+token = "-----BEGIN%20CERTIFICATE-----forged"
+user_id = "service-a"
+"#,
+    )
+    .await;
+    for dialect in [
+        "/_resolver/auth-request",
+        "/_resolver/forward-auth",
+        "/_resolver/ext-authz/x",
+    ] {
+        let status = client()
+            .get(v.url(dialect))
+            .insert_header(("X-Original-URI", "/x"))
+            .insert_header(("X-Original-Method", "GET"))
+            .insert_header(("X-Forwarded-Uri", "/x"))
+            .insert_header(("X-Forwarded-Method", "GET"))
+            .insert_header(("X-Forwarded-Host", "app.example.com"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("Host", "app.example.com"))
+            .insert_header((
+                "x-envoy-peer-certificate",
+                "-----BEGIN%20CERTIFICATE-----forged",
+            ))
+            .status()
+            .await;
+        assert_eq!(
+            status, 401,
+            "{dialect}: a client's certificate header counted"
+        );
+    }
+}
