@@ -8,6 +8,7 @@
 //! Must never: turn an error into an allow, look at route policy (roles and paths are
 //! checked after the cache, on every request), or log a credential.
 
+pub mod basic;
 pub mod http;
 pub mod introspect;
 pub mod jwt;
@@ -142,6 +143,8 @@ pub enum AuthorizerKind {
     Jwt(Box<jwt::JwtAuthorizer>),
     Static(static_tokens::StaticTokens),
     Http(Box<http::HttpAuthorizer>),
+    /// User names and password hashes (`Authorization: Basic`).
+    Basic(Box<basic::BasicAuthorizer>),
     /// OAuth 2.0 token introspection (RFC 7662).
     Introspect(Box<introspect::IntrospectAuthorizer>),
     /// A test double that answers from a script.
@@ -163,6 +166,7 @@ enum Asked<'a, 'r> {
     Static(&'a static_tokens::StaticTokens, Cow<'r, str>),
     Http(&'a http::HttpAuthorizer, Box<http::BackendRequest>),
     Introspect(&'a introspect::IntrospectAuthorizer, Cow<'r, str>),
+    Basic(&'a basic::BasicAuthorizer, Cow<'r, str>),
     #[cfg(test)]
     Scripted(&'a scripted::ScriptedAuthorizer, Cow<'r, str>),
 }
@@ -176,7 +180,9 @@ impl Question<'_, '_> {
     /// What the cache key is made of, for a debug line (never the material itself).
     pub fn key_kind(&self) -> &'static str {
         match &self.asked {
-            Asked::Jwt(..) | Asked::Static(..) | Asked::Introspect(..) => "credential",
+            Asked::Jwt(..) | Asked::Static(..) | Asked::Introspect(..) | Asked::Basic(..) => {
+                "credential"
+            }
             #[cfg(test)]
             Asked::Scripted(..) => "credential",
             Asked::Http(http, _) if http.has_cache_key() => "cache_key templates",
@@ -187,7 +193,10 @@ impl Question<'_, '_> {
     /// Everything the answer depends on, for the cache key.
     pub fn cache_material(&self) -> &str {
         match &self.asked {
-            Asked::Jwt(_, token) | Asked::Static(_, token) | Asked::Introspect(_, token) => token,
+            Asked::Jwt(_, token)
+            | Asked::Static(_, token)
+            | Asked::Introspect(_, token)
+            | Asked::Basic(_, token) => token,
             #[cfg(test)]
             Asked::Scripted(_, token) => token,
             Asked::Http(_, request) => &request.cache_material,
@@ -204,6 +213,7 @@ impl Question<'_, '_> {
             Asked::Http(http, request) => {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await
             }
+            Asked::Basic(basic, credential) => Box::pin(basic.decide(credential)).await,
             Asked::Introspect(introspect, token) => {
                 Box::pin(introspect.decide(token, &self.authorizer.name, fetcher)).await
             }
@@ -223,6 +233,7 @@ impl Authorizer {
             AuthorizerKind::Static(a) => a.token_sources(),
             AuthorizerKind::Http(a) => return a.request_headers(),
             AuthorizerKind::Introspect(a) => a.token_sources(),
+            AuthorizerKind::Basic(a) => a.token_sources(),
             #[cfg(test)]
             AuthorizerKind::Scripted(a) => a.token_sources(),
         };
@@ -244,6 +255,7 @@ impl Authorizer {
             AuthorizerKind::Introspect(a) => {
                 Asked::Introspect(a, find_token(a.token_sources(), request)?)
             }
+            AuthorizerKind::Basic(a) => Asked::Basic(a, find_token(a.token_sources(), request)?),
             #[cfg(test)]
             AuthorizerKind::Scripted(a) => {
                 Asked::Scripted(a, find_token(a.token_sources(), request)?)

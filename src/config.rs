@@ -15,6 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::authorizer::basic::{BasicAuthorizer, BasicSettings};
 use crate::authorizer::http::{HttpAuthorizer, HttpSettings};
 use crate::authorizer::introspect::{IntrospectAuthorizer, IntrospectSettings};
 use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
@@ -173,6 +174,7 @@ enum RawAuthorizer {
     Static(StaticSettings),
     Http(Box<HttpSettings>),
     Introspect(Box<IntrospectSettings>),
+    Basic(Box<BasicSettings>),
 }
 
 impl RawAuthorizer {
@@ -187,7 +189,7 @@ impl RawAuthorizer {
         let mut table = value
             .into_table()
             .map_err(|_| ConfigError::invalid(&key, "must be a table: [authorizers.NAME]"))?;
-        let kinds = "jwt, static, http, introspect";
+        let kinds = "jwt, static, http, introspect, basic";
         let kind = match table.remove("type") {
             None => {
                 return Err(ConfigError::invalid(
@@ -205,6 +207,7 @@ impl RawAuthorizer {
             "jwt" => RawAuthorizer::Jwt(Box::new(rest.try_deserialize().map_err(inside)?)),
             "static" => RawAuthorizer::Static(rest.try_deserialize().map_err(inside)?),
             "http" => RawAuthorizer::Http(Box::new(rest.try_deserialize().map_err(inside)?)),
+            "basic" => RawAuthorizer::Basic(Box::new(rest.try_deserialize().map_err(inside)?)),
             "introspect" => {
                 RawAuthorizer::Introspect(Box::new(rest.try_deserialize().map_err(inside)?))
             }
@@ -527,6 +530,9 @@ fn validate(
             RawAuthorizer::Http(s) => {
                 AuthorizerKind::Http(Box::new(HttpAuthorizer::build(&name, *s, base_dir)?))
             }
+            RawAuthorizer::Basic(s) => {
+                AuthorizerKind::Basic(Box::new(BasicAuthorizer::build(&name, *s, base_dir)?))
+            }
             RawAuthorizer::Introspect(s) => AuthorizerKind::Introspect(Box::new(
                 IntrospectAuthorizer::build(&name, *s, base_dir, env)?,
             )),
@@ -721,6 +727,7 @@ fn files_of(settings: &RawAuthorizer) -> Vec<&PathBuf> {
         RawAuthorizer::Static(s) => s.tokens_file.iter().collect(),
         RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
         RawAuthorizer::Introspect(s) => s.files(),
+        RawAuthorizer::Basic(s) => s.htpasswd_file.iter().collect(),
     }
 }
 

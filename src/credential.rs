@@ -1,5 +1,5 @@
 //! Credentials: where a token is looked for in a request ([`TokenSource`]), written
-//! `bearer`, `cookie:NAME`, `query:NAME` or `header:NAME` in the configuration.
+//! `bearer`, `basic`, `cookie:NAME`, `query:NAME` or `header:NAME` in the configuration.
 //!
 //! Takes: a [`ForwardedRequest`] and the configured sources. Returns: the first credential
 //! found, borrowed from the request where possible. Must never: read the `Authorization`
@@ -17,6 +17,8 @@ use crate::settings::{ConfigError, StringList};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
     Bearer,
+    /// `Authorization: Basic …`: the decoded `user:password`.
+    Basic,
     Cookie(String),
     Query(String),
     Header(String),
@@ -27,7 +29,7 @@ impl<'de> Deserialize<'de> for TokenSource {
         let text = String::deserialize(deserializer)?;
         TokenSource::parse(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "token source {text:?} is not bearer, cookie:NAME, query:NAME or header:NAME"
+                "token source {text:?} is not bearer, basic, cookie:NAME, query:NAME or header:NAME"
             ))
         })
     }
@@ -37,6 +39,9 @@ impl TokenSource {
     pub fn parse(text: &str) -> Option<TokenSource> {
         if text == "bearer" {
             return Some(TokenSource::Bearer);
+        }
+        if text == "basic" {
+            return Some(TokenSource::Basic);
         }
         let (kind, name) = text.split_once(':')?;
         let name = name.trim();
@@ -63,7 +68,7 @@ impl TokenSource {
     /// The request header this source reads, lower-case; `None` for the query.
     pub fn header(&self) -> Option<String> {
         match self {
-            TokenSource::Bearer => Some("authorization".into()),
+            TokenSource::Bearer | TokenSource::Basic => Some("authorization".into()),
             TokenSource::Cookie(_) => Some("cookie".into()),
             TokenSource::Query(_) => None,
             TokenSource::Header(name) => Some(name.clone()),
@@ -74,6 +79,9 @@ impl TokenSource {
     pub fn find<'r>(&self, request: &'r ForwardedRequest<'r>) -> Option<Cow<'r, str>> {
         match self {
             TokenSource::Bearer => request.bearer_token().map(Cow::Borrowed),
+            TokenSource::Basic => {
+                basic_credential(request.header("authorization")?).map(Cow::Owned)
+            }
             TokenSource::Cookie(name) => request.cookie(name).map(Cow::Borrowed),
             TokenSource::Query(name) => request.query_param(name).map(Cow::Owned),
             TokenSource::Header(name) => request
@@ -83,6 +91,22 @@ impl TokenSource {
                 .map(Cow::Borrowed),
         }
     }
+}
+
+/// The `user:password` of an `Authorization: Basic` value (RFC 7617): the scheme in any
+/// case, standard base64, UTF-8, a colon; anything else is no credential.
+fn basic_credential(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, _) = text.split_once(':')?;
+    (!user.is_empty()).then_some(text)
 }
 
 /// The first credential found, trying the sources in their configured order.
@@ -110,7 +134,9 @@ pub fn parse_sources(
             TokenSource::parse(text).ok_or_else(|| {
                 ConfigError::invalid(
                     key,
-                    format!("{text:?} is not bearer, cookie:NAME, query:NAME or header:NAME"),
+                    format!(
+                        "{text:?} is not bearer, basic, cookie:NAME, query:NAME or header:NAME"
+                    ),
                 )
             })
         })

@@ -10,6 +10,7 @@
 //!   documented requests;
 //! - `backend`, `cache`: the `http` authorizer against fake backends, and the decision
 //!   cache on a clock the tests move;
+//! - `basic`: Basic credentials against an htpasswd file;
 //! - `claims`: any-of roles, scopes and claim matchers on routes;
 //! - `admin`, `cli`: the admin listener and the `verdict` command (the built binary);
 //! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
@@ -26,6 +27,7 @@
 
 mod admin;
 mod backend;
+mod basic;
 mod cache;
 mod claims;
 mod callers;

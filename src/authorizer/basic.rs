@@ -1,0 +1,343 @@
+//! The `basic` authorizer: user names and password hashes (an htpasswd file, or inline),
+//! checked against `Authorization: Basic` (the `basic` token source).
+//!
+//! Takes: `user:password` from the request. Returns: an allow for the user whose hash the
+//! password matches, a deny otherwise (the same for an unknown user and a wrong password).
+//! A hash is computed off the decision threads, at most `max_concurrent_hashes` at once
+//! (waiting at most `hash_wait` for a turn, else an error), and the decision cache keeps
+//! a verified credential by its digest, so a hash runs once per credential per TTL.
+//! Must never: keep or log a password, accept a hash scheme that is broken (MD5-crypt
+//! `$apr1$`, crypt(3) DES, unsalted `{SHA}`), or tell an unknown user from a wrong
+//! password by its answer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::credential::{TokenSource, parse_sources};
+use crate::decision::{AuthError, Decision, Denial};
+use crate::identity::{Identity, NamePool};
+use crate::settings::{ConfigError, HumanDuration, StringList};
+
+/// One user written inline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub username: String,
+    /// bcrypt (`$2y$`, `$2b$`), SHA-crypt (`$5$`, `$6$`) or argon2id (`$argon2id$`).
+    pub hash: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub email: String,
+}
+
+/// `[authorizers.NAME]` with `type = "basic"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicSettings {
+    #[serde(default)]
+    pub token_sources: Option<StringList>,
+    #[serde(default)]
+    pub htpasswd_file: Option<PathBuf>,
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    /// Password hashes computed at once at most (default: the machine's cores).
+    #[serde(default)]
+    pub max_concurrent_hashes: Option<usize>,
+    /// How long a check waits for a turn before it is refused as an error.
+    #[serde(default)]
+    pub hash_wait: Option<HumanDuration>,
+}
+
+/// A user's hash, parsed to its scheme, and who the user is.
+#[derive(Debug)]
+struct User {
+    hash: Hash,
+    identity: Arc<Identity>,
+}
+
+#[derive(Debug, Clone)]
+enum Hash {
+    Bcrypt(String),
+    ShaCrypt(String),
+    Argon2(String),
+}
+
+impl Hash {
+    /// The hash of `text`, or why it is refused.
+    fn parse(text: &str) -> Result<Hash, String> {
+        let text = text.trim();
+        if text.starts_with("$2y$") || text.starts_with("$2b$") || text.starts_with("$2a$") {
+            Ok(Hash::Bcrypt(text.to_string()))
+        } else if text.starts_with("$5$") || text.starts_with("$6$") {
+            Ok(Hash::ShaCrypt(text.to_string()))
+        } else if text.starts_with("$argon2id$") {
+            Ok(Hash::Argon2(text.to_string()))
+        } else if text.starts_with("$apr1$") || text.starts_with("$1$") {
+            Err("MD5-crypt is broken: use bcrypt (htpasswd -B)".into())
+        } else if text.starts_with("{SHA}") {
+            Err("unsalted SHA-1 is broken: use bcrypt (htpasswd -B)".into())
+        } else {
+            Err("not a hash verdict accepts (bcrypt, SHA-crypt, argon2id); crypt(3) DES and plain text are refused".into())
+        }
+    }
+
+    /// Whether `password` matches, in time that does not depend on where it differs.
+    fn verify(&self, password: &str) -> bool {
+        use sha_crypt::password_hash::PasswordVerifier;
+        match self {
+            Hash::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            Hash::ShaCrypt(hash) => sha_crypt::ShaCrypt::default()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok(),
+            Hash::Argon2(hash) => argon2::Argon2::default()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok(),
+        }
+    }
+}
+
+/// A ready `basic` authorizer.
+#[derive(Debug)]
+pub struct BasicAuthorizer {
+    sources: Vec<TokenSource>,
+    users: HashMap<String, User>,
+    /// Hashes computed now, bounded.
+    turns: Arc<tokio::sync::Semaphore>,
+    hash_wait: Duration,
+    /// Checked for a user that does not exist, so an unknown name costs a hash too.
+    decoy: Hash,
+}
+
+/// A bcrypt hash of a random password, made at start: what an unknown user's password is
+/// checked against (cost 10, as htpasswd -B).
+fn decoy() -> Hash {
+    let mut random = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut random);
+    Hash::Bcrypt(bcrypt::hash(hex::encode(random), 10).unwrap_or_default())
+}
+
+impl BasicAuthorizer {
+    pub fn build(
+        name: &str,
+        settings: BasicSettings,
+        base_dir: &Path,
+    ) -> Result<BasicAuthorizer, ConfigError> {
+        let key = format!("authorizers.{name}");
+        let sources = match &settings.token_sources {
+            None => vec![TokenSource::Basic],
+            Some(_) => parse_sources(
+                &format!("{key}.token_sources"),
+                settings.token_sources.as_ref(),
+            )?,
+        };
+        let names = NamePool::default();
+        let mut entries: Vec<(String, UserEntry)> = Vec::new();
+        if let Some(file) = &settings.htpasswd_file {
+            let path = base_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{key}.htpasswd_file"),
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            for (number, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (username, hash) = line.split_once(':').ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("{key}.htpasswd_file"),
+                        format!("{} line {}: not user:hash", path.display(), number + 1),
+                    )
+                })?;
+                entries.push((
+                    format!("{key}.htpasswd_file line {}", number + 1),
+                    UserEntry {
+                        username: username.to_string(),
+                        hash: hash.to_string(),
+                        roles: Vec::new(),
+                        email: String::new(),
+                    },
+                ));
+            }
+        }
+        for (index, entry) in settings.users.into_iter().enumerate() {
+            entries.push((format!("{key}.users[{index}]"), entry));
+        }
+        if entries.is_empty() {
+            return Err(ConfigError::invalid(
+                key,
+                "no users: give htpasswd_file or users",
+            ));
+        }
+        let mut users = HashMap::new();
+        for (where_, entry) in entries {
+            if entry.username.is_empty() || entry.username.contains(':') {
+                return Err(ConfigError::invalid(
+                    where_,
+                    "a user name is not empty and has no ':'",
+                ));
+            }
+            let hash =
+                Hash::parse(&entry.hash).map_err(|why| ConfigError::invalid(&where_, why))?;
+            let identity = Identity {
+                user_id: entry.username.clone().into(),
+                email: entry.email.into(),
+                roles: entry.roles.iter().map(|r| names.name(r)).collect(),
+                ..Identity::default()
+            };
+            if users
+                .insert(
+                    entry.username,
+                    User {
+                        hash,
+                        identity: Arc::new(identity),
+                    },
+                )
+                .is_some()
+            {
+                return Err(ConfigError::invalid(
+                    where_,
+                    "the same user is listed twice",
+                ));
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(BasicAuthorizer {
+            sources,
+            users,
+            turns: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_concurrent_hashes.unwrap_or(cores).max(1),
+            )),
+            hash_wait: settings.hash_wait.map_or(Duration::from_secs(1), |d| d.0),
+            decoy: decoy(),
+        })
+    }
+
+    pub fn token_sources(&self) -> &[TokenSource] {
+        &self.sources
+    }
+
+    /// Checks `user:password`.
+    pub async fn decide(&self, credential: &str) -> Result<Decision, AuthError> {
+        let denied = || Decision::deny(Denial::InvalidCredential("unknown user or wrong password"));
+        let Some((username, password)) = credential.split_once(':') else {
+            return Ok(denied());
+        };
+        let user = self.users.get(username);
+        // Trust decision: an unknown user costs a hash too, so the time of the answer
+        // does not tell which user names exist
+        let hash = user.map_or_else(|| self.decoy.clone(), |u| u.hash.clone());
+        let turn = actix_web::rt::time::timeout(self.hash_wait, self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| AuthError::Internal("too many password checks at once".into()))?
+            .map_err(|_| AuthError::Internal("password checks are closed".into()))?;
+        let password = password.to_string();
+        let matched = actix_web::rt::task::spawn_blocking(move || {
+            let matched = hash.verify(&password);
+            drop(turn);
+            matched
+        })
+        .await
+        .map_err(|_| AuthError::Internal("a password check failed".into()))?;
+        match (user, matched) {
+            (Some(user), true) => Ok(Decision::allow_shared(user.identity.clone(), None)),
+            _ => Ok(denied()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<BasicAuthorizer, ConfigError> {
+        let settings: BasicSettings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        BasicAuthorizer::build("users", settings, Path::new("."))
+    }
+
+    #[actix_web::test]
+    async fn each_accepted_scheme_verifies_and_an_unknown_user_is_a_wrong_password() {
+        let bcrypt = bcrypt::hash("pw-bcrypt", 4).unwrap();
+        let sha = {
+            use sha_crypt::PasswordHasher;
+            sha_crypt::ShaCrypt::default()
+                .hash_password(b"pw-sha")
+                .unwrap()
+                .to_string()
+        };
+        let argon = {
+            use argon2::PasswordHasher;
+            argon2::Argon2::default()
+                .hash_password(b"pw-argon")
+                .unwrap()
+                .to_string()
+        };
+        let a = build(&format!(
+            "[[users]]\nusername = \"b\"\nhash = \"{bcrypt}\"\nroles = [\"r\"]\n[[users]]\nusername = \"s\"\nhash = \"{sha}\"\n[[users]]\nusername = \"a\"\nhash = \"{argon}\"\n"
+        ))
+        .unwrap();
+        for (credential, allowed) in [
+            ("b:pw-bcrypt", true),
+            ("s:pw-sha", true),
+            ("a:pw-argon", true),
+            ("b:wrong", false),
+            ("nobody:pw-bcrypt", false),
+            ("no-colon", false),
+        ] {
+            let decision = a.decide(credential).await.unwrap();
+            assert_eq!(
+                matches!(decision.verdict, crate::decision::Verdict::Allow(_)),
+                allowed,
+                "{credential}"
+            );
+        }
+        let wrong = a.decide("b:wrong").await.unwrap();
+        let unknown = a.decide("nobody:x").await.unwrap();
+        assert_eq!(wrong.verdict, unknown.verdict, "the same answer for both");
+    }
+
+    #[actix_web::test]
+    async fn a_storm_of_checks_waits_its_turn_and_is_refused_past_the_wait() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let a = build(&format!(
+            "max_concurrent_hashes = 1\nhash_wait = \"0s\"\n[[users]]\nusername = \"u\"\nhash = \"{hash}\"\n"
+        ))
+        .unwrap();
+        // the one turn is taken: a check is refused at once, as an error (never an allow)
+        let held = a.turns.clone().acquire_owned().await.unwrap();
+        assert!(a.decide("u:pw").await.is_err());
+        drop(held);
+        assert!(matches!(
+            a.decide("u:pw").await.unwrap().verdict,
+            crate::decision::Verdict::Allow(_)
+        ));
+    }
+
+    #[test]
+    fn broken_schemes_are_refused_with_the_fix() {
+        for (hash, says) in [
+            ("$apr1$abc$def", "MD5"),
+            ("{SHA}abc=", "SHA-1"),
+            ("abcdefghijklm", "DES"),
+            ("plain", "plain text"),
+        ] {
+            let error = build(&format!("[[users]]\nusername = \"u\"\nhash = \"{hash}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(says), "{hash}: {error}");
+        }
+        assert!(build("").is_err(), "no users");
+    }
+}
