@@ -1291,3 +1291,58 @@ async fn introspection_through_nginx() {
 async fn introspection_through_traefik() {
     introspection_through(Kind::Traefik).await;
 }
+
+/// Basic credentials against an htpasswd file, through a real proxy.
+async fn basic_through(kind: Kind) {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("correct horse", 4).unwrap();
+    std::fs::write(dir.path().join("users.htpasswd"), format!("alice:{hash}\n")).unwrap();
+    let v = start(
+        "",
+        &format!(
+            "[authorizers.users]\ntype = \"basic\"\nhtpasswd_file = \"{}/users.htpasswd\"\n",
+            dir.path().display()
+        ),
+    )
+    .await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let Some(proxy) = start_proxy(kind, v.addr, app.addr) else {
+        return;
+    };
+    let basic = |password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("alice:{password}"))
+        )
+    };
+    let status = client()
+        .get(proxy.url("/app/in"))
+        .insert_header(("Authorization", basic("correct horse")))
+        .status()
+        .await;
+    assert_eq!(status, 200, "{kind:?}");
+    assert_eq!(
+        identity_seen(&app, "/app/in", "x-authgear-user-id"),
+        vec!["alice"],
+        "{kind:?}"
+    );
+    let status = client()
+        .get(proxy.url("/app/out"))
+        .insert_header(("Authorization", basic("wrong")))
+        .status()
+        .await;
+    assert_eq!(status, 401, "{kind:?}");
+    drop(proxy);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn basic_credentials_through_nginx() {
+    basic_through(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn basic_credentials_through_haproxy() {
+    basic_through(Kind::Haproxy).await;
+}
