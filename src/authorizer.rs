@@ -166,7 +166,7 @@ enum Asked<'a, 'r> {
     Static(&'a static_tokens::StaticTokens, Cow<'r, str>),
     Http(&'a http::HttpAuthorizer, Box<http::BackendRequest>),
     Introspect(&'a introspect::IntrospectAuthorizer, Cow<'r, str>),
-    Basic(&'a basic::BasicAuthorizer, Cow<'r, str>),
+    Basic(&'a basic::BasicAuthorizer, Cow<'r, str>, std::net::IpAddr),
     #[cfg(test)]
     Scripted(&'a scripted::ScriptedAuthorizer, Cow<'r, str>),
 }
@@ -196,7 +196,7 @@ impl Question<'_, '_> {
             Asked::Jwt(_, token)
             | Asked::Static(_, token)
             | Asked::Introspect(_, token)
-            | Asked::Basic(_, token) => token,
+            | Asked::Basic(_, token, _) => token,
             #[cfg(test)]
             Asked::Scripted(_, token) => token,
             Asked::Http(_, request) => &request.cache_material,
@@ -213,7 +213,9 @@ impl Question<'_, '_> {
             Asked::Http(http, request) => {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await
             }
-            Asked::Basic(basic, credential) => Box::pin(basic.decide(credential)).await,
+            Asked::Basic(basic, credential, client) => {
+                Box::pin(basic.decide(credential, *client, &fetcher.clock)).await
+            }
             Asked::Introspect(introspect, token) => {
                 Box::pin(introspect.decide(token, &self.authorizer.name, fetcher)).await
             }
@@ -255,7 +257,11 @@ impl Authorizer {
             AuthorizerKind::Introspect(a) => {
                 Asked::Introspect(a, find_token(a.token_sources(), request)?)
             }
-            AuthorizerKind::Basic(a) => Asked::Basic(a, find_token(a.token_sources(), request)?),
+            AuthorizerKind::Basic(a) => Asked::Basic(
+                a,
+                find_token(a.token_sources(), request)?,
+                request.client_ip(),
+            ),
             #[cfg(test)]
             AuthorizerKind::Scripted(a) => {
                 Asked::Scripted(a, find_token(a.token_sources(), request)?)

@@ -24,6 +24,8 @@ pub enum Denial {
     Forbidden(&'static str),
     /// The backend sent the client elsewhere (Cesbo `X-Location`): an absolute URL.
     Redirect(Arc<str>),
+    /// Too many failed attempts: refused until this many seconds have passed.
+    Throttled(u64),
 }
 
 impl Denial {
@@ -32,6 +34,7 @@ impl Denial {
         match self {
             Denial::InvalidCredential(why) | Denial::Forbidden(why) => why,
             Denial::Redirect(_) => "backend redirected the client",
+            Denial::Throttled(_) => "too many failed attempts: locked for a while",
         }
     }
 }
@@ -128,6 +131,8 @@ pub enum Outcome {
     Refused(Refusal),
     /// Could not decide and the route says deny: 503.
     Unavailable,
+    /// Too many failed attempts (a password guessed at): refused with `Retry-After`.
+    Throttled { retry_after: u64 },
     /// Not verdict's to say (a topic rule says `ignore`): the caller asks its next source.
     Ignore,
     /// The caller only told verdict something (Icecast's `listener_remove`): nothing was
@@ -156,6 +161,7 @@ impl Outcome {
             Outcome::Refused(Refusal::Unreadable(error)) if error.is_body() => "bad-body",
             Outcome::Refused(Refusal::Unreadable(_)) => "bad-target",
             Outcome::Unavailable => "unavailable",
+            Outcome::Throttled { .. } => "throttled",
             Outcome::Ignore => "ignore",
             Outcome::Notified => "notification",
         }

@@ -6,6 +6,10 @@
 //! A hash is computed off the decision threads, at most `max_concurrent_hashes` at once
 //! (waiting at most `hash_wait` for a turn, else an error), and the decision cache keeps
 //! a verified credential by its digest, so a hash runs once per credential per TTL.
+//! Failed attempts are counted per user name, per credential and per client network
+//! (a /24, a /64), whichever endpoint they came through; past `max_failures` (per network
+//! `max_failures_per_network`) within `failure_window` the next attempts are refused
+//! without a hash, with `Retry-After`, until the window ends.
 //! Must never: keep or log a password, accept a hash scheme that is broken (MD5-crypt
 //! `$apr1$`, crypt(3) DES, unsalted `{SHA}`), or tell an unknown user from a wrong
 //! password by its answer.
@@ -51,6 +55,36 @@ pub struct BasicSettings {
     /// How long a check waits for a turn before it is refused as an error.
     #[serde(default)]
     pub hash_wait: Option<HumanDuration>,
+    /// Failed attempts per user name and per credential within `failure_window` before
+    /// the next are refused (default 10; 0: no limit).
+    #[serde(default)]
+    pub max_failures: Option<u32>,
+    /// Failed attempts per client network (a /24, a /64) (default 100; 0: no limit).
+    #[serde(default)]
+    pub max_failures_per_network: Option<u32>,
+    #[serde(default)]
+    pub failure_window: Option<HumanDuration>,
+}
+
+/// What failed attempts are counted by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Counted {
+    User(String),
+    Credential([u8; 32]),
+    Network(ipnet::IpNet),
+}
+
+/// Failed attempts by key, each with when its window began; bounded in size.
+#[derive(Debug, Default)]
+struct Failures(std::sync::Mutex<HashMap<Counted, (u32, std::time::Instant)>>);
+
+/// Keys tracked at most; past it, expired ones are dropped first.
+const MAX_TRACKED: usize = 100_000;
+
+/// The network a client address counts in: a /24 (IPv4) or a /64 (IPv6).
+fn network_of(ip: std::net::IpAddr) -> ipnet::IpNet {
+    let prefix = if ip.is_ipv4() { 24 } else { 64 };
+    ipnet::IpNet::new(ip, prefix).map_or_else(|_| ipnet::IpNet::from(ip), |n| n.trunc())
 }
 
 /// A user's hash, parsed to its scheme, and who the user is.
@@ -111,6 +145,10 @@ pub struct BasicAuthorizer {
     hash_wait: Duration,
     /// Checked for a user that does not exist, so an unknown name costs a hash too.
     decoy: Hash,
+    max_failures: u32,
+    max_failures_per_network: u32,
+    failure_window: Duration,
+    failures: Failures,
 }
 
 /// A bcrypt hash of a random password, made at start: what an unknown user's password is
@@ -217,6 +255,12 @@ impl BasicAuthorizer {
             )),
             hash_wait: settings.hash_wait.map_or(Duration::from_secs(1), |d| d.0),
             decoy: decoy(),
+            max_failures: settings.max_failures.unwrap_or(10),
+            max_failures_per_network: settings.max_failures_per_network.unwrap_or(100),
+            failure_window: settings
+                .failure_window
+                .map_or(Duration::from_secs(600), |d| d.0),
+            failures: Failures::default(),
         })
     }
 
@@ -224,12 +268,74 @@ impl BasicAuthorizer {
         &self.sources
     }
 
-    /// Checks `user:password`.
-    pub async fn decide(&self, credential: &str) -> Result<Decision, AuthError> {
+    /// The keys an attempt counts under, with their limits.
+    fn counted(
+        &self,
+        username: &str,
+        credential: &str,
+        client: std::net::IpAddr,
+    ) -> [(Counted, u32); 3] {
+        [
+            (Counted::User(username.to_string()), self.max_failures),
+            (
+                Counted::Credential(crate::digest::sha256(credential.as_bytes())),
+                self.max_failures,
+            ),
+            (
+                Counted::Network(network_of(client)),
+                self.max_failures_per_network,
+            ),
+        ]
+    }
+
+    /// Seconds until the last key over its limit opens again, if one is.
+    fn locked(&self, keys: &[(Counted, u32)], now: std::time::Instant) -> Option<u64> {
+        let failures = self.failures.0.lock().ok()?;
+        keys.iter()
+            .filter(|(_, limit)| *limit > 0)
+            .filter_map(|(key, limit)| {
+                let (count, since) = failures.get(key)?;
+                let ends = *since + self.failure_window;
+                (*count >= *limit && ends > now).then(|| (ends - now).as_secs().max(1))
+            })
+            .max()
+    }
+
+    /// Counts a failed attempt under every key.
+    fn failed(&self, keys: &[(Counted, u32)], now: std::time::Instant) {
+        let Ok(mut failures) = self.failures.0.lock() else {
+            return;
+        };
+        if failures.len() >= MAX_TRACKED {
+            let window = self.failure_window;
+            failures.retain(|_, (_, since)| *since + window > now);
+        }
+        for (key, _) in keys {
+            let entry = failures.entry(key.clone()).or_insert((0, now));
+            if entry.1 + self.failure_window <= now {
+                *entry = (0, now);
+            }
+            entry.0 = entry.0.saturating_add(1);
+        }
+    }
+
+    /// Checks `user:password` from `client`.
+    pub async fn decide(
+        &self,
+        credential: &str,
+        client: std::net::IpAddr,
+        clock: &crate::clock::Clock,
+    ) -> Result<Decision, AuthError> {
         let denied = || Decision::deny(Denial::InvalidCredential("unknown user or wrong password"));
         let Some((username, password)) = credential.split_once(':') else {
             return Ok(denied());
         };
+        let keys = self.counted(username, credential, client);
+        // Trust decision: past the limit no hash is computed and nothing is admitted,
+        // whichever endpoint the attempt came through (the count is the authorizer's)
+        if let Some(retry_after) = self.locked(&keys, clock.now()) {
+            return Ok(Decision::deny(Denial::Throttled(retry_after)));
+        }
         let user = self.users.get(username);
         // Trust decision: an unknown user costs a hash too, so the time of the answer
         // does not tell which user names exist
@@ -248,7 +354,10 @@ impl BasicAuthorizer {
         .map_err(|_| AuthError::Internal("a password check failed".into()))?;
         match (user, matched) {
             (Some(user), true) => Ok(Decision::allow_shared(user.identity.clone(), None)),
-            _ => Ok(denied()),
+            _ => {
+                self.failed(&keys, clock.now());
+                Ok(denied())
+            }
         }
     }
 }
@@ -256,6 +365,8 @@ impl BasicAuthorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     fn build(text: &str) -> Result<BasicAuthorizer, ConfigError> {
         let settings: BasicSettings = config::Config::builder()
@@ -288,6 +399,7 @@ mod tests {
             "[[users]]\nusername = \"b\"\nhash = \"{bcrypt}\"\nroles = [\"r\"]\n[[users]]\nusername = \"s\"\nhash = \"{sha}\"\n[[users]]\nusername = \"a\"\nhash = \"{argon}\"\n"
         ))
         .unwrap();
+        let clock = crate::clock::Clock::manual();
         for (credential, allowed) in [
             ("b:pw-bcrypt", true),
             ("s:pw-sha", true),
@@ -296,15 +408,15 @@ mod tests {
             ("nobody:pw-bcrypt", false),
             ("no-colon", false),
         ] {
-            let decision = a.decide(credential).await.unwrap();
+            let decision = a.decide(credential, LOCAL, &clock).await.unwrap();
             assert_eq!(
                 matches!(decision.verdict, crate::decision::Verdict::Allow(_)),
                 allowed,
                 "{credential}"
             );
         }
-        let wrong = a.decide("b:wrong").await.unwrap();
-        let unknown = a.decide("nobody:x").await.unwrap();
+        let wrong = a.decide("b:wrong", LOCAL, &clock).await.unwrap();
+        let unknown = a.decide("nobody:x", LOCAL, &clock).await.unwrap();
         assert_eq!(wrong.verdict, unknown.verdict, "the same answer for both");
     }
 
@@ -317,10 +429,63 @@ mod tests {
         .unwrap();
         // the one turn is taken: a check is refused at once, as an error (never an allow)
         let held = a.turns.clone().acquire_owned().await.unwrap();
-        assert!(a.decide("u:pw").await.is_err());
+        let clock = crate::clock::Clock::manual();
+        assert!(a.decide("u:pw", LOCAL, &clock).await.is_err());
         drop(held);
         assert!(matches!(
-            a.decide("u:pw").await.unwrap().verdict,
+            a.decide("u:pw", LOCAL, &clock).await.unwrap().verdict,
+            crate::decision::Verdict::Allow(_)
+        ));
+    }
+
+    #[actix_web::test]
+    async fn failures_lock_a_user_a_credential_and_a_network_until_the_window_ends() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let a = build(&format!(
+            "max_failures = 3\nmax_failures_per_network = 5\nfailure_window = \"60s\"\n[[users]]\nusername = \"u\"\nhash = \"{hash}\"\n[[users]]\nusername = \"v\"\nhash = \"{hash}\"\n"
+        ))
+        .unwrap();
+        let clock = crate::clock::Clock::manual();
+        let throttled = |d: &Decision| {
+            matches!(
+                d.verdict,
+                crate::decision::Verdict::Deny(Denial::Throttled(_))
+            )
+        };
+        for n in 0..3 {
+            let d = a
+                .decide(&format!("u:guess-{n}"), LOCAL, &clock)
+                .await
+                .unwrap();
+            assert!(!throttled(&d), "attempt {n}");
+        }
+        // the user is locked, even with the right password, and no hash is computed
+        let d = a.decide("u:pw", LOCAL, &clock).await.unwrap();
+        assert!(matches!(
+            d.verdict,
+            crate::decision::Verdict::Deny(Denial::Throttled(s)) if s > 0 && s <= 60
+        ));
+        // another user from elsewhere is not
+        let other: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(matches!(
+            a.decide("v:pw", other, &clock).await.unwrap().verdict,
+            crate::decision::Verdict::Allow(_)
+        ));
+        // the network: two more failures from 127.0.0.0/24 for another user lock it too
+        for n in 0..2 {
+            let near: std::net::IpAddr = "127.0.0.7".parse().unwrap();
+            a.decide(&format!("v:guess-{n}"), near, &clock)
+                .await
+                .unwrap();
+        }
+        assert!(
+            throttled(&a.decide("v:pw", LOCAL, &clock).await.unwrap()),
+            "the /24"
+        );
+        // the window ends: open again
+        clock.advance(Duration::from_secs(61));
+        assert!(matches!(
+            a.decide("u:pw", LOCAL, &clock).await.unwrap().verdict,
             crate::decision::Verdict::Allow(_)
         ));
     }

@@ -142,6 +142,24 @@ pub fn proxy(
         }
         Outcome::Redirect(location) => Answer::of(redirect(location, settings, redirects)),
         Outcome::Unavailable => Answer::of(plain(StatusCode::SERVICE_UNAVAILABLE)),
+        // nginx and HAProxy's auth-request read only 401 and 403 as a refusal (anything
+        // else is an error there): a 401 that says when to try again; the others pass a
+        // 429 on to the client
+        Outcome::Throttled { retry_after } => {
+            let status = match redirects {
+                Redirects::UnauthorizedWithLocation => StatusCode::UNAUTHORIZED,
+                Redirects::Found => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let mut response = plain(status);
+            if let Ok(value) =
+                actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
+            {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            Answer::of(response)
+        }
     }
 }
 

@@ -171,6 +171,7 @@ fn answer(outcome: &Outcome, settings: &AnswerSettings) -> Answer {
         | Outcome::Forbidden
         | Outcome::Refused(_)
         | Outcome::Unavailable
+        | Outcome::Throttled { .. }
         | Outcome::Ignore
         | Outcome::Notified => refuse(None, settings),
     }

@@ -66,6 +66,7 @@ impl Dialect for Emqx {
             | Outcome::Redirect(_)
             | Outcome::Refused(_)
             | Outcome::Unavailable
+            | Outcome::Throttled { .. }
             | Outcome::Notified => "deny",
         };
         Answer::of(

@@ -214,6 +214,9 @@ fn refused(denial: Denial) -> (Outcome, Option<&'static str>) {
     let reason = Some(denial.reason());
     let outcome = match denial {
         Denial::Redirect(location) => Outcome::Redirect(location),
+        Denial::Throttled(seconds) => Outcome::Throttled {
+            retry_after: seconds,
+        },
         Denial::Forbidden(_) => Outcome::Forbidden,
         Denial::InvalidCredential(_) => Outcome::Unauthenticated {
             credential_presented: true,

@@ -40,6 +40,8 @@ enum WireVerdict {
     Forbidden(String),
     #[serde(rename = "r")]
     Redirect(String),
+    #[serde(rename = "t")]
+    Throttled(u64),
     #[serde(rename = "n")]
     Abstain,
 }
@@ -105,6 +107,7 @@ impl WireDecision {
             Verdict::Deny(Denial::InvalidCredential(why)) => WireVerdict::Invalid(why.to_string()),
             Verdict::Deny(Denial::Forbidden(why)) => WireVerdict::Forbidden(why.to_string()),
             Verdict::Deny(Denial::Redirect(to)) => WireVerdict::Redirect(to.to_string()),
+            Verdict::Deny(Denial::Throttled(seconds)) => WireVerdict::Throttled(*seconds),
             Verdict::Abstain => WireVerdict::Abstain,
         };
         WireDecision {
@@ -155,6 +158,7 @@ impl WireDecision {
             WireVerdict::Invalid(why) => Verdict::Deny(Denial::InvalidCredential(reason(&why))),
             WireVerdict::Forbidden(why) => Verdict::Deny(Denial::Forbidden(reason(&why))),
             WireVerdict::Redirect(to) => Verdict::Deny(Denial::Redirect(Arc::from(to))),
+            WireVerdict::Throttled(seconds) => Verdict::Deny(Denial::Throttled(seconds)),
             WireVerdict::Abstain => Verdict::Abstain,
         }
     }

@@ -52,3 +52,55 @@ async fn an_htpasswd_user_is_checked_once_per_ttl_and_a_wrong_password_refused()
     assert_eq!(status("Basic !!!not-base64".into()).await, 401);
     assert_eq!(status("Bearer alice:correct horse".into()).await, 401);
 }
+
+#[actix_web::test]
+async fn a_lockout_holds_through_every_endpoint_and_says_when_to_retry() {
+    let hash = bcrypt::hash("correct horse", 4).unwrap();
+    let v = start(
+        "",
+        &format!(
+            "[authorizers.users]\ntype = \"basic\"\nmax_failures = 3\nfailure_window = \"10m\"\nusers = [{{ username = \"alice\", hash = \"{hash}\" }}]\n"
+        ),
+    )
+    .await;
+    // guesses through nginx's endpoint
+    for n in 0..3 {
+        let status = auth_request(&v, "/x")
+            .insert_header(("Authorization", basic("alice", &format!("guess-{n}"))))
+            .status()
+            .await;
+        assert_eq!(status, 401);
+    }
+    // the right password through Traefik's endpoint is refused too, with Retry-After
+    let r = client()
+        .get(v.url("/_resolver/forward-auth"))
+        .insert_header(("X-Forwarded-Method", "GET"))
+        .insert_header(("X-Forwarded-Proto", "https"))
+        .insert_header(("X-Forwarded-Host", "app.example.com"))
+        .insert_header(("X-Forwarded-Uri", "/x"))
+        .insert_header(("Authorization", basic("alice", "correct horse")))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 429, "forward-auth is no way around the lockout");
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 600);
+    // nginx's endpoint answers 401 (the only refusal auth_request passes on), with it too
+    let r = auth_request(&v, "/x")
+        .insert_header(("Authorization", basic("alice", "correct horse")))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(
+        v.metric("verdict_decisions_total{authorizer=\"users\",outcome=\"throttled\"")
+            .await
+            >= 2
+    );
+}
