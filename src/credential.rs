@@ -79,9 +79,7 @@ impl TokenSource {
     pub fn find<'r>(&self, request: &'r ForwardedRequest<'r>) -> Option<Cow<'r, str>> {
         match self {
             TokenSource::Bearer => request.bearer_token().map(Cow::Borrowed),
-            TokenSource::Basic => {
-                basic_credential(request.header("authorization")?).map(Cow::Owned)
-            }
+            TokenSource::Basic => basic_of(request).map(Cow::Owned),
             TokenSource::Cookie(name) => request.cookie(name).map(Cow::Borrowed),
             TokenSource::Query(name) => request.query_param(name).map(Cow::Owned),
             TokenSource::Header(name) => request
@@ -91,6 +89,29 @@ impl TokenSource {
                 .map(Cow::Borrowed),
         }
     }
+}
+
+/// A user name and password: `Authorization: Basic`, else the caller's own fields for the
+/// callers that send them as facts: Icecast's `user`/`pass` (the `icecast-user` and
+/// `icecast-pass` the icecast dialect sets), an MQTT broker's `username`/`password`.
+fn basic_of(request: &ForwardedRequest<'_>) -> Option<String> {
+    if let Some(credential) = request.header("authorization").and_then(basic_credential) {
+        return Some(credential);
+    }
+    // Trust decision: these names are read only from the callers that set them as their
+    // own facts; through a proxy they would be any client's header or query
+    let (user, password) = match request.caller().dialect {
+        "icecast" => (
+            request.header("icecast-user")?.to_string(),
+            request.header("icecast-pass")?.to_string(),
+        ),
+        "mqtt" | "emqx" | "emqx4" | "emqx-authn" => (
+            request.query_param("username")?,
+            request.query_param("password")?,
+        ),
+        _ => return None,
+    };
+    (!user.is_empty() && !user.contains(':')).then(|| format!("{user}:{password}"))
 }
 
 /// The `user:password` of an `Authorization: Basic` value (RFC 7617): the scheme in any

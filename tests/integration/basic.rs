@@ -104,3 +104,59 @@ async fn a_lockout_holds_through_every_endpoint_and_says_when_to_retry() {
             >= 2
     );
 }
+
+#[actix_web::test]
+async fn the_same_users_serve_icecast_listeners_and_mqtt_clients_but_no_proxy_client() {
+    let hash = bcrypt::hash("correct horse", 4).unwrap();
+    let v = start(
+        "",
+        &format!(
+            "[authorizers.users]\ntype = \"basic\"\nusers = [{{ username = \"alice\", hash = \"{hash}\" }}]\n"
+        ),
+    )
+    .await;
+    // Icecast: user/pass in the listener_add form
+    let form = |user: &str, pass: &str| {
+        client()
+            .post(v.url("/_resolver/icecast"))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .send_body(format!(
+                "action=listener_add&server=radio.example.com&port=8000&client=1&mount=%2flive&user={user}&pass={pass}&ip=203.0.113.7&agent=VLC"
+            ))
+    };
+    let r = form("alice", "correct%20horse").await.unwrap();
+    assert_eq!(
+        r.headers()
+            .get("icecast-auth-user")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let r = form("alice", "wrong").await.unwrap();
+    assert_eq!(r.status(), 403);
+    // EMQX 5 HTTP authentication: username/password in the JSON body
+    let authn = |body: &'static str| {
+        client()
+            .post(v.url("/_resolver/emqx/authn"))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body)
+    };
+    let mut r = authn(r#"{"username":"alice","password":"correct horse","clientid":"c1","peerhost":"203.0.113.7"}"#)
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&r.body().await.unwrap()).to_string();
+    assert!(answer.contains("\"allow\""), "{answer}");
+    let mut r =
+        authn(r#"{"username":"alice","password":"nope","clientid":"c1","peerhost":"203.0.113.7"}"#)
+            .await
+            .unwrap();
+    let answer = String::from_utf8_lossy(&r.body().await.unwrap()).to_string();
+    assert!(answer.contains("\"deny\""), "{answer}");
+    // through a proxy, a client's icecast-user/-pass headers or ?username=&password= are
+    // not a credential
+    let status = auth_request(&v, "/x?username=alice&password=correct%20horse")
+        .insert_header(("icecast-user", "alice"))
+        .insert_header(("icecast-pass", "correct horse"))
+        .status()
+        .await;
+    assert_eq!(status, 401);
+}
