@@ -27,6 +27,23 @@ use crate::identity::Claims;
 use crate::metrics::Metrics;
 use crate::request::{Audience, Audiences, ForwardedRequest};
 
+/// Failed attempts counted across a fleet (the shared store, when there is one). Only
+/// ever adds refusals: a count the store cannot give is no count, and the authorizer's
+/// own counters still apply.
+pub trait FleetCounter: Send + Sync {
+    /// Adds one under `key` for `window`; the count in the window, if the store gave it.
+    fn add<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        window: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<u64>> + 'a>>;
+    /// The count under `key` and how long its window has left, if the store gave them.
+    fn count<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<(u64, Duration)>> + 'a>>;
+}
+
 /// Per-worker tools an authorizer may use to reach the network (awc clients are `!Send`,
 /// so each worker builds its own): one client for key fetches, and one per backend URL
 /// of every `http` authorizer.
@@ -42,6 +59,8 @@ pub struct Fetcher {
     /// A dry run (`verdict explain`, `verdict test`): no backend is asked and no key
     /// fetched; what needs one cannot decide.
     pub offline: bool,
+    /// Where failed attempts are counted across the fleet, when there is a shared store.
+    pub fleet: Option<std::sync::Arc<dyn FleetCounter>>,
 }
 
 impl Fetcher {
@@ -59,6 +78,7 @@ impl Fetcher {
             clock: Clock::system(),
             tracing: None,
             offline: false,
+            fleet: None,
         }
     }
 
@@ -214,7 +234,13 @@ impl Question<'_, '_> {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await
             }
             Asked::Basic(basic, credential, client) => {
-                Box::pin(basic.decide(credential, *client, &fetcher.clock)).await
+                Box::pin(basic.decide(
+                    credential,
+                    *client,
+                    &fetcher.clock,
+                    fetcher.fleet.as_deref(),
+                ))
+                .await
             }
             Asked::Introspect(introspect, token) => {
                 Box::pin(introspect.decide(token, &self.authorizer.name, fetcher)).await

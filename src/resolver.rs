@@ -140,6 +140,10 @@ impl Resolver {
         );
         fetcher.clock = self.clock.clone();
         fetcher.tracing = self.tracing.clone();
+        fetcher.fleet = self
+            .shared
+            .clone()
+            .map(|shared| shared as Arc<dyn crate::authorizer::FleetCounter>);
         fetcher
     }
 

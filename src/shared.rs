@@ -879,6 +879,51 @@ impl Shared {
     }
 }
 
+impl crate::authorizer::FleetCounter for Shared {
+    fn add<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        window: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<u64>> + 'a>> {
+        Box::pin(async move {
+            let name = self.key_name(key, "f");
+            let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+            let mut both = redis::pipe();
+            // the window starts with the first failure: PEXPIRE … NX (Redis 7, Valkey)
+            both.cmd("INCR")
+                .arg(&name)
+                .cmd("PEXPIRE")
+                .arg(&name)
+                .arg(window_ms)
+                .arg("NX")
+                .ignore();
+            let counted: Result<(u64,), StoreError> =
+                self.store.pipeline(&both, self.settings.read_timeout).await;
+            counted.ok().map(|(count,)| count)
+        })
+    }
+
+    fn count<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<(u64, Duration)>> + 'a>> {
+        Box::pin(async move {
+            let name = self.key_name(key, "f");
+            let mut both = redis::pipe();
+            both.cmd("GET").arg(&name).cmd("PTTL").arg(&name);
+            let read: Result<(Option<u64>, i64), StoreError> =
+                self.store.pipeline(&both, self.settings.read_timeout).await;
+            match read.ok()? {
+                (Some(count), ttl) if ttl > 0 => Some((
+                    count,
+                    Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+                )),
+                _ => None,
+            }
+        })
+    }
+}
+
 /// Deletes a fleet lock only when it is still this instance's (EVAL with the text: one
 /// round trip, and no script cache a Cluster node may lack).
 const RELEASE_LOCK: &str =

@@ -319,12 +319,41 @@ impl BasicAuthorizer {
         }
     }
 
-    /// Checks `user:password` from `client`.
+    /// The fleet's name of a key: its digest.
+    fn fleet_key(key: &Counted) -> [u8; 32] {
+        let text = match key {
+            Counted::User(name) => format!("basic-user\0{name}"),
+            Counted::Credential(digest) => format!("basic-credential\0{}", hex::encode(digest)),
+            Counted::Network(net) => format!("basic-network\0{net}"),
+        };
+        crate::digest::sha256(text.as_bytes())
+    }
+
+    /// Seconds until the fleet's counts let the attempt through, if one is over its limit.
+    async fn fleet_locked(
+        &self,
+        keys: &[(Counted, u32)],
+        fleet: &dyn super::FleetCounter,
+    ) -> Option<u64> {
+        let mut longest = None;
+        for (key, limit) in keys.iter().filter(|(_, limit)| *limit > 0) {
+            if let Some((count, left)) = fleet.count(&Self::fleet_key(key)).await
+                && count >= u64::from(*limit)
+            {
+                let seconds = left.as_secs().max(1);
+                longest = Some(longest.map_or(seconds, |l: u64| l.max(seconds)));
+            }
+        }
+        longest
+    }
+
+    /// Checks `user:password` from `client`; `fleet` counts failures across instances.
     pub async fn decide(
         &self,
         credential: &str,
         client: std::net::IpAddr,
         clock: &crate::clock::Clock,
+        fleet: Option<&dyn super::FleetCounter>,
     ) -> Result<Decision, AuthError> {
         let denied = || Decision::deny(Denial::InvalidCredential("unknown user or wrong password"));
         let Some((username, password)) = credential.split_once(':') else {
@@ -334,6 +363,13 @@ impl BasicAuthorizer {
         // Trust decision: past the limit no hash is computed and nothing is admitted,
         // whichever endpoint the attempt came through (the count is the authorizer's)
         if let Some(retry_after) = self.locked(&keys, clock.now()) {
+            return Ok(Decision::deny(Denial::Throttled(retry_after)));
+        }
+        // the fleet's counts can only add a refusal: a store that cannot answer leaves
+        // this instance's own counts in force
+        if let Some(fleet) = fleet
+            && let Some(retry_after) = self.fleet_locked(&keys, fleet).await
+        {
             return Ok(Decision::deny(Denial::Throttled(retry_after)));
         }
         let user = self.users.get(username);
@@ -356,6 +392,11 @@ impl BasicAuthorizer {
             (Some(user), true) => Ok(Decision::allow_shared(user.identity.clone(), None)),
             _ => {
                 self.failed(&keys, clock.now());
+                if let Some(fleet) = fleet {
+                    for (key, _) in keys.iter().filter(|(_, limit)| *limit > 0) {
+                        fleet.add(&Self::fleet_key(key), self.failure_window).await;
+                    }
+                }
                 Ok(denied())
             }
         }
@@ -408,15 +449,15 @@ mod tests {
             ("nobody:pw-bcrypt", false),
             ("no-colon", false),
         ] {
-            let decision = a.decide(credential, LOCAL, &clock).await.unwrap();
+            let decision = a.decide(credential, LOCAL, &clock, None).await.unwrap();
             assert_eq!(
                 matches!(decision.verdict, crate::decision::Verdict::Allow(_)),
                 allowed,
                 "{credential}"
             );
         }
-        let wrong = a.decide("b:wrong", LOCAL, &clock).await.unwrap();
-        let unknown = a.decide("nobody:x", LOCAL, &clock).await.unwrap();
+        let wrong = a.decide("b:wrong", LOCAL, &clock, None).await.unwrap();
+        let unknown = a.decide("nobody:x", LOCAL, &clock, None).await.unwrap();
         assert_eq!(wrong.verdict, unknown.verdict, "the same answer for both");
     }
 
@@ -430,10 +471,10 @@ mod tests {
         // the one turn is taken: a check is refused at once, as an error (never an allow)
         let held = a.turns.clone().acquire_owned().await.unwrap();
         let clock = crate::clock::Clock::manual();
-        assert!(a.decide("u:pw", LOCAL, &clock).await.is_err());
+        assert!(a.decide("u:pw", LOCAL, &clock, None).await.is_err());
         drop(held);
         assert!(matches!(
-            a.decide("u:pw", LOCAL, &clock).await.unwrap().verdict,
+            a.decide("u:pw", LOCAL, &clock, None).await.unwrap().verdict,
             crate::decision::Verdict::Allow(_)
         ));
     }
@@ -454,13 +495,13 @@ mod tests {
         };
         for n in 0..3 {
             let d = a
-                .decide(&format!("u:guess-{n}"), LOCAL, &clock)
+                .decide(&format!("u:guess-{n}"), LOCAL, &clock, None)
                 .await
                 .unwrap();
             assert!(!throttled(&d), "attempt {n}");
         }
         // the user is locked, even with the right password, and no hash is computed
-        let d = a.decide("u:pw", LOCAL, &clock).await.unwrap();
+        let d = a.decide("u:pw", LOCAL, &clock, None).await.unwrap();
         assert!(matches!(
             d.verdict,
             crate::decision::Verdict::Deny(Denial::Throttled(s)) if s > 0 && s <= 60
@@ -468,24 +509,24 @@ mod tests {
         // another user from elsewhere is not
         let other: std::net::IpAddr = "203.0.113.9".parse().unwrap();
         assert!(matches!(
-            a.decide("v:pw", other, &clock).await.unwrap().verdict,
+            a.decide("v:pw", other, &clock, None).await.unwrap().verdict,
             crate::decision::Verdict::Allow(_)
         ));
         // the network: two more failures from 127.0.0.0/24 for another user lock it too
         for n in 0..2 {
             let near: std::net::IpAddr = "127.0.0.7".parse().unwrap();
-            a.decide(&format!("v:guess-{n}"), near, &clock)
+            a.decide(&format!("v:guess-{n}"), near, &clock, None)
                 .await
                 .unwrap();
         }
         assert!(
-            throttled(&a.decide("v:pw", LOCAL, &clock).await.unwrap()),
+            throttled(&a.decide("v:pw", LOCAL, &clock, None).await.unwrap()),
             "the /24"
         );
         // the window ends: open again
         clock.advance(Duration::from_secs(61));
         assert!(matches!(
-            a.decide("u:pw", LOCAL, &clock).await.unwrap().verdict,
+            a.decide("u:pw", LOCAL, &clock, None).await.unwrap().verdict,
             crate::decision::Verdict::Allow(_)
         ));
     }

@@ -1263,3 +1263,49 @@ async fn an_instance_partitioned_from_the_store_goes_stale_alone_and_catches_up_
         "the store's password in the log:\n{text}"
     );
 }
+
+#[actix_web::test]
+async fn failed_passwords_on_one_instance_lock_the_user_out_on_another() {
+    let Some(store) = RedisServer::start(&[]) else {
+        return;
+    };
+    let secrets = Secrets::new();
+    let hash = bcrypt::hash("correct horse", 4).unwrap();
+    let body = format!(
+        "[authorizers.users]\ntype = \"basic\"\nmax_failures = 3\nfailure_window = \"10m\"\nusers = [{{ username = \"alice\", hash = \"{hash}\" }}]\n{}",
+        secrets.shared(&store.url(), "")
+    );
+    let a = start("", &body).await;
+    let b = start("", &body).await;
+    until_ready(&a).await;
+    until_ready(&b).await;
+    use base64::Engine as _;
+    let basic = |password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("alice:{password}"))
+        )
+    };
+    for n in 0..3 {
+        let status = auth_request(&a, "/x")
+            .insert_header(("Authorization", basic(&format!("guess-{n}"))))
+            .status()
+            .await;
+        assert_eq!(status, 401);
+    }
+    // the other instance has seen no failure itself; the fleet's count refuses
+    let r = auth_request(&b, "/x")
+        .insert_header(("Authorization", basic("correct horse")))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "locked across the fleet"
+    );
+    // the counts are keyed digests: no user name, password or address in the store
+    let text = dump(&mut connect(store.port));
+    for needle in ["alice", "guess-", "correct horse", "127.0.0"] {
+        assert!(!text.contains(needle), "{needle} in the store");
+    }
+}
