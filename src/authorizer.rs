@@ -27,21 +27,17 @@ use crate::identity::Claims;
 use crate::metrics::Metrics;
 use crate::request::{Audience, Audiences, ForwardedRequest};
 
+/// A boxed future of the fleet's counters (the trait is used as an object).
+pub type Counting<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
 /// Failed attempts counted across a fleet (the shared store, when there is one). Only
 /// ever adds refusals: a count the store cannot give is no count, and the authorizer's
 /// own counters still apply.
 pub trait FleetCounter: Send + Sync {
     /// Adds one under `key` for `window`; the count in the window, if the store gave it.
-    fn add<'a>(
-        &'a self,
-        key: &'a [u8; 32],
-        window: Duration,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<u64>> + 'a>>;
+    fn add<'a>(&'a self, key: &'a [u8; 32], window: Duration) -> Counting<'a, Option<u64>>;
     /// The count under `key` and how long its window has left, if the store gave them.
-    fn count<'a>(
-        &'a self,
-        key: &'a [u8; 32],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<(u64, Duration)>> + 'a>>;
+    fn count<'a>(&'a self, key: &'a [u8; 32]) -> Counting<'a, Option<(u64, Duration)>>;
 }
 
 /// Per-worker tools an authorizer may use to reach the network (awc clients are `!Send`,

@@ -884,7 +884,7 @@ impl crate::authorizer::FleetCounter for Shared {
         &'a self,
         key: &'a [u8; 32],
         window: Duration,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Option<u64>> + 'a>> {
+    ) -> crate::authorizer::Counting<'a, Option<u64>> {
         Box::pin(async move {
             let name = self.key_name(key, "f");
             let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
@@ -906,7 +906,7 @@ impl crate::authorizer::FleetCounter for Shared {
     fn count<'a>(
         &'a self,
         key: &'a [u8; 32],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Option<(u64, Duration)>> + 'a>> {
+    ) -> crate::authorizer::Counting<'a, Option<(u64, Duration)>> {
         Box::pin(async move {
             let name = self.key_name(key, "f");
             let mut both = redis::pipe();
