@@ -648,8 +648,13 @@ fn validate(
     }
 
     let answer = AnswerSettings {
-        challenges: Challenges::for_realm(&server.realm)
-            .ok_or_else(|| ConfigError::invalid("server.realm", "is not a header value"))?,
+        challenges: Challenges::for_schemes(
+            &server.realm,
+            authorizers
+                .iter()
+                .any(|a| matches!(a.kind, AuthorizerKind::Basic(_))),
+        )
+        .ok_or_else(|| ConfigError::invalid("server.realm", "is not a header value"))?,
         login_url: server.login_url.clone(),
         login_redirect_param: server.login_redirect_param.clone(),
         headers,

@@ -49,10 +49,21 @@ impl Challenges {
     /// `None` when the realm cannot stand in a header value (the configuration also
     /// refuses a quote or a backslash, which would end the quoted realm early).
     pub fn for_realm(realm: &str) -> Option<Challenges> {
+        Challenges::for_schemes(realm, false)
+    }
+
+    /// With `basic`, a `Basic` challenge too (RFC 7235: one header, several challenges),
+    /// so a browser asks its user for a password where a `basic` authorizer is configured.
+    pub fn for_schemes(realm: &str, basic: bool) -> Option<Challenges> {
+        let basic = if basic {
+            format!(", Basic realm=\"{realm}\", charset=\"UTF-8\"")
+        } else {
+            String::new()
+        };
         Some(Challenges {
-            missing: HeaderValue::try_from(format!("Bearer realm=\"{realm}\"")).ok()?,
+            missing: HeaderValue::try_from(format!("Bearer realm=\"{realm}\"{basic}")).ok()?,
             invalid: HeaderValue::try_from(format!(
-                "Bearer realm=\"{realm}\", error=\"invalid_token\""
+                "Bearer realm=\"{realm}\", error=\"invalid_token\"{basic}"
             ))
             .ok()?,
         })

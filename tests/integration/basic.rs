@@ -50,6 +50,16 @@ async fn an_htpasswd_user_is_checked_once_per_ttl_and_a_wrong_password_refused()
     assert_eq!(status(basic("alice", "wrong")).await, 401);
     assert_eq!(status(basic("mallory", "correct horse")).await, 401);
     assert_eq!(status("Basic !!!not-base64".into()).await, 401);
+    // a browser is asked for a password: the challenge offers Basic beside Bearer
+    let r = auth_request(&v, "/x").sent().await;
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(challenge.contains("Basic realm="), "{challenge}");
     assert_eq!(status("Bearer alice:correct horse".into()).await, 401);
 }
 
