@@ -143,6 +143,9 @@ struct RawHeaders {
     remote_user: bool,
     #[serde(default)]
     auth_request: bool,
+    /// Header name → template over the verified identity.
+    #[serde(default)]
+    custom: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -156,6 +159,7 @@ impl Default for RawHeaders {
             session_name: true,
             remote_user: false,
             auth_request: false,
+            custom: BTreeMap::new(),
         }
     }
 }
@@ -647,7 +651,27 @@ fn validate(
         ));
     }
 
+    let custom = custom_headers(&raw.headers.custom)?;
+    if custom.iter().any(|(_, t)| t.uses_claims()) {
+        // the claims a custom header reads are kept in the decisions that verify them
+        for authorizer in &mut authorizers {
+            let keep = match &mut authorizer.kind {
+                AuthorizerKind::Jwt(jwt) => Some(&mut jwt.keep_claims),
+                AuthorizerKind::Introspect(introspect) => Some(&mut introspect.keep_claims),
+                _ => None,
+            };
+            if let Some(keep) = keep
+                && !*keep
+            {
+                *keep = true;
+                let mut material = authorizer.fingerprint.to_vec();
+                material.extend_from_slice(b"\0keep_claims");
+                authorizer.fingerprint = sha256(&material);
+            }
+        }
+    }
     let answer = AnswerSettings {
+        custom,
         challenges: Challenges::for_schemes(
             &server.realm,
             authorizers
@@ -734,6 +758,74 @@ fn files_of(settings: &RawAuthorizer) -> Vec<&PathBuf> {
         RawAuthorizer::Introspect(s) => s.files(),
         RawAuthorizer::Basic(s) => s.htpasswd_file.iter().collect(),
     }
+}
+
+/// `[headers.custom]`: names an application reads its identity from, each with the
+/// template of its value. A name must not be one verdict or a proxy gives another meaning
+/// (an identity family's, a fact's, a hop-by-hop or credential header), nor fold (as CGI
+/// applications fold names) to another of them.
+fn custom_headers(
+    raw: &BTreeMap<String, String>,
+) -> Result<
+    Vec<(
+        actix_web::http::header::HeaderName,
+        crate::template::IdentityTemplate,
+    )>,
+    ConfigError,
+> {
+    const TAKEN: &[&str] = &[
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "forwarded",
+        "x-real-ip",
+        "via",
+        "cache-control",
+        "x-accel-expires",
+        "www-authenticate",
+        "location",
+        "retry-after",
+    ];
+    let mut custom = Vec::new();
+    let mut folded = std::collections::HashSet::new();
+    for (name, text) in raw {
+        let key = format!("headers.custom.{name}");
+        let lower = name.to_ascii_lowercase();
+        let header = actix_web::http::header::HeaderName::from_bytes(lower.as_bytes())
+            .map_err(|_| ConfigError::invalid(&key, "is not a header name"))?;
+        if TAKEN.contains(&lower.as_str())
+            || lower.starts_with("x-forwarded-")
+            || lower.starts_with("x-original-")
+            || crate::identity::is_reserved_for_identity(&lower)
+            || crate::identity::is_identity_alias(&lower)
+        {
+            return Err(ConfigError::invalid(
+                &key,
+                "is a name verdict or a proxy already gives a meaning: pick another",
+            ));
+        }
+        if !folded.insert(crate::request::cgi_folded(&lower).into_owned()) {
+            return Err(ConfigError::invalid(
+                &key,
+                "folds (over '-', '_', '.') to the same name as another custom header",
+            ));
+        }
+        let template = crate::template::IdentityTemplate::parse_identity(text)
+            .map_err(|e| ConfigError::invalid(&key, e))?;
+        custom.push((header, template));
+    }
+    Ok(custom)
 }
 
 fn validate_name(key: &str, name: &str) -> Result<(), ConfigError> {

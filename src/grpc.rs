@@ -195,13 +195,20 @@ async fn decide(
             Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
         })
         .collect();
-    check_response(status, &headers)
+    let custom: Vec<&str> = config
+        .answer
+        .custom
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    check_response(status, &headers, &custom)
 }
 
 /// The `CheckResponse` for verdict's answer: its status and headers.
 fn check_response(
     status: u16,
     headers: &[(String, String)],
+    custom: &[&str],
 ) -> Result<CheckResponse, tonic::Status> {
     let option = |name: &str, value: &str| HeaderValueOption {
         header: Some(HeaderValue {
@@ -216,7 +223,9 @@ fn check_response(
         200 => {
             let set: Vec<&(String, String)> = headers
                 .iter()
-                .filter(|(name, _)| is_identity_header(name))
+                .filter(|(name, _)| {
+                    is_identity_header(name) || custom.iter().any(|c| c.eq_ignore_ascii_case(name))
+                })
                 .collect();
             // Trust decision: every identity header verdict does not set is removed, of
             // every family, switched on or not: Envoy itself keeps a client's copy from
@@ -229,8 +238,9 @@ fn check_response(
             ]
             .into_iter()
             .flat_map(family_names)
-            .filter(|name| !set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
             .map(str::to_string)
+            .chain(custom.iter().map(|name| name.to_string()))
+            .filter(|name| !set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
             .collect();
             Ok(CheckResponse {
                 status: Some(rpc::Status {
@@ -356,6 +366,7 @@ mod tests {
                 ("x-authgear-session-valid".into(), "true".into()),
                 ("cache-control".into(), "no-store".into()),
             ],
+            &[],
         )
         .unwrap();
         let Some(HttpResponse::OkResponse(ok)) = answer.http_response else {
@@ -393,6 +404,7 @@ mod tests {
                 ("www-authenticate".into(), "Bearer realm=\"verdict\"".into()),
                 ("x-authgear-user-id".into(), "never".into()),
             ],
+            &[],
         )
         .unwrap();
         assert_eq!(answer.status.unwrap().code, PERMISSION_DENIED);
@@ -402,7 +414,7 @@ mod tests {
         assert_eq!(denied.status.unwrap().code, 401);
         assert_eq!(denied.headers.len(), 1);
         assert_eq!(
-            check_response(503, &[]).unwrap_err().code(),
+            check_response(503, &[], &[]).unwrap_err().code(),
             tonic::Code::Unavailable
         );
     }

@@ -178,6 +178,24 @@ impl Resolver {
     /// the cache, and applies the route's access rules. The request is allowed only when
     /// every reading is; the identity is the canonical reading's.
     pub async fn decide(&self, request: &ForwardedRequest<'_>, fetcher: &Fetcher) -> Decided<'_> {
+        // Trust decision: a client's copy of a configured identity header, or a name that
+        // folds to one (CGI-style applications read `X_User` as `x-user`), would pass as
+        // the identity verdict sets: the request is refused, as for the built-in families
+        let custom = &self.config.answer.custom;
+        if !custom.is_empty()
+            && request.headers().iter().any(|header| {
+                let folded = crate::request::cgi_folded(&header.name);
+                custom
+                    .iter()
+                    .any(|(name, _)| crate::request::cgi_folded(name.as_str()) == folded)
+            })
+        {
+            return Decided::before_routing(Outcome::Refused(
+                crate::decision::Refusal::Unreadable(
+                    crate::request::ReadError::IdentityHeaderAlias,
+                ),
+            ));
+        }
         let Routing { route, others } = self.config.policy.route_readings(request);
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(

@@ -243,6 +243,75 @@ fn value_of(var: &RequestVar, ctx: &RenderContext<'_>) -> String {
     }
 }
 
+/// A placeholder of an identity header template (`[headers.custom]`): what the decision
+/// verified, never the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityVar {
+    UserId,
+    Email,
+    SessionName,
+    /// The roles, comma-separated.
+    Roles,
+    /// A claim of the verified token (dotted paths reach in).
+    Claim(String),
+}
+
+/// A template over a verified identity.
+pub type IdentityTemplate = Template<IdentityVar>;
+
+impl Template<IdentityVar> {
+    /// Parses a template over the identity: `${identity.user_id}`, `${identity.email}`,
+    /// `${identity.session_name}`, `${identity.roles}`, `${claim.PATH}`.
+    pub fn parse_identity(text: &str) -> Result<IdentityTemplate, String> {
+        Template::parse_with(text, |name| match name {
+            "identity.user_id" => Ok(IdentityVar::UserId),
+            "identity.email" => Ok(IdentityVar::Email),
+            "identity.session_name" => Ok(IdentityVar::SessionName),
+            "identity.roles" => Ok(IdentityVar::Roles),
+            other => match other.strip_prefix("claim.") {
+                Some(path) if !path.is_empty() => Ok(IdentityVar::Claim(path.to_string())),
+                _ => Err(format!(
+                    "${{{other}}} is not one of ${{identity.user_id}}, ${{identity.email}}, ${{identity.session_name}}, ${{identity.roles}}, ${{claim.NAME}}"
+                )),
+            },
+        })
+    }
+
+    /// Whether a claim placeholder appears (the token's claims must then be kept).
+    pub fn uses_claims(&self) -> bool {
+        self.vars().any(|v| matches!(v, IdentityVar::Claim(_)))
+    }
+
+    /// The text for `identity`; `None` when a value it names is missing (a claim the
+    /// token does not carry): the header is then not sent, never sent empty or partial.
+    pub fn render_identity(&self, identity: &crate::identity::Identity) -> Option<String> {
+        let mut out = String::new();
+        self.render_with(&mut out, |var, out| {
+            match var {
+                IdentityVar::UserId => out.push_str(&identity.user_id),
+                IdentityVar::Email if identity.email.is_empty() => return None,
+                IdentityVar::Email => out.push_str(&identity.email),
+                IdentityVar::SessionName => out.push_str(identity.session_name()),
+                IdentityVar::Roles => {
+                    let roles: Vec<&str> = identity.roles.iter().map(|r| &**r).collect();
+                    out.push_str(&roles.join(","));
+                }
+                IdentityVar::Claim(path) => {
+                    let value = claim(identity.claims.as_deref()?, path)?;
+                    match value {
+                        Value::String(text) => out.push_str(text),
+                        Value::Number(n) => out.push_str(&n.to_string()),
+                        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                        _ => return None,
+                    }
+                }
+            }
+            Some(())
+        })?;
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,12 @@ use crate::request::{Target, URL_COMPONENT};
 /// Everything an answer needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct AnswerSettings {
+    /// Identity headers an application already reads (`[headers.custom]`): each name
+    /// with the template of its value over the verified identity.
+    pub custom: Vec<(
+        actix_web::http::header::HeaderName,
+        crate::template::IdentityTemplate,
+    )>,
     /// `WWW-Authenticate` for the realm, written once.
     pub challenges: Challenges,
     pub login_url: Option<String>,
@@ -208,6 +214,30 @@ pub fn allow(
                 (CACHE_CONTROL, HeaderValue::from_static(NO_STORE))
             };
             response.headers_mut().insert(lifetime.0, lifetime.1);
+            if let Some(identity) = identity {
+                for (name, template) in &settings.custom {
+                    // a value it names that the identity lacks: the header is not sent
+                    let Some(text) = template.render_identity(identity) else {
+                        continue;
+                    };
+                    // Trust decision: a value that could end the header (a line break, a
+                    // control character) is never sent: the answer becomes a 503
+                    let safe = text
+                        .bytes()
+                        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80);
+                    match HeaderValue::from_str(&text) {
+                        Ok(value) if safe => {
+                            response.headers_mut().insert(name.clone(), value);
+                        }
+                        _ => {
+                            return Answer {
+                                response: plain(StatusCode::SERVICE_UNAVAILABLE),
+                                problem: Some(EncodeProblem::UnsafeValue),
+                            };
+                        }
+                    }
+                }
+            }
             Answer::of(response)
         }
         Err(problem) => Answer {
@@ -436,6 +466,7 @@ mod tests {
     fn settings(login: Option<&str>) -> AnswerSettings {
         AnswerSettings {
             challenges: Challenges::for_realm("verdict").expect("realm"),
+            custom: Vec::new(),
             login_url: login.map(str::to_owned),
             login_redirect_param: "rd".into(),
             headers: HeaderSets {

@@ -16,6 +16,7 @@
 //! - `shipped`, `readme`: the shipped proxy configs and the README's snippets, as text
 //!   and as configurations verdict loads;
 //! - `properties`: property tests of the hand-written parsers;
+//! - `custom_headers`: identity headers an application already reads;
 //! - `dryrun`: `verdict explain` and `verdict test`;
 //! - `grpc`: the gRPC listener, with a gRPC client of the test's own;
 //! - `introspect`: RFC 7662 token introspection against a fake issuer;
@@ -30,6 +31,7 @@ mod backend;
 mod basic;
 mod cache;
 mod claims;
+mod custom_headers;
 mod callers;
 mod cli;
 mod dialects;
