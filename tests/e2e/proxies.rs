@@ -1346,3 +1346,77 @@ async fn basic_credentials_through_nginx() {
 async fn basic_credentials_through_haproxy() {
     basic_through(Kind::Haproxy).await;
 }
+
+/// A configured identity header through a real proxy: the app reads verdict's value, and
+/// a client's copy never reaches it.
+async fn custom_header_through(kind: Kind) {
+    let grpc = if kind == Kind::EnvoyGrpc {
+        "grpc_listen = \"127.0.0.1:0\""
+    } else {
+        ""
+    };
+    let v = start(
+        grpc,
+        &format!(
+            "{}[headers.custom]\n\"X-User\" = \"${{identity.user_id}}\"\n",
+            jwt_hs("")
+        ),
+    )
+    .await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let asked = v.grpc.unwrap_or(v.addr);
+    // what the README tells an operator to add to the shipped nginx file
+    let proxy = start_proxy_with(kind, asked, app.addr, |text| {
+        if kind != Kind::Nginx {
+            return text;
+        }
+        text.replacen(
+            "        auth_request_set $verdict_user_id        $upstream_http_x_authgear_user_id;\n",
+            "        auth_request_set $verdict_user_id        $upstream_http_x_authgear_user_id;\n        auth_request_set $verdict_x_user         $upstream_http_x_user;\n",
+            1,
+        )
+        .replacen(
+            "        proxy_set_header x-authgear-user-id                   $verdict_user_id;\n",
+            "        proxy_set_header x-authgear-user-id                   $verdict_user_id;\n        proxy_set_header X-User                               $verdict_x_user;\n",
+            1,
+        )
+    });
+    let Some(proxy) = proxy else {
+        return;
+    };
+    let token = hs_token(user_claims("u-9", &["reader"], 600));
+    let status = client()
+        .get(proxy.url("/app/in"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .status()
+        .await;
+    assert_eq!(status, 200, "{kind:?}");
+    assert_eq!(
+        identity_seen(&app, "/app/in", "x-user"),
+        vec!["u-9"],
+        "{kind:?}"
+    );
+    let status = client()
+        .get(proxy.url("/app/copy"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("X-User", "admin"))
+        .status()
+        .await;
+    assert_ne!(status, 200, "{kind:?}: a client's copy");
+    assert!(
+        identity_seen(&app, "/app/copy", "x-user").is_empty(),
+        "{kind:?}: a client's X-User reached the app"
+    );
+    drop(proxy);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_custom_identity_header_through_nginx() {
+    custom_header_through(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn a_custom_identity_header_through_envoy_over_grpc() {
+    custom_header_through(Kind::EnvoyGrpc).await;
+}
