@@ -46,6 +46,13 @@ pub struct Case {
     /// For `verdict test`: the route expected to decide.
     #[serde(default)]
     pub route: Option<String>,
+    /// A caller dialect's own request instead of a proxy's (`cesbo`, `emqx`, `mqtt`,
+    /// `icecast`, …): `url` is then the path and query sent to verdict, `headers` and
+    /// `body` the caller's.
+    #[serde(default)]
+    pub dialect: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 fn get() -> String {
@@ -78,6 +85,9 @@ pub fn offline_resolver(mut config: Config) -> std::io::Result<Resolver> {
 
 /// Decides `case` offline and says how.
 pub async fn explain(resolver: &Resolver, case: &Case) -> Result<Explained, String> {
+    if let Some(name) = &case.dialect {
+        return explain_caller(resolver, case, name).await;
+    }
     let url = url::Url::parse(&case.url).map_err(|e| format!("{}: {e}", case.url))?;
     let host = url.host_str().ok_or("the URL has no host")?;
     let host = match url.port() {
@@ -182,6 +192,73 @@ pub async fn explain(resolver: &Resolver, case: &Case) -> Result<Explained, Stri
     }
     if let Some(error) = &decided.error {
         lines.push(format!("could not decide offline: {error}"));
+    }
+    Ok(Explained {
+        lines,
+        outcome,
+        route: decided.route.map(str::to_string),
+    })
+}
+
+/// A caller dialect's own request (a streaming server's, a broker's), decided offline.
+async fn explain_caller(resolver: &Resolver, case: &Case, name: &str) -> Result<Explained, String> {
+    let dialect = dialect::by_name(name)
+        .ok_or_else(|| format!("{name:?} is not one of {}", dialect::names()))?;
+    let config = &resolver.config;
+    let peer_ip = config
+        .server
+        .trusted_proxies
+        .first()
+        .map(|net| net.addr())
+        .ok_or("server.trusted_proxies is empty: every request would be refused")?;
+    let target = if case.url.starts_with('/') {
+        case.url.clone()
+    } else {
+        format!("{}{}", dialect.path(), case.url)
+    };
+    let mut request = match case.body {
+        Some(_) => actix_web::test::TestRequest::post(),
+        None => actix_web::test::TestRequest::get(),
+    }
+    .uri(&target)
+    .peer_addr(std::net::SocketAddr::new(peer_ip, 1));
+    for (header, value) in &case.headers {
+        request = request.insert_header((header.as_str(), value.as_str()));
+    }
+    let request = request.to_http_request();
+    let peer = dialect::trusted_peer(&request, &config.server.trusted_proxies)
+        .map_err(|_| "the caller's address is not trusted".to_string())?;
+    let body = case.body.as_deref().map(str::as_bytes);
+    let mut lines = vec![format!(
+        "{} {target} ({name})",
+        if body.is_some() { "POST" } else { "GET" }
+    )];
+    let forwarded = match dialect::read(&request, dialect, dialect.path(), peer, body) {
+        Ok(forwarded) => forwarded,
+        Err(outcome) => {
+            let reason = outcome.refusal_reason().unwrap_or_default();
+            lines.push(format!(
+                "refused before routing: {} ({reason})",
+                outcome.name()
+            ));
+            return Ok(Explained {
+                lines,
+                outcome: outcome.name().to_string(),
+                route: None,
+            });
+        }
+    };
+    let mut fetcher = Fetcher::new(Duration::from_millis(1));
+    fetcher.offline = true;
+    let decided = resolver.decide(&forwarded, &fetcher).await;
+    let outcome = decided.outcome.name().to_string();
+    lines.push(format!(
+        "decision: {outcome} (route {}, authorizer {})",
+        decided.route.unwrap_or("-"),
+        decided.authorizer.unwrap_or("-")
+    ));
+    if let Some(reason) = &decided.reason {
+        lines.push(format!("reason: {reason}"));
     }
     Ok(Explained {
         lines,

@@ -280,6 +280,8 @@ async fn dry_run(file: Option<PathBuf>, what: DryRun) -> ExitCode {
                 client_ip,
                 expect: None,
                 route: None,
+                dialect: None,
+                body: None,
             };
             match verdict::dryrun::explain(&resolver, &case).await {
                 Ok(explained) => {

@@ -112,12 +112,26 @@ name = "no token"
 url = "https://app.example.com/docs"
 expect = "unauthenticated"
 route = "default"
+[[case]]
+name = "an Icecast listener leaving is only a notification"
+dialect = "icecast"
+url = ""
+headers = { "Content-Type" = "application/x-www-form-urlencoded" }
+body = "action=listener_remove&server=radio.example.com&port=8000&client=1&mount=%2flive"
+expect = "notification"
+[[case]]
+name = "an Icecast listener without a credential"
+dialect = "icecast"
+url = ""
+headers = { "Content-Type" = "application/x-www-form-urlencoded" }
+body = "action=listener_add&server=radio.example.com&port=8000&client=1&mount=%2flive&ip=203.0.113.7"
+expect = "unauthenticated"
 "#,
     )
     .unwrap();
     let (code, out, err) = verdict(&dir, &["test", cases.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("3 case(s), 0 failed"), "{out}");
+    assert!(out.contains("5 case(s), 0 failed"), "{out}");
     std::fs::write(
         &cases,
         "[[case]]\nname = \"wrong on purpose\"\nurl = \"https://app.example.com/admin\"\nheaders = { Authorization = \"Bearer token-of-a-reader\" }\nexpect = \"allow\"\n",
