@@ -40,6 +40,9 @@ local not_forwarded = {
     ["x-forwarded-host"] = true, ["x-forwarded-proto"] = true, ["x-forwarded-for"] = true,
     ["x-forwarded-uri"] = true, ["x-forwarded-method"] = true, ["x-real-ip"] = true,
     ["forwarded"] = true,
+    -- certificate headers a certificate authorizer reads: never a client's
+    ["x-forwarded-client-cert"] = true, ["x-ssl-client-cert"] = true,
+    ["x-forwarded-tls-client-cert"] = true, ["x-client-cert"] = true,
 }
 
 -- how long verdict may take, in milliseconds

@@ -9,6 +9,7 @@
 //! checked after the cache, on every request), or log a credential.
 
 pub mod basic;
+pub mod certificate;
 pub mod http;
 pub mod introspect;
 pub mod jwt;
@@ -159,6 +160,8 @@ pub enum AuthorizerKind {
     Jwt(Box<jwt::JwtAuthorizer>),
     Static(static_tokens::StaticTokens),
     Http(Box<http::HttpAuthorizer>),
+    /// A client certificate a trusted proxy verified and forwarded.
+    Certificate(Box<certificate::CertificateAuthorizer>),
     /// User names and password hashes (`Authorization: Basic`).
     Basic(Box<basic::BasicAuthorizer>),
     /// OAuth 2.0 token introspection (RFC 7662).
@@ -183,6 +186,7 @@ enum Asked<'a, 'r> {
     Http(&'a http::HttpAuthorizer, Box<http::BackendRequest>),
     Introspect(&'a introspect::IntrospectAuthorizer, Cow<'r, str>),
     Basic(&'a basic::BasicAuthorizer, Cow<'r, str>, std::net::IpAddr),
+    Certificate(&'a certificate::CertificateAuthorizer, Cow<'r, str>),
     #[cfg(test)]
     Scripted(&'a scripted::ScriptedAuthorizer, Cow<'r, str>),
 }
@@ -196,9 +200,11 @@ impl Question<'_, '_> {
     /// What the cache key is made of, for a debug line (never the material itself).
     pub fn key_kind(&self) -> &'static str {
         match &self.asked {
-            Asked::Jwt(..) | Asked::Static(..) | Asked::Introspect(..) | Asked::Basic(..) => {
-                "credential"
-            }
+            Asked::Jwt(..)
+            | Asked::Static(..)
+            | Asked::Introspect(..)
+            | Asked::Basic(..)
+            | Asked::Certificate(..) => "credential",
             #[cfg(test)]
             Asked::Scripted(..) => "credential",
             Asked::Http(http, _) if http.has_cache_key() => "cache_key templates",
@@ -212,7 +218,8 @@ impl Question<'_, '_> {
             Asked::Jwt(_, token)
             | Asked::Static(_, token)
             | Asked::Introspect(_, token)
-            | Asked::Basic(_, token, _) => token,
+            | Asked::Basic(_, token, _)
+            | Asked::Certificate(_, token) => token,
             #[cfg(test)]
             Asked::Scripted(_, token) => token,
             Asked::Http(_, request) => &request.cache_material,
@@ -229,6 +236,7 @@ impl Question<'_, '_> {
             Asked::Http(http, request) => {
                 Box::pin(http.decide(request, &self.authorizer.name, fetcher)).await
             }
+            Asked::Certificate(certificate, value) => Ok(certificate.decide(value)),
             Asked::Basic(basic, credential, client) => {
                 Box::pin(basic.decide(
                     credential,
@@ -258,6 +266,7 @@ impl Authorizer {
             AuthorizerKind::Http(a) => return a.request_headers(),
             AuthorizerKind::Introspect(a) => a.token_sources(),
             AuthorizerKind::Basic(a) => a.token_sources(),
+            AuthorizerKind::Certificate(a) => a.token_sources(),
             #[cfg(test)]
             AuthorizerKind::Scripted(a) => a.token_sources(),
         };
@@ -278,6 +287,9 @@ impl Authorizer {
             AuthorizerKind::Http(a) => Asked::Http(a, Box::new(a.render(request, claims))),
             AuthorizerKind::Introspect(a) => {
                 Asked::Introspect(a, find_token(a.token_sources(), request)?)
+            }
+            AuthorizerKind::Certificate(a) => {
+                Asked::Certificate(a, find_token(a.token_sources(), request)?)
             }
             AuthorizerKind::Basic(a) => Asked::Basic(
                 a,

@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::authorizer::basic::{BasicAuthorizer, BasicSettings};
+use crate::authorizer::certificate::{CertificateAuthorizer, CertificateSettings};
 use crate::authorizer::http::{HttpAuthorizer, HttpSettings};
 use crate::authorizer::introspect::{IntrospectAuthorizer, IntrospectSettings};
 use crate::authorizer::jwt::{JwtAuthorizer, JwtSettings};
@@ -179,6 +180,7 @@ enum RawAuthorizer {
     Http(Box<HttpSettings>),
     Introspect(Box<IntrospectSettings>),
     Basic(Box<BasicSettings>),
+    Certificate(Box<CertificateSettings>),
 }
 
 impl RawAuthorizer {
@@ -193,7 +195,7 @@ impl RawAuthorizer {
         let mut table = value
             .into_table()
             .map_err(|_| ConfigError::invalid(&key, "must be a table: [authorizers.NAME]"))?;
-        let kinds = "jwt, static, http, introspect, basic";
+        let kinds = "jwt, static, http, introspect, basic, certificate";
         let kind = match table.remove("type") {
             None => {
                 return Err(ConfigError::invalid(
@@ -212,6 +214,9 @@ impl RawAuthorizer {
             "static" => RawAuthorizer::Static(rest.try_deserialize().map_err(inside)?),
             "http" => RawAuthorizer::Http(Box::new(rest.try_deserialize().map_err(inside)?)),
             "basic" => RawAuthorizer::Basic(Box::new(rest.try_deserialize().map_err(inside)?)),
+            "certificate" => {
+                RawAuthorizer::Certificate(Box::new(rest.try_deserialize().map_err(inside)?))
+            }
             "introspect" => {
                 RawAuthorizer::Introspect(Box::new(rest.try_deserialize().map_err(inside)?))
             }
@@ -534,6 +539,9 @@ fn validate(
             RawAuthorizer::Http(s) => {
                 AuthorizerKind::Http(Box::new(HttpAuthorizer::build(&name, *s, base_dir)?))
             }
+            RawAuthorizer::Certificate(s) => {
+                AuthorizerKind::Certificate(Box::new(CertificateAuthorizer::build(&name, *s)?))
+            }
             RawAuthorizer::Basic(s) => {
                 AuthorizerKind::Basic(Box::new(BasicAuthorizer::build(&name, *s, base_dir)?))
             }
@@ -757,6 +765,7 @@ fn files_of(settings: &RawAuthorizer) -> Vec<&PathBuf> {
         RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
         RawAuthorizer::Introspect(s) => s.files(),
         RawAuthorizer::Basic(s) => s.htpasswd_file.iter().collect(),
+        RawAuthorizer::Certificate(_) => Vec::new(),
     }
 }
 

@@ -112,6 +112,11 @@ pub fn read_check(check: &CheckRequest) -> Result<Checked, ReadError> {
         if name.starts_with(':')
             || name.eq_ignore_ascii_case("host")
             || name.eq_ignore_ascii_case(PEER_CERTIFICATE)
+            // the proxies' certificate headers: over gRPC the check carries Envoy's own
+            // (its sanitized X-Forwarded-Client-Cert stays)
+            || ["x-ssl-client-cert", "x-forwarded-tls-client-cert", "x-client-cert"]
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
         {
             continue;
         }

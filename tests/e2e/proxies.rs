@@ -1115,7 +1115,17 @@ fn traefik_docker_labels_match_the_tested_dynamic_file() {
     from_labels.sort();
     from_file.sort();
     assert_eq!(from_labels, from_file);
-    assert!(labels.contains("traefik.http.routers.app.middlewares=verdict"));
+    assert!(labels.contains("traefik.http.routers.app.middlewares=strip-certificates,verdict"));
+    for name in [
+        "X-Forwarded-Client-Cert",
+        "X-SSL-Client-Cert",
+        "X-Forwarded-Tls-Client-Cert",
+        "X-Client-Cert",
+    ] {
+        assert!(labels.contains(&format!(
+            "traefik.http.middlewares.strip-certificates.headers.customrequestheaders.{name}="
+        )));
+    }
 }
 
 #[actix_web::test]
@@ -1419,4 +1429,64 @@ async fn a_custom_identity_header_through_nginx() {
 #[actix_web::test]
 async fn a_custom_identity_header_through_envoy_over_grpc() {
     custom_header_through(Kind::EnvoyGrpc).await;
+}
+
+/// A client's own certificate header never authenticates through a shipped proxy: each
+/// sets or strips every certificate header name a certificate authorizer reads.
+async fn client_certificate_headers_through(kind: Kind) {
+    let pem = std::fs::read_to_string(repo("tests/fixtures/backend.cert.pem")).unwrap();
+    let escaped =
+        percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let grpc = if kind == Kind::EnvoyGrpc {
+        "grpc_listen = \"127.0.0.1:0\""
+    } else {
+        ""
+    };
+    let v = start(
+        grpc,
+        "[authorizers.xfcc]\ntype = \"certificate\"\n[authorizers.pem]\ntype = \"certificate\"\nformat = \"pem-url\"\ntoken_sources = [\"header:x-ssl-client-cert\", \"header:x-client-cert\"]\n",
+    )
+    .await;
+    // sent straight to verdict by a trusted peer, these are certificates
+    let direct = auth_request(&v, "/x")
+        .insert_header(("X-SSL-Client-Cert", escaped.clone()))
+        .status()
+        .await;
+    assert_eq!(direct, 200, "the certificate itself is good");
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let Some(proxy) = start_proxy(kind, v.grpc.unwrap_or(v.addr), app.addr) else {
+        return;
+    };
+    for (name, value) in [
+        ("X-SSL-Client-Cert", escaped.clone()),
+        ("X-Client-Cert", escaped.clone()),
+        (
+            "X-Forwarded-Client-Cert",
+            format!("By=spiffe://x;Hash=1;Cert=\"{escaped}\";Subject=\"CN=localhost\""),
+        ),
+    ] {
+        let status = client()
+            .get(proxy.url("/app/cert"))
+            .insert_header((name, value))
+            .status()
+            .await;
+        assert_eq!(status, 401, "{kind:?}: a client's {name} counted");
+    }
+    assert!(app.received().iter().all(|r| r.uri != "/app/cert"));
+    drop(proxy);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn client_certificate_headers_never_count_through_any_shipped_proxy() {
+    for kind in [
+        Kind::Nginx,
+        Kind::Traefik,
+        Kind::Caddy,
+        Kind::Envoy,
+        Kind::EnvoyGrpc,
+        Kind::Haproxy,
+    ] {
+        client_certificate_headers_through(kind).await;
+    }
 }

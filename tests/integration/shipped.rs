@@ -397,3 +397,51 @@ fn apisix_forwards_every_credential_and_refuses_every_alias() {
         );
     }
 }
+
+#[test]
+fn every_shipped_proxy_sets_or_strips_every_certificate_header() {
+    let names = [
+        "x-forwarded-client-cert",
+        "x-ssl-client-cert",
+        "x-forwarded-tls-client-cert",
+        "x-client-cert",
+    ];
+    let lower = |path: &str| shipped(path).to_ascii_lowercase();
+    let (nginx, caddy, traefik, envoy, envoy_grpc, lua) = (
+        lower("nginx/verdict.conf"),
+        lower("caddy/Caddyfile"),
+        lower("traefik/dynamic.yml"),
+        lower("envoy/envoy.yaml"),
+        lower("envoy/envoy-grpc.yaml"),
+        lower("haproxy/verdict.lua"),
+    );
+    for name in names {
+        assert!(
+            nginx.contains(&format!("proxy_set_header {name} ")),
+            "nginx must set or clear {name}"
+        );
+        assert!(
+            caddy.contains(&format!("request_header -{name}\n")),
+            "Caddy must strip {name}"
+        );
+        assert!(
+            traefik.contains(&format!("{name}: \"\"")),
+            "Traefik must strip {name}"
+        );
+        assert!(
+            lua.contains(&format!("[\"{name}\"] = true")),
+            "verdict.lua must not forward a client's {name}"
+        );
+        if name != "x-forwarded-client-cert" {
+            assert!(
+                envoy.contains(&format!("- remove: {name}\n")),
+                "Envoy must strip {name}"
+            );
+        }
+    }
+    for conf in [&envoy, &envoy_grpc] {
+        assert!(conf.contains("forward_client_cert_details: sanitize"));
+    }
+    // Traefik strips before it asks verdict
+    assert!(traefik.contains("middlewares: [\"strip-certificates\", \"verdict\"]"));
+}
