@@ -539,9 +539,9 @@ fn validate(
             RawAuthorizer::Http(s) => {
                 AuthorizerKind::Http(Box::new(HttpAuthorizer::build(&name, *s, base_dir)?))
             }
-            RawAuthorizer::Certificate(s) => {
-                AuthorizerKind::Certificate(Box::new(CertificateAuthorizer::build(&name, *s)?))
-            }
+            RawAuthorizer::Certificate(s) => AuthorizerKind::Certificate(Box::new(
+                CertificateAuthorizer::build(&name, *s, base_dir)?,
+            )),
             RawAuthorizer::Basic(s) => {
                 AuthorizerKind::Basic(Box::new(BasicAuthorizer::build(&name, *s, base_dir)?))
             }
@@ -765,7 +765,7 @@ fn files_of(settings: &RawAuthorizer) -> Vec<&PathBuf> {
         RawAuthorizer::Http(s) => s.ca_file.iter().collect(),
         RawAuthorizer::Introspect(s) => s.files(),
         RawAuthorizer::Basic(s) => s.htpasswd_file.iter().collect(),
-        RawAuthorizer::Certificate(_) => Vec::new(),
+        RawAuthorizer::Certificate(s) => s.ca_file.iter().collect(),
     }
 }
 

@@ -86,6 +86,32 @@ pub mod flight;
 pub mod logging;
 pub mod metrics;
 
+/// The certificates in the PEM file at `path` as trust anchors (`key` names the setting
+/// in errors). A file with no certificate is an error, never an empty trust store.
+pub(crate) fn load_roots(
+    key: &str,
+    path: &std::path::Path,
+) -> Result<rustls::RootCertStore, settings::ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let fail = |e: &dyn std::fmt::Display| {
+        settings::ConfigError::invalid(key, format!("{}: {e}", path.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| fail(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(&e))?;
+    if certs.is_empty() {
+        return Err(fail(&"holds no certificate"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| fail(&e))?;
+    }
+    init_crypto();
+    Ok(roots)
+}
+
 /// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first
 /// in `main` and in every test that verifies tokens or makes TLS connections: with no
 /// provider, or two, both libraries panic at first use.

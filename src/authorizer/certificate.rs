@@ -15,6 +15,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -77,6 +79,10 @@ pub struct CertificateSettings {
     pub issuers: Option<StringList>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A PEM bundle of the CAs a certificate must chain to (for a proxy that forwards a
+    /// certificate it did not verify); none: the proxy verified it.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A ready `certificate` authorizer.
@@ -88,6 +94,7 @@ pub struct CertificateAuthorizer {
     allow: Vec<glob::Pattern>,
     issuers: Vec<glob::Pattern>,
     roles: Vec<std::sync::Arc<str>>,
+    verifier: Option<std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 fn patterns(key: &str, list: Option<StringList>) -> Result<Vec<glob::Pattern>, ConfigError> {
@@ -104,8 +111,23 @@ impl CertificateAuthorizer {
     pub fn build(
         name: &str,
         settings: CertificateSettings,
+        base_dir: &std::path::Path,
     ) -> Result<CertificateAuthorizer, ConfigError> {
         let key = format!("authorizers.{name}");
+        let verifier = match &settings.ca_file {
+            None => None,
+            Some(file) => {
+                let ca_key = format!("{key}.ca_file");
+                let roots = crate::load_roots(&ca_key, &base_dir.join(file))?;
+                // rustls's own client-certificate check: the chain to one of these roots,
+                // each certificate's validity, and a client-authentication key usage
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+                        .build()
+                        .map_err(|e| ConfigError::invalid(&ca_key, e.to_string()))?;
+                Some(verifier)
+            }
+        };
         let sources = match &settings.token_sources {
             None => vec![TokenSource::Header("x-forwarded-client-cert".into())],
             Some(_) => parse_sources(
@@ -124,6 +146,7 @@ impl CertificateAuthorizer {
                 .iter()
                 .map(|r| std::sync::Arc::from(r.as_str()))
                 .collect(),
+            verifier,
         })
     }
 
@@ -134,10 +157,24 @@ impl CertificateAuthorizer {
     /// Judges the forwarded certificate `value`.
     pub fn decide(&self, value: &str) -> Decision {
         let deny = |why: &'static str| Decision::deny(Denial::InvalidCredential(why));
-        let Some(der) = der_of(value, self.format) else {
+        let Some(chain) = chain_of(value, self.format) else {
             return deny("the forwarded certificate cannot be read");
         };
-        let Ok((_, cert)) = X509Certificate::from_der(&der) else {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return deny("the forwarded certificate cannot be read");
+        };
+        if let Some(verifier) = &self.verifier {
+            // Why: this proxy forwards what the client presented without checking it, so
+            // the certificate counts only if it chains to the configured CAs.
+            let now = rustls::pki_types::UnixTime::now();
+            if verifier
+                .verify_client_cert(leaf, intermediates, now)
+                .is_err()
+            {
+                return deny("the certificate does not chain to the configured CAs");
+            }
+        }
+        let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
             return deny("the forwarded certificate cannot be parsed");
         };
         let now = SystemTime::now()
@@ -203,37 +240,54 @@ fn san_of<'a>(sans: &[GeneralName<'a>], field: UserField) -> Option<&'a str> {
     })
 }
 
-/// The DER of the certificate in `value`, as `format` writes it.
-fn der_of(value: &str, format: CertFormat) -> Option<Vec<u8>> {
+/// The certificate in `value` (first) and any chain the proxy sent with it, as DER.
+fn chain_of(value: &str, format: CertFormat) -> Option<Vec<CertificateDer<'static>>> {
     use base64::Engine as _;
-    let pem_url = |text: &str| -> Option<Vec<u8>> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
+    let pem_url = |text: &str| -> Option<Vec<CertificateDer<'static>>> {
         let pem = percent_encoding::percent_decode_str(text)
             .decode_utf8()
             .ok()?;
-        CertificateDer::from_pem_slice(pem.as_bytes())
-            .ok()
-            .map(|der| der.to_vec())
+        let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        (!chain.is_empty()).then_some(chain)
     };
     match format {
         CertFormat::PemUrl => pem_url(value.trim()),
         CertFormat::DerBase64 => {
-            let first = value.split(',').next()?.trim();
-            base64::engine::general_purpose::STANDARD.decode(first).ok()
+            let decode = |part: &str| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(part.trim())
+                    .ok()
+                    .map(CertificateDer::from)
+            };
+            let mut parts = value.split(',');
+            let leaf = decode(parts.next()?)?;
+            // an unreadable intermediate only fails to help a chain: it cannot admit
+            Some(
+                std::iter::once(leaf)
+                    .chain(parts.filter_map(decode))
+                    .collect(),
+            )
         }
         CertFormat::Xfcc => {
             // the last element is the one the nearest proxy (the trusted one) wrote
             let element = split_outside_quotes(value, ',').into_iter().last()?;
-            let cert = split_outside_quotes(element, ';')
-                .into_iter()
-                .find_map(|pair| {
-                    let (key, value) = pair.split_once('=')?;
-                    key.trim()
-                        .eq_ignore_ascii_case("cert")
-                        .then(|| value.trim().trim_matches('"'))
-                })?;
-            pem_url(cert)
+            let field = |name: &str| {
+                split_outside_quotes(element, ';')
+                    .into_iter()
+                    .find_map(|pair| {
+                        let (key, value) = pair.split_once('=')?;
+                        key.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| value.trim().trim_matches('"'))
+                    })
+            };
+            let leaf = pem_url(field("cert")?)?.into_iter().next()?;
+            // `Chain` holds the leaf again, then its intermediates
+            let rest = field("chain").and_then(pem_url).unwrap_or_default();
+            let intermediates: Vec<_> = rest.into_iter().filter(|c| c != &leaf).collect();
+            Some(std::iter::once(leaf).chain(intermediates).collect())
         }
     }
 }
@@ -271,7 +325,12 @@ mod tests {
             .unwrap()
             .try_deserialize()
             .unwrap();
-        CertificateAuthorizer::build("certs", settings).unwrap()
+        CertificateAuthorizer::build(
+            "certs",
+            settings,
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+        .unwrap()
     }
 
     fn url_encoded() -> String {
@@ -324,5 +383,67 @@ mod tests {
         assert!(user(pem_url("user_id = \"san.uri\"").decide(&pem)).is_none());
         assert!(user(pem_url("").decide("not a certificate")).is_none());
         assert!(user(build("").decide("By=x;Hash=y")).is_none());
+    }
+
+    const CLIENT: &str = include_str!("../../tests/fixtures/client.cert.pem");
+
+    fn encoded(pem: &str) -> String {
+        percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    #[test]
+    fn a_ca_file_admits_only_client_certificates_that_chain_to_it() {
+        crate::init_crypto();
+        let verified = |ca: &str| {
+            build(&format!(
+                "format = \"pem-url\"\nuser_id = \"san.uri\"\nca_file = \"tests/fixtures/{ca}\""
+            ))
+        };
+        let client = encoded(CLIENT);
+        assert_eq!(
+            user(verified("client-ca.pem").decide(&client)).as_deref(),
+            Some("spiffe://example.org/ns/default/sa/app")
+        );
+        // another CA's certificate, even one for the client, is nobody
+        assert!(user(verified("test-ca.pem").decide(&client)).is_none());
+        // a look-alike: an allowed kind of SPIFFE ID, an issuer of the same name, another key
+        let rogue = encoded(include_str!("../../tests/fixtures/rogue-client.cert.pem"));
+        assert!(
+            user(build("format = \"pem-url\"\nuser_id = \"san.uri\"").decide(&rogue)).is_some()
+        );
+        assert!(user(verified("client-ca.pem").decide(&rogue)).is_none());
+        // a certificate of the right CA made for a server is not a client's
+        let server = build("format = \"pem-url\"\nca_file = \"tests/fixtures/test-ca.pem\"");
+        assert!(user(server.decide(&url_encoded())).is_none());
+        // the client's CA sent as if it were the client is not chained to itself as a leaf
+        let ca_as_leaf = encoded(include_str!("../../tests/fixtures/client-ca.pem"));
+        assert!(user(verified("client-ca.pem").decide(&ca_as_leaf)).is_none());
+        // through Envoy's XFCC, with the chain it can add
+        let xfcc = format!("Hash=1;Cert=\"{client}\";Chain=\"{client}\"");
+        let by_xfcc = build("user_id = \"san.email\"\nca_file = \"tests/fixtures/client-ca.pem\"");
+        assert_eq!(
+            user(by_xfcc.decide(&xfcc)).as_deref(),
+            Some("app@example.org")
+        );
+    }
+
+    #[test]
+    fn a_ca_file_that_holds_no_certificate_is_refused() {
+        let settings: CertificateSettings = config::Config::builder()
+            .add_source(config::File::from_str(
+                "ca_file = \"tests/fixtures/rsa.pub.pem\"",
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        let error = CertificateAuthorizer::build(
+            "certs",
+            settings,
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("ca_file"), "{error}");
     }
 }

@@ -1477,6 +1477,220 @@ async fn client_certificate_headers_through(kind: Kind) {
     v.stop().await;
 }
 
+/// An awc client that presents `cert` (with `key`) and trusts the test CA.
+fn mtls_client(cert: &str, key: &str) -> awc::Client {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    verdict::init_crypto();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(repo("tests/fixtures/test-ca.pem")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let chain = vec![CertificateDer::from_pem_file(repo(cert)).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(repo(key)).unwrap();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
+        .timeout(Duration::from_secs(10))
+        .disable_redirects()
+        .finish()
+}
+
+/// nginx asks for a client certificate without checking it (`optional_no_ca`) and
+/// forwards it as the shipped file does; verdict's own CA bundle decides.
+#[actix_web::test]
+async fn a_client_certificate_through_nginx_is_verified_against_the_ca_file() {
+    let ca = repo("tests/fixtures/client-ca.pem");
+    let v = start(
+        "",
+        &format!(
+            "[authorizers.services]\ntype = \"certificate\"\nformat = \"pem-url\"\ntoken_sources = [\"header:x-ssl-client-cert\"]\nuser_id = \"san.uri\"\nallow = [\"spiffe://example.org/ns/*/sa/*\"]\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    )
+    .await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let server_cert = repo("tests/fixtures/backend.cert.pem");
+    let server_key = repo("tests/fixtures/backend.key.pem");
+    let proxy = start_proxy_with(Kind::Nginx, v.addr, app.addr, |text| {
+        let at = text.find("    listen 127.0.0.1:").expect("the listen line");
+        let end = at + text[at..].find(';').expect("its end");
+        format!(
+            "{} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_verify_client optional_no_ca;{}",
+            &text[..end],
+            server_cert.display(),
+            server_key.display(),
+            &text[end + 1..]
+        )
+    });
+    let Some(proxy) = proxy else {
+        return;
+    };
+    let url = |path: &str| proxy.url(path).replacen("http://", "https://", 1);
+    let client_of_ca = mtls_client(
+        "tests/fixtures/client.cert.pem",
+        "tests/fixtures/client.key.pem",
+    );
+    let status = client_of_ca
+        .get(url("/app/mtls"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "{}", proxy.log());
+    assert_eq!(
+        identity_seen(&app, "/app/mtls", "x-authgear-user-id"),
+        vec!["spiffe://example.org/ns/default/sa/app"]
+    );
+    // a certificate nginx took that names an allowed SPIFFE ID under an issuer of the
+    // same name, signed by another key: not the client CA's
+    let other = mtls_client(
+        "tests/fixtures/rogue-client.cert.pem",
+        "tests/fixtures/rogue-client.key.pem",
+    );
+    let status = other.get(url("/app/other")).send().await.unwrap().status();
+    assert_eq!(status, 401);
+    // no certificate at all, and a client's own header on top
+    let pem = std::fs::read_to_string(repo("tests/fixtures/client.cert.pem")).unwrap();
+    let escaped =
+        percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let status = mtls_free_client()
+        .get(url("/app/none"))
+        .insert_header(("X-SSL-Client-Cert", escaped))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    assert!(
+        app.received()
+            .iter()
+            .all(|r| r.uri != "/app/other" && r.uri != "/app/none")
+    );
+    drop(proxy);
+    v.stop().await;
+}
+
+/// Caddy verifies the client certificate against the client CA itself (`trust_pool`) and
+/// forwards it the way the shipped Caddyfile's comment says; verdict maps it.
+#[actix_web::test]
+async fn a_client_certificate_caddy_verified_through_caddy() {
+    let v = start(
+        "",
+        "[authorizers.services]\ntype = \"certificate\"\nformat = \"der-base64\"\ntoken_sources = [\"header:x-client-cert\"]\nuser_id = \"san.email\"\n",
+    )
+    .await;
+    let app = fake_backend(Reply::status(200).body("from the app")).await;
+    let (cert, key, ca) = (
+        repo("tests/fixtures/backend.cert.pem"),
+        repo("tests/fixtures/backend.key.pem"),
+        repo("tests/fixtures/client-ca.pem"),
+    );
+    let proxy = start_proxy_with(Kind::Caddy, v.addr, app.addr, |text| {
+        let site = text.find("\tbind 127.0.0.1").expect("the site");
+        let opening = text[..site].rfind(':').expect("its port");
+        let text = format!(
+            "{}https://127.0.0.1{}\ttls {} {} {{\n\t\tclient_auth {{\n\t\t\tmode verify_if_given\n\t\t\ttrust_pool file {}\n\t\t}}\n\t}}\n{}",
+            &text[..opening],
+            &text[opening..site],
+            cert.display(),
+            key.display(),
+            ca.display(),
+            &text[site..]
+        );
+        // one site, asked by IP: a client sends no SNI, so Caddy must take the handshake
+        // as the site's (`default_sni`) or it applies no client_auth at all; and nothing
+        // for SNI-Host enforcement to compare
+        let text = text.replacen(
+            "\tauto_https off\n",
+            "\tauto_https off\n\tdefault_sni 127.0.0.1\n\tservers {\n\t\tstrict_sni_host insecure_off\n\t}\n",
+            1,
+        );
+        // what the Caddyfile's comment tells an operator to add
+        text.replacen(
+            "\t\trequest_header -X-Client-Cert\n",
+            "\t\trequest_header -X-Client-Cert\n\t\trequest_header X-Client-Cert {http.request.tls.client.certificate_der_base64}\n",
+            1,
+        )
+    });
+    let Some(proxy) = proxy else {
+        return;
+    };
+    let url = |path: &str| proxy.url(path).replacen("http://", "https://", 1);
+    let client_of_ca = mtls_client(
+        "tests/fixtures/client.cert.pem",
+        "tests/fixtures/client.key.pem",
+    );
+    let status = client_of_ca
+        .get(url("/app/mtls"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "{}", proxy.log());
+    assert_eq!(
+        identity_seen(&app, "/app/mtls", "x-authgear-user-id"),
+        vec!["app@example.org"]
+    );
+    // no certificate, and a client's own header: Caddy's placeholder is empty, so the
+    // header verdict reads is too
+    let pem = std::fs::read_to_string(repo("tests/fixtures/client.cert.pem")).unwrap();
+    let der = {
+        use base64::Engine as _;
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    };
+    let status = mtls_free_client()
+        .get(url("/app/none"))
+        .insert_header(("X-Client-Cert", der))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    // a look-alike Caddy does not take at all
+    let rogue = mtls_client(
+        "tests/fixtures/rogue-client.cert.pem",
+        "tests/fixtures/rogue-client.key.pem",
+    );
+    let admitted = rogue
+        .get(url("/app/rogue"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200);
+    assert!(!admitted, "a certificate of another CA got through Caddy");
+    assert!(
+        app.received()
+            .iter()
+            .all(|r| r.uri != "/app/none" && r.uri != "/app/rogue")
+    );
+    drop(proxy);
+    v.stop().await;
+}
+
+/// An awc client that trusts the test CA and presents no certificate.
+fn mtls_free_client() -> awc::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    verdict::init_crypto();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(repo("tests/fixtures/test-ca.pem")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
+        .timeout(Duration::from_secs(10))
+        .finish()
+}
+
 #[actix_web::test]
 async fn client_certificate_headers_never_count_through_any_shipped_proxy() {
     for kind in [

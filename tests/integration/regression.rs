@@ -2017,3 +2017,29 @@ user_id = "service-a"
         );
     }
 }
+
+/// The optional nginx decision cache keyed on the request's headers but not on the client
+/// certificate nginx forwards: with it on, a second client's request for the same URL
+/// would have been answered with the first client's certificate decision.
+#[test]
+fn nginx_cache_key_left_out_the_client_certificate() {
+    let conf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/verdict.conf"),
+    )
+    .expect("nginx/verdict.conf");
+    let forwarded: Vec<&str> = conf
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("proxy_set_header X-SSL-Client-Cert"))
+        .map(|rest| rest.trim().trim_end_matches(';'))
+        .collect();
+    assert_eq!(forwarded, vec!["$ssl_client_escaped_cert"]);
+    let key = conf
+        .lines()
+        .find(|l| l.contains("proxy_cache_key"))
+        .expect("the cache option");
+    assert!(
+        key.contains(forwarded[0]),
+        "the cache key must hold the certificate verdict decides on: {key}"
+    );
+}

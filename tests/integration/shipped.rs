@@ -136,6 +136,11 @@ fn nginx_sets_every_fact_strips_every_identity_and_keys_its_cache_on_every_crede
         assert!(key.contains(&var), "the nginx cache key must hold {var}");
     }
     assert!(key.contains("$request_uri"), "query credentials");
+    // the certificate nginx forwards is a credential: two clients' decisions never share
+    assert!(
+        key.contains("$ssl_client_escaped_cert"),
+        "the nginx cache key must hold the client certificate it forwards"
+    );
     assert!(!conf.contains("proxy_cache_valid"), "verdict says how long");
     assert!(
         !conf.contains("proxy_ignore_headers"),

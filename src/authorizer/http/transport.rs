@@ -255,25 +255,7 @@ struct Failure {
 }
 
 pub(crate) fn load_ca(key: &str, path: &Path) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(ConfigError::invalid(
-            key,
-            format!("{} holds no certificate", path.display()),
-        ));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))?;
-    }
-    crate::init_crypto();
+    let roots = crate::load_roots(key, path)?;
     Ok(Arc::new(
         rustls::ClientConfig::builder()
             .with_root_certificates(roots)
