@@ -38,6 +38,12 @@ pub struct IntrospectSettings {
     pub client_secret_file: Option<PathBuf>,
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// Client authentication by a bearer token instead (some issuers, e.g. Keycloak's
+    /// older endpoints or a gateway in front of one, take an access token of the caller).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
     #[serde(default)]
     pub token_type_hint: Option<String>,
     #[serde(default)]
@@ -71,6 +77,7 @@ impl IntrospectSettings {
         self.ca_file
             .iter()
             .chain(self.client_secret_file.iter())
+            .chain(self.bearer_token_file.iter())
             .collect()
     }
 }
@@ -81,6 +88,48 @@ struct Redacted(String);
 impl std::fmt::Debug for Redacted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("(redacted)")
+    }
+}
+
+/// A secret from a file (its first line's end trimmed) or an environment variable, each
+/// named by its setting; neither is `None`, both an error.
+fn read_secret(
+    key: &str,
+    (file_key, file): (&str, Option<&PathBuf>),
+    (env_key, variable): (&str, Option<&str>),
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match (file, variable) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            format!("{key}.{file_key}"),
+            format!("give {file_key} or {env_key}, not both"),
+        )),
+        (Some(file), None) => {
+            let path = base_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{key}.{file_key}"),
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{file_key}"),
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            Ok(Some(secret.to_string()))
+        }
+        (None, Some(variable)) => match env(variable) {
+            Some(value) if !value.is_empty() => Ok(Some(value)),
+            _ => Err(ConfigError::invalid(
+                format!("{key}.{env_key}"),
+                format!("the variable {variable} is not set"),
+            )),
+        },
+        (None, None) => Ok(None),
     }
 }
 
@@ -123,32 +172,27 @@ impl IntrospectAuthorizer {
             &format!("{key}.token_sources"),
             settings.token_sources.as_ref(),
         )?;
-        let secret = match (&settings.client_secret_file, &settings.client_secret_env) {
-            (Some(_), Some(_)) => {
+        let secret = read_secret(
+            &key,
+            ("client_secret_file", settings.client_secret_file.as_ref()),
+            ("client_secret_env", settings.client_secret_env.as_deref()),
+            base_dir,
+            env,
+        )?;
+        let bearer = read_secret(
+            &key,
+            ("bearer_token_file", settings.bearer_token_file.as_ref()),
+            ("bearer_token_env", settings.bearer_token_env.as_deref()),
+            base_dir,
+            env,
+        )?;
+        let client_auth = match (&settings.client_id, secret) {
+            (Some(_), Some(_)) if bearer.is_some() => {
                 return Err(ConfigError::invalid(
-                    format!("{key}.client_secret_file"),
-                    "give client_secret_file or client_secret_env, not both",
+                    format!("{key}.bearer_token_file"),
+                    "authenticate to the issuer one way: client_id and a secret, or a bearer token",
                 ));
             }
-            (Some(file), None) => {
-                let path = base_dir.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError::invalid(
-                        format!("{key}.client_secret_file"),
-                        format!("{}: {e}", path.display()),
-                    )
-                })?;
-                Some(text.trim_end_matches(['\r', '\n']).to_string())
-            }
-            (None, Some(variable)) => Some(env(variable).ok_or_else(|| {
-                ConfigError::invalid(
-                    format!("{key}.client_secret_env"),
-                    format!("the variable {variable} is not set"),
-                )
-            })?),
-            (None, None) => None,
-        };
-        let client_auth = match (&settings.client_id, secret) {
             (Some(id), Some(secret)) => {
                 use base64::Engine as _;
                 // RFC 6749 §2.3.1: each part form-urlencoded, then Basic
@@ -161,7 +205,16 @@ impl IntrospectAuthorizer {
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 )))
             }
-            (None, None) => None,
+            (None, None) => match bearer {
+                // a header value: visible ASCII only, or the request could not be sent
+                Some(token) if !token.bytes().all(|b| b.is_ascii_graphic()) => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.bearer_token_file"),
+                        "the bearer token holds a space or a control character",
+                    ));
+                }
+                token => token.map(|token| Redacted(format!("Bearer {token}"))),
+            },
             _ => {
                 return Err(ConfigError::invalid(
                     format!("{key}.client_id"),
@@ -446,5 +499,50 @@ mod tests {
             Some(format!("Basic {expected}").as_str())
         );
         assert!(!format!("{a:?}").contains(&expected), "the secret in Debug");
+    }
+
+    fn built(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<IntrospectAuthorizer, ConfigError> {
+        IntrospectAuthorizer::build(
+            "opaque",
+            config::Config::builder()
+                .add_source(config::File::from_str(text, config::FileFormat::Toml))
+                .build()
+                .unwrap()
+                .try_deserialize()
+                .unwrap(),
+            Path::new("."),
+            env,
+        )
+    }
+
+    #[test]
+    fn client_authentication_by_a_bearer_token_and_only_one_way() {
+        let env = |name: &str| match name {
+            "T" => Some("caller-token".to_string()),
+            "S" => Some("secret".to_string()),
+            "BAD" => Some("two words".to_string()),
+            _ => None,
+        };
+        let a = built("url = \"https://idp/x\"\nbearer_token_env = \"T\"", &env).unwrap();
+        assert_eq!(
+            a.client_auth.as_ref().map(|r| r.0.as_str()),
+            Some("Bearer caller-token")
+        );
+        assert!(
+            !format!("{a:?}").contains("caller-token"),
+            "the token in Debug"
+        );
+        for refused in [
+            "url = \"https://idp/x\"\nbearer_token_env = \"T\"\nclient_id = \"a\"\nclient_secret_env = \"S\"",
+            "url = \"https://idp/x\"\nbearer_token_env = \"MISSING\"",
+            "url = \"https://idp/x\"\nbearer_token_env = \"BAD\"",
+            "url = \"https://idp/x\"\nbearer_token_env = \"T\"\nbearer_token_file = \"t\"",
+        ] {
+            let error = built(refused, &env).unwrap_err().to_string();
+            assert!(!error.contains("caller-token"), "{error}");
+        }
     }
 }
