@@ -1477,8 +1477,9 @@ async fn client_certificate_headers_through(kind: Kind) {
     v.stop().await;
 }
 
-/// An awc client that presents `cert` (with `key`) and trusts the test CA.
-fn mtls_client(cert: &str, key: &str) -> awc::Client {
+/// An awc client that trusts the test CA and presents `identity` (a certificate and its
+/// key), if any.
+fn tls_client(identity: Option<(&str, &str)>) -> awc::Client {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     verdict::init_crypto();
@@ -1486,17 +1487,25 @@ fn mtls_client(cert: &str, key: &str) -> awc::Client {
     for ca in CertificateDer::pem_file_iter(repo("tests/fixtures/test-ca.pem")).unwrap() {
         roots.add(ca.unwrap()).unwrap();
     }
-    let chain = vec![CertificateDer::from_pem_file(repo(cert)).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(repo(key)).unwrap();
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let tls = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(repo(cert)).unwrap()],
+                PrivateKeyDer::from_pem_file(repo(key)).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
     awc::Client::builder()
         .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
         .timeout(Duration::from_secs(10))
         .disable_redirects()
         .finish()
+}
+
+fn mtls_client(cert: &str, key: &str) -> awc::Client {
+    tls_client(Some((cert, key)))
 }
 
 /// nginx asks for a client certificate without checking it (`optional_no_ca`) and
@@ -1557,7 +1566,7 @@ async fn a_client_certificate_through_nginx_is_verified_against_the_ca_file() {
     let pem = std::fs::read_to_string(repo("tests/fixtures/client.cert.pem")).unwrap();
     let escaped =
         percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let status = mtls_free_client()
+    let status = tls_client(None)
         .get(url("/app/none"))
         .insert_header(("X-SSL-Client-Cert", escaped))
         .send()
@@ -1645,7 +1654,7 @@ async fn a_client_certificate_caddy_verified_through_caddy() {
         let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         base64::engine::general_purpose::STANDARD.encode(der.as_ref())
     };
-    let status = mtls_free_client()
+    let status = tls_client(None)
         .get(url("/app/none"))
         .insert_header(("X-Client-Cert", der))
         .send()
@@ -1671,24 +1680,6 @@ async fn a_client_certificate_caddy_verified_through_caddy() {
     );
     drop(proxy);
     v.stop().await;
-}
-
-/// An awc client that trusts the test CA and presents no certificate.
-fn mtls_free_client() -> awc::Client {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    verdict::init_crypto();
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(repo("tests/fixtures/test-ca.pem")).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    awc::Client::builder()
-        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
-        .timeout(Duration::from_secs(10))
-        .finish()
 }
 
 #[actix_web::test]
