@@ -183,6 +183,7 @@ async fn decide(
         &forwarded,
         traced.as_ref(),
         started,
+        None,
     )
     .await;
     let status = answer.response.status().as_u16();

@@ -10,6 +10,8 @@
 //! caller request
 //!   └─► server::handle            the actix edge, one endpoint per dialect (grpc: Envoy's
 //!         │                        gRPC check, on server.grpc_listen, to the same stages)
+//!         ├─► memo                the worker's answer to these exact request bytes, while
+//!         │                        the cached allow it stands for holds (else onward)
 //!         └─► dialect::read       a TrustedPeer only; the dialect reads its own header
 //!               │                  family (or body) once: Facts, or a notification
 //!               └─► ForwardedRequest   (request) method, scheme, host, path, query,
@@ -63,6 +65,7 @@ pub mod lifecycle;
 pub mod admin;
 pub mod grpc;
 pub mod server;
+pub mod memo;
 pub mod record;
 pub mod reload;
 pub mod resolver;

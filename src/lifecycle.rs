@@ -298,6 +298,7 @@ pub async fn bind(config: Config, launch: Launch) -> std::io::Result<Running> {
             .app_data(decision_current.clone())
             .app_data(decision_drain.clone())
             .app_data(web::Data::new(WorkerFetcher::default()))
+            .app_data(web::Data::new(crate::memo::AnswerMemo::default()))
             .configure(decision_routes(resolve_dialect))
             .default_service(web::to(HttpResponse::NotFound))
     })

@@ -19,6 +19,7 @@ pub struct Metrics {
     /// `verdict_cache_requests_total` by result, resolved once: counted on every request.
     cache_hits: IntCounter,
     cache_misses: IntCounter,
+    memo_hits: IntCounter,
     cache_entries: IntGauge,
     backend_duration: HistogramVec,
     backend_errors: IntCounterVec,
@@ -62,6 +63,10 @@ impl Metrics {
         )?;
         let cache_entries =
             IntGauge::new("verdict_cache_entries", "Entries in the decision cache")?;
+        let memo_hits = IntCounter::new(
+            "verdict_answer_memo_hits_total",
+            "Answers given again for the exact bytes of an earlier request (each also a cache hit)",
+        )?;
         let backend_duration = HistogramVec::new(
             HistogramOpts::new(
                 "verdict_backend_request_duration_seconds",
@@ -178,6 +183,7 @@ impl Metrics {
             Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(cache_requests.clone()),
             Box::new(cache_entries.clone()),
+            Box::new(memo_hits.clone()),
             Box::new(backend_duration.clone()),
             Box::new(backend_errors.clone()),
             Box::new(jwks_refreshes.clone()),
@@ -202,6 +208,7 @@ impl Metrics {
             decisions,
             cache_hits: cache_requests.with_label_values(&["hit"]),
             cache_misses: cache_requests.with_label_values(&["miss"]),
+            memo_hits,
             cache_entries,
             backend_duration,
             backend_errors,
@@ -287,6 +294,10 @@ impl Metrics {
         self.decisions
             .with_label_values(&[route, authorizer, outcome])
             .inc();
+    }
+
+    pub fn memo_hit(&self) {
+        self.memo_hits.inc();
     }
 
     pub fn cache(&self, hit: bool) {

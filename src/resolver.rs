@@ -53,6 +53,8 @@ pub struct Decided<'a> {
     /// whatever `on_error` made of it: the decision's log line carries it, the one event
     /// a failure logs.
     pub error: Option<String>,
+    /// Decision-cache look-ups made on the way (for the metrics of a memoized answer).
+    pub lookups: u32,
 }
 
 impl Decided<'_> {
@@ -67,6 +69,7 @@ impl Decided<'_> {
             cache_for: Duration::ZERO,
             identity: None,
             error: None,
+            lookups: 0,
         }
     }
 }
@@ -236,9 +239,11 @@ impl Resolver {
             if let Outcome::Allow { cache_for, .. } = &mut decided.outcome {
                 *cache_for = (*cache_for).min(theirs.cache_for);
             }
+            decided.cache_for = decided.cache_for.min(theirs.cache_for);
             if decided.error.is_none() {
                 decided.error = theirs.error;
             }
+            decided.lookups += theirs.lookups;
         }
         decided
     }
@@ -260,6 +265,7 @@ impl Resolver {
             cache_for: Duration::MAX,
             identity: None,
             error: None,
+            lookups: 0,
         };
         let chain = if !route.asks_authorizers() {
             ChainResult::NoneApplied {
@@ -322,6 +328,7 @@ impl Resolver {
             credential_presented = true;
             let cached = self.ask(&question, fetcher).await;
             self.metrics.cache(cached.status == CacheStatus::Hit);
+            decided.lookups += 1;
             if let (Some(shared), Ok(Verdict::Allow(identity))) = (&self.shared, &cached.answer) {
                 // Trust decision: every allow, cached or not, is checked against the
                 // fleet's revocations; while the feed is stale, what only the log could

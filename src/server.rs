@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::decision::{Outcome, Refusal};
 use crate::dialect::answer::{Answer, Original};
 use crate::dialect::{self, Body, DIALECTS, Dialect};
+use crate::memo::AnswerMemo;
 use crate::record::{Record, record};
 use crate::reload::Current;
 use crate::request::{ForwardedRequest, ReadError};
@@ -33,6 +34,7 @@ async fn handle(
     payload: web::Payload,
     current: web::Data<Current>,
     worker: web::Data<WorkerFetcher>,
+    memo: web::Data<AnswerMemo>,
     drain: web::Data<Drain>,
     dialect: &'static dyn Dialect,
     prefix: &'static str,
@@ -46,6 +48,41 @@ async fn handle(
     let resolver = current.get();
     let fetcher = worker.for_resolver(&resolver);
     let config = &resolver.config;
+    // An answer this worker already gave to these exact bytes, while the cached allow it
+    // stands for holds (crate::memo). Not with traces on: each decision is its own span.
+    let memo_key = match (&resolver.tracing, request.peer_addr()) {
+        (None, Some(peer)) => crate::memo::key_of(&request, dialect.name(), peer.ip()),
+        _ => None,
+    };
+    let epoch = resolver.shared.as_ref().map_or(Some(0), |s| s.memo_epoch());
+    if let Some(key) = &memo_key {
+        let now = resolver.clock.now();
+        let known = memo.answer(key, resolver.generation, epoch, now, |known| {
+            // metrics and the log line stay per request
+            for _ in 0..known.lookups {
+                resolver.metrics.cache(true);
+            }
+            resolver.metrics.memo_hit();
+            let decided = known.decided();
+            record(
+                &resolver.metrics,
+                &Record {
+                    dialect: dialect.name(),
+                    decided: &decided,
+                    status: known.status().as_u16(),
+                    target: known.target.as_ref(),
+                    client_ip: known.client_ip,
+                    problem: None,
+                    latency: started.elapsed(),
+                    trace_id: None,
+                },
+            );
+        });
+        if let Some(response) = known {
+            drop(in_flight);
+            return response;
+        }
+    }
     let trusted = &config.server.trusted_proxies;
     // One trust decision per request, and it gates everything after it: a peer outside
     // trusted_proxies is refused without a byte of its body read or a fact it sent
@@ -94,10 +131,23 @@ async fn handle(
         &forwarded,
         traced.as_ref(),
         started,
+        memo_key.map(|key| Keep {
+            memo: &memo,
+            key,
+            epoch,
+        }),
     )
     .await;
     drop(in_flight);
     answer.response
+}
+
+/// Where a decision's answer may be kept for the next identical request.
+pub(crate) struct Keep<'m> {
+    memo: &'m AnswerMemo,
+    key: Vec<u8>,
+    /// The revocation epoch read before the decision.
+    epoch: Option<u64>,
 }
 
 /// The stages every edge shares once a request is read (or refused): decide (in the
@@ -110,6 +160,7 @@ pub(crate) async fn conclude(
     forwarded: &Result<ForwardedRequest<'_>, Outcome>,
     traced: Option<&opentelemetry::Context>,
     started: Instant,
+    keep: Option<Keep<'_>>,
 ) -> Answer {
     let decided = match (forwarded, traced) {
         (Ok(forwarded), None) => resolver.decide(forwarded, fetcher).await,
@@ -146,7 +197,22 @@ pub(crate) async fn conclude(
             entry.status >= 500,
         );
     }
-    answer
+    match (keep, forwarded, answer.problem) {
+        (Some(keep), Ok(forwarded), None) => Answer {
+            response: keep.memo.keep(
+                keep.key,
+                resolver.generation,
+                keep.epoch,
+                resolver.clock.now(),
+                &decided,
+                target,
+                Some(forwarded.client_ip()),
+                answer.response,
+            ),
+            problem: None,
+        },
+        _ => answer,
+    }
 }
 
 /// The most a caller's body may hold: the facts of one access fit in far less.
@@ -189,8 +255,9 @@ pub fn decision_routes(
                       payload: web::Payload,
                       current: web::Data<Current>,
                       worker: web::Data<WorkerFetcher>,
+                      memo: web::Data<AnswerMemo>,
                       drain: web::Data<Drain>| {
-                    handle(req, payload, current, worker, drain, dialect, prefix)
+                    handle(req, payload, current, worker, memo, drain, dialect, prefix)
                 },
             )
         };

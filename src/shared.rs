@@ -803,6 +803,14 @@ impl Shared {
         Standing::Clear
     }
 
+    /// What an answer memoized now is valid under: the revocations applied so far; `None`
+    /// while the feed is stale and the policy refuses what only the log could withdraw
+    /// (then nothing is reused without the checks a decision makes).
+    pub fn memo_epoch(&self) -> Option<u64> {
+        let stale = self.settings.on_stale == StalePolicy::Closed && self.health.is_stale();
+        (!stale).then(|| self.denylist.epoch())
+    }
+
     /// Whether a cached allow made at `decided_at` may be reused: not when the feed is
     /// stale and it was made before the feed's last good read.
     pub fn may_reuse(&self, decided_at: u64) -> bool {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +149,8 @@ pub struct Denylist {
     lists: RwLock<Lists>,
     /// Entries held: checked first, so an empty list costs a decision one load.
     held: AtomicUsize,
+    /// Revocations applied so far: an answer memoized under another count is not reused.
+    epoch: AtomicU64,
 }
 
 /// One map per kind, keyed by the name the entry revokes: a check looks up borrowed
@@ -169,9 +171,11 @@ impl Lists {
 impl Denylist {
     /// Adds an entry (one already held is not added twice). Returns whether it is new.
     pub fn apply(&self, revocation: Revocation) -> bool {
-        let Ok(mut lists) = self.lists.write() else {
-            return false;
-        };
+        // a writer that panicked left the lists whole: a revocation is never dropped
+        let mut lists = self
+            .lists
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let same = lists
             .of_mut(revocation.kind)
             .entry(revocation.value.clone())
@@ -181,7 +185,14 @@ impl Denylist {
         }
         same.push(revocation);
         self.held.fetch_add(1, Ordering::Relaxed);
+        // after the entry is in: whoever reads the new epoch also sees the entry
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         true
+    }
+
+    /// How many revocations were applied so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Forgets the entries expired at `now`.

@@ -38,6 +38,7 @@ mod dialects;
 mod dryrun;
 mod grpc;
 mod introspect;
+mod memo;
 mod properties;
 mod readme;
 mod regression;
