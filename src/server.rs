@@ -36,8 +36,7 @@ async fn handle(
     worker: web::Data<WorkerFetcher>,
     memo: web::Data<AnswerMemo>,
     drain: web::Data<Drain>,
-    dialect: &'static dyn Dialect,
-    prefix: &'static str,
+    (dialect, prefix): (&'static dyn Dialect, &'static str),
 ) -> HttpResponse {
     let started = Instant::now();
     // counted until answered (or dropped): a stop that runs out of time says how many it
@@ -257,7 +256,7 @@ pub fn decision_routes(
                       worker: web::Data<WorkerFetcher>,
                       memo: web::Data<AnswerMemo>,
                       drain: web::Data<Drain>| {
-                    handle(req, payload, current, worker, memo, drain, dialect, prefix)
+                    handle(req, payload, current, worker, memo, drain, (dialect, prefix))
                 },
             )
         };
