@@ -136,8 +136,19 @@ pub fn json_line(record: &log::Record<'_>, timestamp: &str) -> String {
     serde_json::Value::Object(object).to_string()
 }
 
-/// Log lines waiting to be written, shared by the logger and the thread that writes them.
-static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// What waits to be written: log lines as text, and after them decision records as the
+/// request threads handed them over (compact, unformatted). One lock for both, so a line
+/// written after a decision never overtakes it: a text line first turns the records
+/// before it into text.
+struct Pending {
+    text: Vec<u8>,
+    records: Vec<u8>,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    text: Vec::new(),
+    records: Vec::new(),
+});
 
 /// Held while a batch is taken and written.
 static WRITING: Mutex<()> = Mutex::new(());
@@ -155,6 +166,26 @@ const FLUSH_AT: usize = 64 * 1024;
 /// itself: it waits rather than let the buffer grow without bound or drop a line.
 const WRITE_INLINE_AT: usize = 4 * 1024 * 1024;
 
+/// The format of this process's lines, once [`init`] ran (0: not installed, so decision
+/// records go through `log` as any other record).
+static FORMAT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+impl Pending {
+    fn held(&self) -> usize {
+        self.text.len() + self.records.len()
+    }
+}
+
+/// After a line or records were added holding `held` bytes in all: wake the writer, or
+/// write now when it is not keeping up.
+fn added(held: usize) {
+    if held >= WRITE_INLINE_AT {
+        flush();
+    } else if held >= FLUSH_AT {
+        BATCH_FULL.notify_one();
+    }
+}
+
 /// The logger's output: lines collect in memory and reach standard error in batches, so a
 /// decision costs no system call. `env_logger` flushes its pipe after every record; here
 /// that flush only hands the line over.
@@ -166,14 +197,15 @@ impl Write for Batched {
             let mut pending = PENDING
                 .lock()
                 .map_err(|_| std::io::Error::other("log buffer"))?;
-            pending.extend_from_slice(bytes);
-            pending.len()
+            if !pending.records.is_empty() {
+                // the decisions before this line, in their place
+                let records = std::mem::take(&mut pending.records);
+                format_records(&records, &mut pending.text);
+            }
+            pending.text.extend_from_slice(bytes);
+            pending.held()
         };
-        if held >= WRITE_INLINE_AT {
-            flush();
-        } else if held >= FLUSH_AT {
-            BATCH_FULL.notify_one();
-        }
+        added(held);
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -184,18 +216,252 @@ impl Write for Batched {
 /// Writes every pending line now. Called by the writer thread every 100 ms and when
 /// 64 KiB are pending, by a logging thread past 4 MiB, and before
 /// the process exits for any reason (no line is lost on
-/// SIGTERM). The batch is taken out of the buffer first, so a slow standard error never
-/// holds up a request that logs.
+/// SIGTERM). The batch is taken out of the buffer first (and its decision records
+/// formatted after), so a slow standard error never holds up a request that logs.
 pub fn flush() {
     // one writer at a time, so batches reach standard error in the order they were taken
     let _writing = WRITING.lock();
-    let batch = match PENDING.lock() {
-        Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
+    let (mut batch, records) = match PENDING.lock() {
+        Ok(mut pending) if pending.held() > 0 => (
+            std::mem::take(&mut pending.text),
+            std::mem::take(&mut pending.records),
+        ),
         _ => return,
     };
+    format_records(&records, &mut batch);
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(&batch);
     let _ = stderr.flush();
+}
+
+/// One decision's log record, as the request thread hands it over: the fields verbatim,
+/// nothing formatted (the writer thread formats them).
+#[derive(Debug)]
+pub struct DecisionRecord<'a> {
+    pub level: log::Level,
+    pub target: &'a str,
+    pub message: &'a str,
+    /// The fields in the order the line shows them (an empty text is left out).
+    pub fields: &'a [(&'a str, Field<'a>)],
+}
+
+/// One field of a [`DecisionRecord`].
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    Text(&'a str),
+    Number(u64),
+    Address(Option<std::net::IpAddr>),
+}
+
+/// Logs a decision's record: handed to the writer thread, which formats it, when this
+/// process's logger is [`init`]'s; else through `log` as any record.
+pub fn decision(record: &DecisionRecord<'_>) {
+    if !hand_over(record) {
+        let texts: Vec<String> = record
+            .fields
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Field::Address(ip) => Some(ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())),
+                _ => None,
+            })
+            .collect();
+        let mut addresses = texts.iter();
+        let values: Vec<(&str, log::kv::Value<'_>)> = record
+            .fields
+            .iter()
+            .map(|(name, field)| {
+                let value = match field {
+                    Field::Text(text) => log::kv::Value::from(*text),
+                    Field::Number(number) => log::kv::Value::from(*number),
+                    Field::Address(_) => {
+                        log::kv::Value::from(addresses.next().map_or("-", String::as_str))
+                    }
+                };
+                (*name, value)
+            })
+            .collect();
+        log::logger().log(
+            &log::Record::builder()
+                .args(format_args!("{}", record.message))
+                .level(record.level)
+                .target(record.target)
+                .key_values(&values)
+                .build(),
+        );
+    }
+}
+
+/// Hands a decision's record to the writer thread; `false` when no writer is installed.
+fn hand_over(record: &DecisionRecord<'_>) -> bool {
+    if FORMAT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let held = {
+        let Ok(mut pending) = PENDING.lock() else {
+            return false;
+        };
+        let out = &mut pending.records;
+        encode(out, record, at);
+        pending.held()
+    };
+    added(held);
+    true
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let length = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&text.as_bytes()[..length as usize]);
+}
+
+/// The compact form: time, level, target, message, field count, then each field's name
+/// and tagged value.
+fn encode(out: &mut Vec<u8>, record: &DecisionRecord<'_>, at: u64) {
+    out.extend_from_slice(&at.to_le_bytes());
+    out.push(record.level as u8);
+    put_text(out, record.target);
+    put_text(out, record.message);
+    out.push(u8::try_from(record.fields.len()).unwrap_or(u8::MAX));
+    for (name, value) in record.fields.iter().take(usize::from(u8::MAX)) {
+        put_text(out, name);
+        match value {
+            Field::Text(text) => {
+                out.push(0);
+                put_text(out, text);
+            }
+            Field::Number(number) => {
+                out.push(1);
+                out.extend_from_slice(&number.to_le_bytes());
+            }
+            Field::Address(None) => out.push(2),
+            Field::Address(Some(std::net::IpAddr::V4(ip))) => {
+                out.push(3);
+                out.extend_from_slice(&ip.octets());
+            }
+            Field::Address(Some(std::net::IpAddr::V6(ip))) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+    }
+}
+
+/// Reads the compact form back, a record at a time.
+struct Decoder<'a>(&'a [u8]);
+
+impl<'a> Decoder<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.bytes(1).map(|b| b[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+    }
+    fn text(&mut self) -> Option<&'a str> {
+        let length = u32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
+        std::str::from_utf8(self.bytes(length as usize)?).ok()
+    }
+}
+
+/// The decision records in `records`, formatted as every other line is, appended to `out`.
+fn format_records(records: &[u8], out: &mut Vec<u8>) {
+    let mut decoder = Decoder(records);
+    while !decoder.0.is_empty() {
+        if format_one(&mut decoder, out).is_none() {
+            // never: the encoder wrote these bytes; were it to, no half line is written
+            return;
+        }
+    }
+}
+
+fn format_one(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {
+    let at = decoder.u64()?;
+    let level = match decoder.u8()? {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    };
+    let target = decoder.text()?;
+    let message = decoder.text()?;
+    let count = decoder.u8()?;
+    let mut texts: Vec<(&str, String)> = Vec::new();
+    let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let name = decoder.text()?;
+        let value = match decoder.u8()? {
+            0 => Field::Text(decoder.text()?),
+            1 => Field::Number(decoder.u64()?),
+            2 => Field::Address(None),
+            3 => {
+                let octets: [u8; 4] = decoder.bytes(4)?.try_into().ok()?;
+                Field::Address(Some(std::net::IpAddr::from(octets)))
+            }
+            4 => {
+                let octets: [u8; 16] = decoder.bytes(16)?.try_into().ok()?;
+                Field::Address(Some(std::net::IpAddr::from(octets)))
+            }
+            _ => return None,
+        };
+        if let Field::Address(ip) = value {
+            texts.push((
+                name,
+                ip.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            ));
+        }
+        fields.push((name, value));
+    }
+    let values: Vec<(&str, log::kv::Value<'_>)> = fields
+        .iter()
+        .map(|(name, field)| {
+            let value = match field {
+                Field::Text(text) => log::kv::Value::from(*text),
+                Field::Number(number) => log::kv::Value::from(*number),
+                Field::Address(_) => texts
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(log::kv::Value::from("-"), |(_, t)| {
+                        log::kv::Value::from(t.as_str())
+                    }),
+            };
+            (*name, value)
+        })
+        .collect();
+    let time = std::time::UNIX_EPOCH + Duration::from_micros(at);
+    let timestamp = humantime::format_rfc3339_micros(time);
+    let write = |record: &log::Record<'_>, out: &mut Vec<u8>| match FORMAT
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        2 => {
+            out.extend_from_slice(json_line(record, &timestamp.to_string()).as_bytes());
+            out.push(b'\n');
+        }
+        _ => {
+            let _ = write!(out, "[{timestamp} {level:<5} ");
+            out.extend_from_slice(target.as_bytes());
+            out.extend_from_slice(b"] ");
+            let _ = write_plain(out, record);
+            out.push(b'\n');
+        }
+    };
+    write(
+        &log::Record::builder()
+            .args(format_args!("{message}"))
+            .level(level)
+            .target(target)
+            .key_values(&values)
+            .build(),
+        out,
+    );
+    Some(())
 }
 
 /// Installs the logger: `RUST_LOG` filters (default `info`), `format` writes, lines reach
@@ -211,7 +477,7 @@ pub fn init(format: LogFormat) {
                     if let Ok(pending) = PENDING.lock() {
                         // until the interval is over or a batch is full
                         let _ = BATCH_FULL
-                            .wait_timeout_while(pending, FLUSH_EVERY, |p| p.len() < FLUSH_AT);
+                            .wait_timeout_while(pending, FLUSH_EVERY, |p| p.held() < FLUSH_AT);
                     } else {
                         std::thread::sleep(FLUSH_EVERY);
                     }
@@ -236,7 +502,13 @@ pub fn init(format: LogFormat) {
         }
     });
     // A second init (tests) keeps the first logger.
-    let _ = builder.try_init();
+    if builder.try_init().is_ok() {
+        let code = match format {
+            LogFormat::Plain => 1,
+            LogFormat::Json => 2,
+        };
+        FORMAT.store(code, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -307,5 +579,45 @@ mod tests {
             assert!(value.get("reason").is_none(), "empty fields are left out");
             assert!(!line.contains('\n'));
         });
+    }
+
+    fn sample_fields() -> Vec<(&'static str, Field<'static>)> {
+        vec![
+            ("dialect", Field::Text("auth-request")),
+            ("status", Field::Number(200)),
+            ("path", Field::Text("/a b")),
+            ("client_ip", Field::Address(Some("10.0.0.7".parse().unwrap()))),
+            ("user", Field::Text("u\u{1b}x")),
+            ("reason", Field::Text("")),
+            ("other_ip", Field::Address(None)),
+        ]
+    }
+
+    #[test]
+    fn a_handed_over_record_is_the_line_a_direct_one_would_be() {
+        let fields = sample_fields();
+        let record = DecisionRecord {
+            level: log::Level::Info,
+            target: "verdict::decision",
+            message: "decision",
+            fields: &fields,
+        };
+        let mut compact = Vec::new();
+        encode(&mut compact, &record, 1_796_556_374_647_888);
+        encode(&mut compact, &record, 1_796_556_374_647_889);
+        let mut out = Vec::new();
+        format_records(&compact, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(
+            lines[0],
+            "[2026-12-06T11:26:14.647888Z INFO  verdict::decision] decision dialect=auth-request status=200 path=\"/a b\" client_ip=10.0.0.7 user=\"u\\u{1b}x\" other_ip=-"
+        );
+        assert!(lines[1].starts_with("[2026-12-06T11:26:14.647889Z INFO "));
+        // a truncated buffer writes no half line
+        let mut out = Vec::new();
+        format_records(&compact[..compact.len() - 3], &mut out);
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
     }
 }

@@ -377,7 +377,9 @@ mod tests {
         assert_ne!(key(ab).unwrap(), key(ba).unwrap());
         // a value split differently between two parts is not the same key
         let split_one = base().insert_header(("x-a", "bx-b"));
-        let split_two = base().insert_header(("x-a", "b")).insert_header(("x-b", ""));
+        let split_two = base()
+            .insert_header(("x-a", "b"))
+            .insert_header(("x-b", ""));
         assert_ne!(key(split_one).unwrap(), key(split_two).unwrap());
     }
 

@@ -86,30 +86,48 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
         (None, None) => None,
     };
     let user = decided.identity.as_deref().map(|i| &*i.user_id);
-    let client_ip = entry.client_ip.map(|ip| ip.to_string());
-    // One record, structured: the plain format writes it as `key=value` pairs, the JSON
-    // format as one object (crate::logging).
-    log::log!(
-        target: DECISION_TARGET,
-        level,
-        dialect = entry.dialect,
-        route = route,
-        authorizer = authorizer,
-        outcome = decided.outcome.name(),
-        status = entry.status,
-        cache = decided.cache.map_or("-", |c| c.as_str()),
-        latency_us = u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX),
-        method = target.and_then(|t| t.method.as_deref()).unwrap_or("-"),
-        host = target.and_then(|t| t.host.as_deref()).unwrap_or("-"),
-        path = target.and_then(|t| t.path.as_deref()).unwrap_or("-"),
+    // One record, structured, handed over unformatted: the writer thread writes it as
+    // `key=value` pairs or as one JSON object (crate::logging).
+    use crate::logging::Field::{Address, Number, Text};
+    let fields = [
+        ("dialect", Text(entry.dialect)),
+        ("route", Text(route)),
+        ("authorizer", Text(authorizer)),
+        ("outcome", Text(decided.outcome.name())),
+        ("status", Number(u64::from(entry.status))),
+        ("cache", Text(decided.cache.map_or("-", |c| c.as_str()))),
+        (
+            "latency_us",
+            Number(u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX)),
+        ),
+        (
+            "method",
+            Text(target.and_then(|t| t.method.as_deref()).unwrap_or("-")),
+        ),
+        (
+            "host",
+            Text(target.and_then(|t| t.host.as_deref()).unwrap_or("-")),
+        ),
+        (
+            "path",
+            Text(target.and_then(|t| t.path.as_deref()).unwrap_or("-")),
+        ),
         // who and from where: a user id and an address, never the credential
-        user = user.unwrap_or("-"),
-        client_ip = client_ip.as_deref().unwrap_or("-"),
-        reason = reason.as_deref().unwrap_or_default(),
-        error = decided.error.as_deref().unwrap_or_default(),
-        trace_id = entry.trace_id.as_deref().unwrap_or_default();
-        "decision"
-    );
+        ("user", Text(user.unwrap_or("-"))),
+        ("client_ip", Address(entry.client_ip)),
+        ("reason", Text(reason.as_deref().unwrap_or_default())),
+        ("error", Text(decided.error.as_deref().unwrap_or_default())),
+        (
+            "trace_id",
+            Text(entry.trace_id.as_deref().unwrap_or_default()),
+        ),
+    ];
+    crate::logging::decision(&crate::logging::DecisionRecord {
+        level,
+        target: DECISION_TARGET,
+        message: "decision",
+        fields: &fields,
+    });
 }
 
 /// The log target of decision records (`RUST_LOG=verdict::decision=warn` keeps only the

@@ -256,7 +256,15 @@ pub fn decision_routes(
                       worker: web::Data<WorkerFetcher>,
                       memo: web::Data<AnswerMemo>,
                       drain: web::Data<Drain>| {
-                    handle(req, payload, current, worker, memo, drain, (dialect, prefix))
+                    handle(
+                        req,
+                        payload,
+                        current,
+                        worker,
+                        memo,
+                        drain,
+                        (dialect, prefix),
+                    )
                 },
             )
         };
