@@ -74,30 +74,32 @@ struct PlainFields<'a, W: Write>(&'a mut W);
 
 impl<'kvs, W: Write> VisitSource<'kvs> for PlainFields<'_, W> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
-        let out = &mut *self.0;
         if let Some(number) = value.to_u64() {
-            write!(out, " {key}={number}")?;
+            write!(self.0, " {key}={number}")?;
             return Ok(());
         }
-        let text = match value.to_borrowed_str() {
-            Some(text) => std::borrow::Cow::Borrowed(text),
-            None => std::borrow::Cow::Owned(value.to_string()),
-        };
-        if text.is_empty() {
-            return Ok(());
-        }
-        out.write_all(b" ")?;
-        out.write_all(key.as_str().as_bytes())?;
-        out.write_all(b"=")?;
-        // one record, one line: a control character never reaches the output raw
-        if key.as_str() == "path"
-            || text.contains(|c: char| matches!(c, ' ' | '"' | '=') || c.is_control())
-        {
-            write!(out, "{text:?}")?;
-        } else {
-            out.write_all(text.as_bytes())?;
+        match value.to_borrowed_str() {
+            Some(text) => write_plain_text(self.0, key.as_str(), text)?,
+            None => write_plain_text(self.0, key.as_str(), &value.to_string())?,
         }
         Ok(())
+    }
+}
+
+/// ` key=text`, quoted where the text could be read as more than one value (and `path`
+/// always); nothing for an empty text.
+fn write_plain_text<W: Write>(out: &mut W, key: &str, text: &str) -> std::io::Result<()> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    out.write_all(b" ")?;
+    out.write_all(key.as_bytes())?;
+    out.write_all(b"=")?;
+    // one record, one line: a control character never reaches the output raw
+    if key == "path" || text.contains(|c: char| matches!(c, ' ' | '"' | '=') || c.is_control()) {
+        write!(out, "{text:?}")
+    } else {
+        out.write_all(text.as_bytes())
     }
 }
 
@@ -245,12 +247,17 @@ pub struct DecisionRecord<'a> {
     pub fields: &'a [(&'a str, Field<'a>)],
 }
 
+/// The most fields a handed-over record carries (a decision has 15).
+const MAX_FIELDS: usize = 32;
+
 /// One field of a [`DecisionRecord`].
 #[derive(Debug, Clone, Copy)]
 pub enum Field<'a> {
     Text(&'a str),
     Number(u64),
     Address(Option<std::net::IpAddr>),
+    /// A text as the writer reads it back (never handed over).
+    Bytes(&'a [u8]),
 }
 
 /// Logs a decision's record: handed to the writer thread, which formats it, when this
@@ -272,6 +279,9 @@ pub fn decision(record: &DecisionRecord<'_>) {
             .map(|(name, field)| {
                 let value = match field {
                     Field::Text(text) => log::kv::Value::from(*text),
+                    Field::Bytes(bytes) => {
+                        log::kv::Value::from(std::str::from_utf8(bytes).unwrap_or(""))
+                    }
                     Field::Number(number) => log::kv::Value::from(*number),
                     Field::Address(_) => {
                         log::kv::Value::from(addresses.next().map_or("-", String::as_str))
@@ -324,13 +334,18 @@ fn encode(out: &mut Vec<u8>, record: &DecisionRecord<'_>, at: u64) {
     out.push(record.level as u8);
     put_text(out, record.target);
     put_text(out, record.message);
-    out.push(u8::try_from(record.fields.len()).unwrap_or(u8::MAX));
-    for (name, value) in record.fields.iter().take(usize::from(u8::MAX)) {
+    let fields = &record.fields[..record.fields.len().min(MAX_FIELDS)];
+    out.push(u8::try_from(fields.len()).unwrap_or(u8::MAX));
+    for (name, value) in fields {
         put_text(out, name);
         match value {
             Field::Text(text) => {
                 out.push(0);
                 put_text(out, text);
+            }
+            Field::Bytes(bytes) => {
+                out.push(0);
+                put_text(out, &String::from_utf8_lossy(bytes));
             }
             Field::Number(number) => {
                 out.push(1);
@@ -365,9 +380,60 @@ impl<'a> Decoder<'a> {
         Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
     }
     fn text(&mut self) -> Option<&'a str> {
-        let length = u32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
-        std::str::from_utf8(self.bytes(length as usize)?).ok()
+        std::str::from_utf8(self.raw_text()?).ok()
     }
+    /// A text's bytes, not checked again (the encoder took them from a `&str`).
+    fn raw_text(&mut self) -> Option<&'a [u8]> {
+        let length = u32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
+        self.bytes(length as usize)
+    }
+}
+
+/// Writes ` name=` and gives the line back for the value.
+fn field_start<'o>(out: &'o mut Vec<u8>, name: &[u8]) -> &'o mut Vec<u8> {
+    out.push(b' ');
+    out.extend_from_slice(name);
+    out.push(b'=');
+    out
+}
+
+/// Whether a text must be quoted in a plain line: a space, a quote, an `=` or a control
+/// character (C0, DEL, or C1 as UTF-8 writes it) would otherwise read as more than one
+/// value or break the line. The same rule as [`write_plain_text`], on bytes.
+fn needs_quotes(text: &[u8]) -> bool {
+    text.iter()
+        .any(|&b| matches!(b, b' ' | b'"' | b'=' | 0x7f) || b < 0x20)
+        || text
+            .windows(2)
+            .any(|pair| pair[0] == 0xc2 && (0x80..=0x9f).contains(&pair[1]))
+}
+
+thread_local! {
+    /// The last whole second a line was stamped with, and its text up to the seconds.
+    static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// `at` (Unix microseconds) as RFC 3339 with microseconds, as `env_logger` writes it; the
+/// date part formatted once per second.
+fn write_timestamp(out: &mut Vec<u8>, at: u64) {
+    let (second, micros) = (at / 1_000_000, at % 1_000_000);
+    let prefix = SECOND.with(|cell| {
+        let (cached, text) = cell.get();
+        if cached == second {
+            return text;
+        }
+        let formatted =
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(second))
+                .to_string();
+        let mut text = [0u8; 19];
+        let bytes = formatted.as_bytes();
+        let n = bytes.len().min(19);
+        text[..n].copy_from_slice(&bytes[..n]);
+        cell.set((second, text));
+        text
+    });
+    out.extend_from_slice(&prefix);
+    let _ = write!(out, ".{micros:06}Z");
 }
 
 /// The decision records in `records`, formatted as every other line is, appended to `out`.
@@ -392,13 +458,13 @@ fn format_one(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {
     };
     let target = decoder.text()?;
     let message = decoder.text()?;
-    let count = decoder.u8()?;
-    let mut texts: Vec<(&str, String)> = Vec::new();
-    let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(usize::from(count));
-    for _ in 0..count {
-        let name = decoder.text()?;
+    let count = usize::from(decoder.u8()?).min(MAX_FIELDS);
+    let mut fields: [(&[u8], Field<'_>); MAX_FIELDS] = [(b"", Field::Address(None)); MAX_FIELDS];
+    for slot in fields.iter_mut().take(count) {
+        // names are the record's own static texts: read back as bytes, not checked again
+        let name = decoder.raw_text()?;
         let value = match decoder.u8()? {
-            0 => Field::Text(decoder.text()?),
+            0 => Field::Bytes(decoder.raw_text()?),
             1 => Field::Number(decoder.u64()?),
             2 => Field::Address(None),
             3 => {
@@ -411,56 +477,91 @@ fn format_one(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {
             }
             _ => return None,
         };
-        if let Field::Address(ip) = value {
-            texts.push((
-                name,
-                ip.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
-            ));
-        }
-        fields.push((name, value));
+        *slot = (name, value);
     }
-    let values: Vec<(&str, log::kv::Value<'_>)> = fields
-        .iter()
-        .map(|(name, field)| {
-            let value = match field {
-                Field::Text(text) => log::kv::Value::from(*text),
-                Field::Number(number) => log::kv::Value::from(*number),
-                Field::Address(_) => texts
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or(log::kv::Value::from("-"), |(_, t)| {
-                        log::kv::Value::from(t.as_str())
-                    }),
-            };
-            (*name, value)
-        })
-        .collect();
-    let time = std::time::UNIX_EPOCH + Duration::from_micros(at);
-    let timestamp = humantime::format_rfc3339_micros(time);
-    let write = |record: &log::Record<'_>, out: &mut Vec<u8>| match FORMAT
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        2 => {
-            out.extend_from_slice(json_line(record, &timestamp.to_string()).as_bytes());
-            out.push(b'\n');
+    let fields = &fields[..count];
+    let timestamp =
+        humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + Duration::from_micros(at));
+    if FORMAT.load(std::sync::atomic::Ordering::Relaxed) == 2 {
+        let addresses: Vec<String> = fields
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Field::Address(ip) => Some(ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())),
+                _ => None,
+            })
+            .collect();
+        let mut addresses = addresses.iter();
+        let texts: Vec<std::borrow::Cow<'_, str>> = fields
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Field::Bytes(bytes) => Some(String::from_utf8_lossy(bytes)),
+                _ => None,
+            })
+            .collect();
+        let mut texts = texts.iter();
+        let values: Vec<(&str, Value<'_>)> = fields
+            .iter()
+            .map(|(name, field)| {
+                let name = std::str::from_utf8(name).unwrap_or("field");
+                let value = match field {
+                    Field::Text(text) => Value::from(*text),
+                    Field::Bytes(_) => Value::from(texts.next().map_or("", |t| t.as_ref())),
+                    Field::Number(number) => Value::from(*number),
+                    Field::Address(_) => Value::from(addresses.next().map_or("-", String::as_str)),
+                };
+                (name, value)
+            })
+            .collect();
+        let line = json_line(
+            &log::Record::builder()
+                .args(format_args!("{message}"))
+                .level(level)
+                .target(target)
+                .key_values(&values)
+                .build(),
+            &timestamp.to_string(),
+        );
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+        return Some(());
+    }
+    // the plain line, as the logger writes every other record, straight into the batch
+    out.push(b'[');
+    write_timestamp(out, at);
+    let _ = write!(out, " {level:<5} ");
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b"] ");
+    if message.contains(['\r', '\n']) {
+        out.extend_from_slice(message.replace(['\r', '\n'], " ").as_bytes());
+    } else {
+        out.extend_from_slice(message.as_bytes());
+    }
+    for (name, field) in fields {
+        match field {
+            Field::Bytes(bytes) if bytes.is_empty() => {}
+            Field::Bytes(bytes) if needs_quotes(bytes) || *name == b"path" => {
+                let _ = write!(
+                    out,
+                    " {}={:?}",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+            Field::Bytes(bytes) => field_start(out, name).extend_from_slice(bytes),
+            Field::Text(text) => {
+                let _ = write_plain_text(out, &String::from_utf8_lossy(name), text);
+            }
+            Field::Number(number) => {
+                field_start(out, name)
+                    .extend_from_slice(itoa::Buffer::new().format(*number).as_bytes());
+            }
+            Field::Address(None) => field_start(out, name).push(b'-'),
+            Field::Address(Some(ip)) => {
+                let _ = write!(field_start(out, name), "{ip}");
+            }
         }
-        _ => {
-            let _ = write!(out, "[{timestamp} {level:<5} ");
-            out.extend_from_slice(target.as_bytes());
-            out.extend_from_slice(b"] ");
-            let _ = write_plain(out, record);
-            out.push(b'\n');
-        }
-    };
-    write(
-        &log::Record::builder()
-            .args(format_args!("{message}"))
-            .level(level)
-            .target(target)
-            .key_values(&values)
-            .build(),
-        out,
-    );
+    }
+    out.push(b'\n');
     Some(())
 }
 
@@ -523,7 +624,7 @@ mod tests {
     }
 
     /// A decision record carrying `kvs`.
-    fn with_fields(kvs: &[(&str, &dyn log::kv::ToValue)], check: impl Fn(&log::Record<'_>)) {
+    fn with_fields(kvs: &[(&str, &dyn log::kv::ToValue)], mut check: impl FnMut(&log::Record<'_>)) {
         let record = log::Record::builder()
             .args(format_args!("decision"))
             .level(log::Level::Info)
@@ -586,7 +687,10 @@ mod tests {
             ("dialect", Field::Text("auth-request")),
             ("status", Field::Number(200)),
             ("path", Field::Text("/a b")),
-            ("client_ip", Field::Address(Some("10.0.0.7".parse().unwrap()))),
+            (
+                "client_ip",
+                Field::Address(Some("10.0.0.7".parse().unwrap())),
+            ),
             ("user", Field::Text("u\u{1b}x")),
             ("reason", Field::Text("")),
             ("other_ip", Field::Address(None)),
@@ -619,5 +723,43 @@ mod tests {
         let mut out = Vec::new();
         format_records(&compact[..compact.len() - 3], &mut out);
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn handed_over_values_are_quoted_as_direct_ones_are() {
+        for value in [
+            "a b",
+            "x=y",
+            "q\"",
+            "c1\u{85}",
+            "é",
+            "plain",
+            "",
+            "tab\t",
+            "del\u{7f}",
+        ] {
+            let fields = [("user", Field::Text(value)), ("path", Field::Text("/p"))];
+            let record = DecisionRecord {
+                level: log::Level::Warn,
+                target: "verdict::decision",
+                message: "decision",
+                fields: &fields,
+            };
+            let mut compact = Vec::new();
+            encode(&mut compact, &record, 1_000_000);
+            let mut out = Vec::new();
+            format_records(&compact, &mut out);
+            let handed = String::from_utf8(out).unwrap();
+            let body = handed.split_once("] ").unwrap().1.trim_end();
+            let mut direct = Vec::new();
+            with_fields(&[("user", &value), ("path", &"/p")], |r| {
+                write_plain(&mut direct, r).unwrap();
+            });
+            assert_eq!(body, String::from_utf8(direct).unwrap(), "{value:?}");
+            assert!(
+                handed.starts_with("[1970-01-01T00:00:01.000000Z WARN  "),
+                "{handed}"
+            );
+        }
     }
 }

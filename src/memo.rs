@@ -117,9 +117,7 @@ impl Memoized {
     fn response(&self, now: Instant) -> HttpResponse {
         let mut response = HttpResponse::build(self.status).body(self.body.clone());
         let headers = response.headers_mut();
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
+        *headers = self.headers.clone();
         if headers.contains_key(X_ACCEL_EXPIRES) {
             // as the answer computes it: whole seconds, less one, never past the entry
             let left = self.expires_at.saturating_duration_since(now);
