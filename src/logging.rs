@@ -538,7 +538,7 @@ fn format_one(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {
     }
     for (name, field) in fields {
         match field {
-            Field::Bytes(bytes) if bytes.is_empty() => {}
+            Field::Bytes([]) => {}
             Field::Bytes(bytes) if needs_quotes(bytes) || *name == b"path" => {
                 let _ = write!(
                     out,
