@@ -7,7 +7,7 @@
 
 /// SHA-256 of a byte string.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
@@ -27,7 +27,7 @@ pub fn sha256_of_parts(parts: &[&[u8]]) -> [u8; 32] {
         }
         return sha256(&joined[..total]);
     }
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     for part in parts {
         context.update(part);
     }

@@ -115,12 +115,12 @@ pub(crate) fn load_roots(
     Ok(roots)
 }
 
-/// Pins the process-wide crypto providers (rustls and jsonwebtoken) to aws-lc. Call first
+/// Pins the process-wide crypto providers (rustls and jsonwebtoken) to ring. Call first
 /// in `main` and in every test that verifies tokens or makes TLS connections: with no
 /// provider, or two, both libraries panic at first use.
 pub fn init_crypto() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        &authorizer::jwt::provider::RING_PROVIDER,
     );
 }

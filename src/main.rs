@@ -184,7 +184,7 @@ fn token_digest() -> ExitCode {
 /// Writes the starting configuration with a new random token, and prints the token once.
 fn init(file: PathBuf) -> ExitCode {
     let mut bytes = [0u8; 24];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
         eprintln!("verdict init: no randomness for a token");
         return ExitCode::FAILURE;
     }

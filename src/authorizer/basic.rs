@@ -155,7 +155,7 @@ pub struct BasicAuthorizer {
 /// checked against (cost 10, as htpasswd -B).
 fn decoy() -> Hash {
     let mut random = [0u8; 16];
-    let _ = aws_lc_rs::rand::fill(&mut random);
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
     Hash::Bcrypt(bcrypt::hash(hex::encode(random), 10).unwrap_or_default())
 }
 

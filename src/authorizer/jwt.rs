@@ -12,6 +12,7 @@
 
 mod jwks;
 mod keys;
+pub mod provider;
 #[cfg(test)]
 mod tests;
 mod verify;
