@@ -447,6 +447,28 @@ mod tests {
             "never the whole digest"
         );
     }
+    #[test]
+    fn a_revocation_after_a_writer_panicked_was_dropped() {
+        let list = std::sync::Arc::new(Denylist::default());
+        let poisoner = list.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.lists.write();
+            panic!("a writer panics while holding the lists");
+        })
+        .join();
+        assert!(list.lists.is_poisoned());
+        let before = list.epoch();
+        assert!(list.apply(entry(RevocationKind::Subject, "u-1", None)));
+        assert!(
+            list.epoch() > before,
+            "answers memoized before it are dropped"
+        );
+        assert!(
+            list.check("any", &user("u-1", None, None), 0, || 1)
+                .is_some(),
+            "the revocation is in force"
+        );
+    }
 }
 
 /// A revocation as an operator asks for it (`verdict revoke`, `POST /revoke`), before its
