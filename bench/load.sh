@@ -6,7 +6,8 @@
 #   3. verdict answering /_resolver/auth-request             (a cached static-token allow),
 #      at log level warn and at the default info
 #   4. nginx with the SHIPPED nginx/verdict.conf -> verdict -> app (`return 204`)
-#   5. the same shipped file with nginx itself as the auth service (its ceiling)
+#   5. the same shipped file with nginx itself as the auth service (its ceiling), answering
+#      with the same identity headers
 #   6. verdict direct with `allow_ttl = "0s"` (every request decided, nothing stored), at
 #      64 connections, whose p99 is compared with the cached one
 # Prints requests/s, latency, new TCP connections per 1,000 requests and the CPU each
@@ -87,7 +88,17 @@ mkdir -p "$work/front" "$work/app"
 work_root="$work"
 work="$work_root/app" nginx_config "
   server { listen 127.0.0.1:$app_port; location / { return 204; } }
-  server { listen 127.0.0.1:$auth_port; location / { add_header x-authgear-user-id load; return 200; } }" > "$work_root/app.conf"
+  server {
+    listen 127.0.0.1:$auth_port;
+    # the same identity verdict answers with (nginx leaves out the empty ones)
+    location / {
+      add_header x-authgear-session-valid true; add_header x-authgear-user-id load;
+      add_header x-authgear-user-anonymous false; add_header x-authgear-user-verified false;
+      add_header x-authgear-user-can-reauthenticate false; add_header x-session-name load;
+      add_header x-accel-expires 59;
+      return 200;
+    }
+  }" > "$work_root/app.conf"
 work="$work_root/front" nginx_config "
   include $work_root/shipped.conf;
   include $work_root/ceiling.conf;" > "$work_root/front.conf"

@@ -144,7 +144,7 @@ impl Memoized {
 
 /// The exact bytes of everything a decision request could be decided on, in one buffer
 /// (each part length-prefixed, so no two requests share one); `None` for a request with
-/// a body (the dialects that read one decide on it) or a key past [`MAX_KEY`].
+/// a body (the dialects that read one decide on it) or a key past `MAX_KEY`.
 pub fn key_of(request: &HttpRequest, dialect: &str, peer: IpAddr) -> Option<Vec<u8>> {
     let headers = request.headers();
     // a body, or a request that may have one, is decided on what it holds
