@@ -306,9 +306,7 @@ fn hand_over(record: &DecisionRecord<'_>) -> bool {
     if FORMAT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         return false;
     }
-    let at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let at = now_micros();
     let held = {
         let Ok(mut pending) = PENDING.lock() else {
             return false;
@@ -330,6 +328,7 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 /// The compact form: time, level, target, message, field count, then each field's name
 /// and tagged value.
 fn encode(out: &mut Vec<u8>, record: &DecisionRecord<'_>, at: u64) {
+    out.push(FULL);
     out.extend_from_slice(&at.to_le_bytes());
     out.push(record.level as u8);
     put_text(out, record.target);
@@ -416,6 +415,12 @@ thread_local! {
 /// `at` (Unix microseconds) as RFC 3339 with microseconds, as `env_logger` writes it; the
 /// date part formatted once per second.
 fn write_timestamp(out: &mut Vec<u8>, at: u64) {
+    write_time_text(out, at);
+    out.push(b'Z');
+}
+
+/// `at` as [`write_timestamp`] writes it, without the `Z` (26 bytes).
+fn write_time_text(out: &mut Vec<u8>, at: u64) {
     let (second, micros) = (at / 1_000_000, at % 1_000_000);
     let prefix = SECOND.with(|cell| {
         let (cached, text) = cell.get();
@@ -433,7 +438,166 @@ fn write_timestamp(out: &mut Vec<u8>, at: u64) {
         text
     });
     out.extend_from_slice(&prefix);
-    let _ = write!(out, ".{micros:06}Z");
+    out.push(b'.');
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(micros).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        6usize.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
+}
+
+/// A handed-over record's kind: every field ([`encode`]), or a [`PreparedLine`] with its
+/// time and latency ([`decision_again`]).
+const FULL: u8 = 0;
+const AGAIN: u8 = 1;
+
+/// The line of a decision made again, byte for byte the same as an earlier one but for
+/// its time and its latency: formatted once, by the writer's own code, into three pieces
+/// around those two values. A memo hit hands over the two numbers and copies the pieces;
+/// the writer copies them into the batch.
+#[derive(Debug, Clone)]
+pub struct PreparedLine {
+    /// `[time first: u8][piece length: u32, piece] × 3`, as the record stream carries it
+    template: Box<[u8]>,
+}
+
+/// Two times whose formatted texts differ in their first and their last digit (the
+/// fixed-width RFC 3339 form, `Z` excluded), and two latencies of ten digits that differ
+/// in every one: formatting a record with each shows where the values are in its line.
+const PROBE_AT: [u64; 2] = [1_000_000_000_000_000, 1];
+const PROBE_LATENCY: [u64; 2] = [1_111_111_111, 2_222_222_222];
+/// The length of a formatted time without its `Z`.
+const TIME_LENGTH: usize = 26;
+
+/// The part of `line` that differs from `other`, which differs from it only there.
+fn differing(line: &[u8], other: &[u8]) -> Option<std::ops::Range<usize>> {
+    if line.len() != other.len() {
+        return None;
+    }
+    let start = line.iter().zip(other).position(|(a, b)| a != b)?;
+    let end = line.len()
+        - line
+            .iter()
+            .rev()
+            .zip(other.iter().rev())
+            .position(|(a, b)| a != b)?;
+    Some(start..end)
+}
+
+/// Prepares the line `record` makes, for [`decision_again`]: `None` when decision records
+/// are not this process's logger's to format, or the record has no `latency_us` number.
+pub fn prepare(record: &DecisionRecord<'_>) -> Option<PreparedLine> {
+    if FORMAT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return None;
+    }
+    prepare_line(record)
+}
+
+fn prepare_line(record: &DecisionRecord<'_>) -> Option<PreparedLine> {
+    let mut fields: Vec<(&str, Field<'_>)> = record.fields.to_vec();
+    let latency = fields
+        .iter()
+        .position(|(name, value)| *name == "latency_us" && matches!(value, Field::Number(_)))?;
+    let mut line = |at: u64, micros: u64| {
+        fields[latency].1 = Field::Number(micros);
+        let mut compact = Vec::new();
+        encode(
+            &mut compact,
+            &DecisionRecord {
+                fields: &fields,
+                ..*record
+            },
+            at,
+        );
+        let mut out = Vec::new();
+        format_records(&compact, &mut out);
+        out
+    };
+    let first = line(PROBE_AT[0], PROBE_LATENCY[0]);
+    let time = differing(&first, &line(PROBE_AT[1], PROBE_LATENCY[0]))?;
+    let micros = differing(&first, &line(PROBE_AT[0], PROBE_LATENCY[1]))?;
+    // the two places are the values themselves and nothing else, or nothing is prepared
+    let expected_time = humantime::format_rfc3339_micros(
+        std::time::UNIX_EPOCH + Duration::from_micros(PROBE_AT[0]),
+    )
+    .to_string();
+    let expected_micros = PROBE_LATENCY[0].to_string();
+    if time.len() != TIME_LENGTH
+        || first.get(time.clone())? != &expected_time.as_bytes()[..TIME_LENGTH]
+        || first.get(micros.clone())? != expected_micros.as_bytes()
+        || (time.start < micros.end && micros.start < time.end)
+    {
+        return None;
+    }
+    let time_first = time.start < micros.start;
+    let (a, b) = if time_first {
+        (time.clone(), micros.clone())
+    } else {
+        (micros.clone(), time.clone())
+    };
+    let mut template = vec![u8::from(time_first)];
+    for piece in [&first[..a.start], &first[a.end..b.start], &first[b.end..]] {
+        template.extend_from_slice(&u32::try_from(piece.len()).ok()?.to_le_bytes());
+        template.extend_from_slice(piece);
+    }
+    Some(PreparedLine {
+        template: template.into_boxed_slice(),
+    })
+}
+
+/// Logs a decision whose line `line` prepared, at this time and with `latency_us`.
+pub fn decision_again(line: &PreparedLine, latency_us: u64) {
+    let at = now_micros();
+    let held = {
+        let Ok(mut pending) = PENDING.lock() else {
+            return;
+        };
+        let out = &mut pending.records;
+        out.push(AGAIN);
+        out.extend_from_slice(&at.to_le_bytes());
+        out.extend_from_slice(&latency_us.to_le_bytes());
+        out.extend_from_slice(&line.template);
+        pending.held()
+    };
+    added(held);
+}
+
+fn format_again(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {
+    let at = decoder.u64()?;
+    let latency = decoder.u64()?;
+    let time_first = decoder.u8()? == 1;
+    let pieces = [
+        decoder.raw_text()?,
+        decoder.raw_text()?,
+        decoder.raw_text()?,
+    ];
+    out.extend_from_slice(pieces[0]);
+    let mut values = [Slot::Time, Slot::Latency];
+    if !time_first {
+        values.swap(0, 1);
+    }
+    for (value, piece) in values.iter().zip(&pieces[1..]) {
+        match value {
+            Slot::Time => write_time_text(out, at),
+            Slot::Latency => out.extend_from_slice(itoa::Buffer::new().format(latency).as_bytes()),
+        }
+        out.extend_from_slice(piece);
+    }
+    Some(())
+}
+
+/// The two values of a prepared line, in the order they are written.
+enum Slot {
+    Time,
+    Latency,
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// The decision records in `records`, formatted as every other line is, appended to `out`.
@@ -448,6 +612,11 @@ fn format_records(records: &[u8], out: &mut Vec<u8>) {
 }
 
 fn format_one(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {
+    match decoder.u8()? {
+        FULL => {}
+        AGAIN => return format_again(decoder, out),
+        _ => return None,
+    }
     let at = decoder.u64()?;
     let level = match decoder.u8()? {
         1 => log::Level::Error,
@@ -590,7 +759,9 @@ pub fn init(format: LogFormat) {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     builder.target(env_logger::Target::Pipe(Box::new(Batched)));
     builder.format(move |buf, record| {
-        let timestamp = buf.timestamp_micros();
+        // the same RFC 3339 microseconds the writer thread prints (env_logger's own
+        // timestamp would bring a second date library into the build)
+        let timestamp = humantime::format_rfc3339_micros(std::time::SystemTime::now());
         match format {
             LogFormat::Plain => {
                 write!(buf, "[{timestamp} {:<5} ", record.level())?;
@@ -723,6 +894,80 @@ mod tests {
         let mut out = Vec::new();
         format_records(&compact[..compact.len() - 3], &mut out);
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn a_prepared_line_is_the_line_the_record_makes() {
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let cases: Vec<Vec<(&str, Field<'_>)>> = vec![
+            vec![
+                ("dialect", Field::Text("auth-request")),
+                ("latency_us", Field::Number(7)),
+                (
+                    "path",
+                    Field::Text("/1111111111/2001-09-09T01:46:40.000000"),
+                ),
+                ("user", Field::Text("a b \"q\"")),
+                ("client_ip", Field::Address(Some(v6))),
+            ],
+            vec![
+                ("latency_us", Field::Number(0)),
+                ("host", Field::Text("2222222222")),
+                ("client_ip", Field::Address(None)),
+                ("reason", Field::Text("")),
+            ],
+        ];
+        for fields in cases {
+            let record = DecisionRecord {
+                level: log::Level::Info,
+                target: "verdict::decision",
+                message: "decision",
+                fields: &fields,
+            };
+            let line = prepare_line(&record).expect("prepared");
+            for (at, latency) in [
+                (1_796_556_374_647_888, 5),
+                (1_000_000, 123_456_789_012),
+                (0, 0),
+            ] {
+                let mut expected_fields = fields.clone();
+                for field in &mut expected_fields {
+                    if field.0 == "latency_us" {
+                        field.1 = Field::Number(latency);
+                    }
+                }
+                let mut compact = Vec::new();
+                encode(
+                    &mut compact,
+                    &DecisionRecord {
+                        fields: &expected_fields,
+                        ..record
+                    },
+                    at,
+                );
+                let mut expected = Vec::new();
+                format_records(&compact, &mut expected);
+                let mut again = vec![AGAIN];
+                again.extend_from_slice(&at.to_le_bytes());
+                again.extend_from_slice(&latency.to_le_bytes());
+                again.extend_from_slice(&line.template);
+                let mut out = Vec::new();
+                format_records(&again, &mut out);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(expected).unwrap()
+                );
+            }
+        }
+        // no latency, nothing prepared
+        let fields = [("dialect", Field::Text("x"))];
+        let record = DecisionRecord {
+            level: log::Level::Info,
+            target: "verdict::decision",
+            message: "decision",
+            fields: &fields,
+        };
+        assert!(prepare_line(&record).is_none());
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Memoized {
     pub client_ip: Option<IpAddr>,
     /// Decision-cache look-ups the decision made (each a hit), counted again per answer.
     pub lookups: u32,
+    /// Its log line, prepared by the first answer given again (crate::record::record_again).
+    pub line: std::cell::OnceCell<Option<crate::logging::PreparedLine>>,
 }
 
 impl Memoized {
@@ -289,6 +291,7 @@ impl AnswerMemo {
             target: target.cloned(),
             client_ip,
             lookups: decided.lookups,
+            line: std::cell::OnceCell::new(),
         };
         let size = entry.size(key.len());
         if inner.bytes + size > MAX_BYTES || inner.entries.len() >= MAX_ENTRIES {

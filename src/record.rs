@@ -9,10 +9,12 @@
 //! established). Must never: log a credential, a query string or a header value (the
 //! path is the canonical one, quoted; the query is left out because tokens travel in it).
 
+use std::cell::OnceCell;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::decision::{Outcome, Refusal};
+use crate::logging::PreparedLine;
 use crate::metrics::Metrics;
 use crate::request::Target;
 use crate::resolver::Decided;
@@ -53,6 +55,21 @@ pub fn span_attributes(entry: &Record<'_>) -> Vec<opentelemetry::KeyValue> {
 
 /// Counts the decision and writes its log line.
 pub fn record(metrics: &Metrics, entry: &Record<'_>) {
+    record_with(metrics, entry, None);
+}
+
+/// [`record`] for a decision made again (an answer memo hit): `line` holds the line the
+/// first such record prepared (crate::logging::prepare), so each one after it hands over
+/// only its time and latency. The same counts, the same line.
+pub fn record_again(metrics: &Metrics, entry: &Record<'_>, line: &OnceCell<Option<PreparedLine>>) {
+    record_with(metrics, entry, Some(line));
+}
+
+fn record_with(
+    metrics: &Metrics,
+    entry: &Record<'_>,
+    again: Option<&OnceCell<Option<PreparedLine>>>,
+) {
     let decided = entry.decided;
     let route = decided.route.unwrap_or("-");
     let authorizer = decided.authorizer.unwrap_or("-");
@@ -79,6 +96,28 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
     if !log::log_enabled!(target: DECISION_TARGET, level) {
         return;
     }
+    let latency_us = u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX);
+    match again {
+        Some(cell) => {
+            let prepared = cell.get_or_init(|| with_fields(entry, level, crate::logging::prepare));
+            match prepared {
+                Some(line) => crate::logging::decision_again(line, latency_us),
+                None => with_fields(entry, level, crate::logging::decision),
+            }
+        }
+        None => with_fields(entry, level, crate::logging::decision),
+    }
+}
+
+/// Calls `then` with the decision's log record, at `level`.
+fn with_fields<R>(
+    entry: &Record<'_>,
+    level: log::Level,
+    then: impl FnOnce(&crate::logging::DecisionRecord<'_>) -> R,
+) -> R {
+    let decided = entry.decided;
+    let route = decided.route.unwrap_or("-");
+    let authorizer = decided.authorizer.unwrap_or("-");
     let target = entry.target;
     let reason = match (&entry.problem, &decided.reason) {
         (Some(problem), _) => Some(format!("identity cannot be sent as headers: {problem}")),
@@ -122,12 +161,12 @@ pub fn record(metrics: &Metrics, entry: &Record<'_>) {
             Text(entry.trace_id.as_deref().unwrap_or_default()),
         ),
     ];
-    crate::logging::decision(&crate::logging::DecisionRecord {
+    then(&crate::logging::DecisionRecord {
         level,
         target: DECISION_TARGET,
         message: "decision",
         fields: &fields,
-    });
+    })
 }
 
 /// The log target of decision records (`RUST_LOG=verdict::decision=warn` keeps only the

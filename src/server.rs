@@ -20,7 +20,7 @@ use crate::decision::{Outcome, Refusal};
 use crate::dialect::answer::{Answer, Original};
 use crate::dialect::{self, Body, DIALECTS, Dialect};
 use crate::memo::AnswerMemo;
-use crate::record::{Record, record};
+use crate::record::{Record, record, record_again};
 use crate::reload::Current;
 use crate::request::{ForwardedRequest, ReadError};
 use crate::resolver::{Decided, Resolver};
@@ -63,7 +63,7 @@ async fn handle(
             }
             resolver.metrics.memo_hit();
             let decided = known.decided();
-            record(
+            record_again(
                 &resolver.metrics,
                 &Record {
                     dialect: dialect.name(),
@@ -75,6 +75,7 @@ async fn handle(
                     latency: started.elapsed(),
                     trace_id: None,
                 },
+                &known.line,
             );
         });
         if let Some(response) = known {

@@ -121,28 +121,68 @@ async fn an_answer_never_outlives_the_token() {
 
 #[actix_web::test]
 async fn every_request_has_its_log_line() {
-    let v = start_logged("", DEMO_KEYS).await;
-    for _ in 0..5 {
-        assert_eq!(request(&v, "/logged", "valid-token").status().await, 200);
-    }
-    let log = v.log_with("path=\"/logged\"").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut log = log;
-    while log.matches("path=\"/logged\"").count() < 5 && std::time::Instant::now() < deadline {
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        log = v.log();
-    }
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("path=\"/logged\""))
-        .collect();
-    assert_eq!(lines.len(), 5, "{log}");
+    let lines = five_logged_lines("").await;
     assert!(
         lines[1..]
             .iter()
             .all(|l| l.contains("cache=hit") && l.contains("user=u-123"))
     );
+    // an answer given again logs the line a decision would: the same fields, its own
+    // time and latency
+    let shape = regex::Regex::new(
+        r#"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z INFO  verdict::decision\] decision dialect=auth-request route=default authorizer=keys outcome=allow status=200 cache=hit latency_us=\d+ method=GET host=- path="/logged" user=u-123 client_ip=127\.0\.0\.1$"#,
+    )
+    .unwrap();
+    for line in &lines[1..] {
+        assert!(shape.is_match(line), "{line}");
+    }
+}
+
+#[actix_web::test]
+async fn every_request_has_its_json_log_line() {
+    let lines = five_logged_lines("[log]\nformat = \"json\"\n").await;
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let without_time = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        let object = v.as_object_mut().unwrap();
+        assert!(object.remove("ts").unwrap().is_string());
+        assert!(object.remove("latency_us").unwrap().is_u64());
+        v
+    };
+    for value in &parsed[1..] {
+        assert_eq!(value["cache"], "hit");
+        assert_eq!(value["user"], "u-123");
+        assert_eq!(without_time(value), without_time(&parsed[1]));
+    }
+}
+
+/// Five identical requests (the second to the fifth from the memo) and their log lines.
+async fn five_logged_lines(extra: &str) -> Vec<String> {
+    let v = start_logged("", &format!("{extra}{DEMO_KEYS}")).await;
+    for _ in 0..5 {
+        assert_eq!(request(&v, "/logged", "valid-token").status().await, 200);
+    }
+    assert_eq!(memo_hits(&v).await, 4);
+    // the writer thread writes every 100 ms: wait for the lines, not for time to pass
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let decisions = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("/logged") && l.contains("verdict::decision"))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut log = v.log();
+    while decisions(&log).len() < 5 && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        log = v.log();
+    }
     v.stop().await;
+    let lines = decisions(&log);
+    assert_eq!(lines.len(), 5, "{log}");
+    lines
 }
 
 #[actix_web::test]
