@@ -7,7 +7,8 @@
 //! generation and the revocation epoch in force, and the decisions' clock; after a
 //! decision, the allow it answered with. Returns: the stored answer (status, headers,
 //! body) with its cache lifetime header counted down, and what the decision's log line
-//! and metrics say of it. Must never: serve an answer past the earliest expiry of the
+//! and metrics say of it. An answer is kept the second time its request is decided (the
+//! first leaves only a hash), so requests that never repeat cost it next to nothing. Must never: serve an answer past the earliest expiry of the
 //! cached decisions it rests on, across a reload or a revocation, while the revocation
 //! feed is stale, for a request that differs in any byte (a header, its order among
 //! values of one name, the peer), or hold more than its memory bound. Only allows whose
@@ -16,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,11 @@ const MAX_KEY: usize = 16 * 1024;
 const PERIOD: u32 = 4096;
 const REST: u32 = 64 * 1024;
 
+/// The most requests remembered as seen once (a hash each); past it, the record starts
+/// over. An answer is kept only for a request seen before: one that never repeats (a
+/// client's one-off token) costs the memo eight bytes, not its answer.
+const MAX_SEEN: usize = 16 * 1024;
+
 /// `X-Accel-Expires`: the one header of an answer that counts time.
 const X_ACCEL_EXPIRES: HeaderName = HeaderName::from_static("x-accel-expires");
 
@@ -67,6 +74,9 @@ struct Inner {
     generation: u64,
     epoch: u64,
     entries: HashMap<Box<[u8]>, Memoized, foldhash::fast::RandomState>,
+    /// Hashes of requests decided once and not kept (only a filter: an answer is still
+    /// found by its exact bytes).
+    seen: std::collections::HashSet<u64, foldhash::fast::RandomState>,
     bytes: usize,
     stored: u32,
     used: u32,
@@ -273,6 +283,15 @@ impl AnswerMemo {
         if !keepable {
             return response;
         }
+        // kept from the second time it is asked: the first only leaves its hash
+        let hash = inner.entries.hasher().hash_one(&key[..]);
+        if !inner.seen.contains(&hash) {
+            if inner.seen.len() >= MAX_SEEN {
+                inner.seen.clear();
+            }
+            inner.seen.insert(hash);
+            return response;
+        }
         let (head, body) = response.into_parts();
         let body = match body.try_into_bytes() {
             Ok(bytes) => bytes,
@@ -319,6 +338,7 @@ impl AnswerMemo {
 impl Inner {
     fn clear(&mut self) {
         self.entries.clear();
+        self.seen.clear();
         self.bytes = 0;
     }
 }

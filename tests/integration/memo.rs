@@ -25,7 +25,11 @@ async fn the_same_request_is_answered_again_with_its_metrics() {
             Some(&b"u-123"[..])
         );
     }
-    assert_eq!(memo_hits(&v).await, 3, "the 2nd to 4th from the memo");
+    assert_eq!(
+        memo_hits(&v).await,
+        2,
+        "the 3rd and 4th from the memo: the first decision only leaves a hash, the second's answer is kept"
+    );
     assert_eq!(v.decisions().await, 4, "every request counted");
     assert_eq!(
         v.metric("verdict_cache_requests_total{result=\"hit\"}")
@@ -82,6 +86,9 @@ async fn an_answer_ends_with_the_cached_allow_and_counts_its_lifetime_down() {
         first.headers().get("x-accel-expires").map(|h| h.as_bytes()),
         Some(&b"29"[..])
     );
+    // the second time it is decided, its answer is kept
+    assert_eq!(request(&v, "/a", "valid-token").status().await, 200);
+    assert_eq!(memo_hits(&v).await, 0);
     clock.advance(Duration::from_secs(10));
     let again = request(&v, "/a", "valid-token").sent().await;
     assert_eq!(memo_hits(&v).await, 1);
@@ -109,6 +116,7 @@ async fn an_answer_ends_with_the_cached_allow_and_counts_its_lifetime_down() {
 async fn an_answer_never_outlives_the_token() {
     let (v, clock) = start_with_clock("", &jwt_hs("leeway = \"0s\"")).await;
     let token = hs_token(user_claims("short", &[], 30));
+    assert_eq!(request(&v, "/a", &token).status().await, 200);
     assert_eq!(request(&v, "/a", &token).status().await, 200);
     clock.advance(Duration::from_secs(29));
     assert_eq!(request(&v, "/a", &token).status().await, 200);
@@ -159,13 +167,13 @@ async fn every_request_has_its_json_log_line() {
     }
 }
 
-/// Five identical requests (the second to the fifth from the memo) and their log lines.
+/// Five identical requests (the third to the fifth from the memo) and their log lines.
 async fn five_logged_lines(extra: &str) -> Vec<String> {
     let v = start_logged("", &format!("{extra}{DEMO_KEYS}")).await;
     for _ in 0..5 {
         assert_eq!(request(&v, "/logged", "valid-token").status().await, 200);
     }
-    assert_eq!(memo_hits(&v).await, 4);
+    assert_eq!(memo_hits(&v).await, 3, "the 3rd to the 5th");
     // the writer thread writes every 100 ms: wait for the lines, not for time to pass
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let decisions = |log: &str| -> Vec<String> {
@@ -191,6 +199,7 @@ async fn a_reload_drops_every_answer() {
     for _ in 0..3 {
         assert_eq!(request(&v, "/a", "admin-token").status().await, 200);
     }
+    assert_eq!(memo_hits(&v).await, 1, "the third from the memo");
     let path = v.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(

@@ -2043,3 +2043,25 @@ fn nginx_cache_key_left_out_the_client_certificate() {
         "the cache key must hold the certificate verdict decides on: {key}"
     );
 }
+
+/// The answer memo kept the answer of every request the first time it was decided: a
+/// fleet of one-off credentials (each presented once) filled it with answers never asked
+/// for again, and the memory per cached decision grew by about 160 bytes (bench/memory.sh).
+/// An answer is now kept only when its request is decided a second time.
+#[actix_web::test]
+async fn the_answer_memo_kept_requests_seen_only_once() {
+    let v = start("", DEMO_KEYS).await;
+    let ask = || {
+        auth_request(&v, "/once").insert_header(("Authorization", "Bearer valid-token"))
+    };
+    assert_eq!(ask().send().await.unwrap().status(), 200);
+    assert_eq!(ask().send().await.unwrap().status(), 200);
+    assert_eq!(
+        v.metric("verdict_answer_memo_hits_total").await,
+        0,
+        "the second request is decided: the first left only its hash"
+    );
+    assert_eq!(ask().send().await.unwrap().status(), 200);
+    assert_eq!(v.metric("verdict_answer_memo_hits_total").await, 1);
+    v.stop().await;
+}
