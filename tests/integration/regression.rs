@@ -2051,9 +2051,7 @@ fn nginx_cache_key_left_out_the_client_certificate() {
 #[actix_web::test]
 async fn the_answer_memo_kept_requests_seen_only_once() {
     let v = start("", DEMO_KEYS).await;
-    let ask = || {
-        auth_request(&v, "/once").insert_header(("Authorization", "Bearer valid-token"))
-    };
+    let ask = || auth_request(&v, "/once").insert_header(("Authorization", "Bearer valid-token"));
     assert_eq!(ask().send().await.unwrap().status(), 200);
     assert_eq!(ask().send().await.unwrap().status(), 200);
     assert_eq!(
