@@ -233,22 +233,31 @@ enum DryRun {
     Test(PathBuf),
 }
 
-/// `verdict explain` and `verdict test`: the resolver itself, offline.
-#[actix_web::main]
-async fn dry_run(file: Option<PathBuf>, what: DryRun) -> ExitCode {
+/// The configuration a subcommand cannot run without: `missing` (exit 2) when no file is
+/// named, the file's error (exit 1) when it does not load.
+fn required_config(file: Option<PathBuf>, missing: &str) -> Result<(PathBuf, Config), ExitCode> {
     let Some(file) = file else {
-        eprintln!("verdict: --config FILE is required");
-        return ExitCode::from(2);
+        eprintln!("{missing}");
+        return Err(ExitCode::from(2));
     };
-    let config = match Config::load(&Source {
+    match Config::load(&Source {
         file: Some(file.clone()),
         env: None,
     }) {
-        Ok(config) => config,
+        Ok(config) => Ok((file, config)),
         Err(e) => {
             eprintln!("{}: {e}", file.display());
-            return ExitCode::FAILURE;
+            Err(ExitCode::FAILURE)
         }
+    }
+}
+
+/// `verdict explain` and `verdict test`: the resolver itself, offline.
+#[actix_web::main]
+async fn dry_run(file: Option<PathBuf>, what: DryRun) -> ExitCode {
+    let (_, config) = match required_config(file, "verdict: --config FILE is required") {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let resolver = match verdict::dryrun::offline_resolver(config) {
         Ok(resolver) => resolver,
@@ -329,19 +338,12 @@ async fn revoke(
     file: Option<PathBuf>,
     mut asked: verdict::shared::revocation::RevocationRequest,
 ) -> ExitCode {
-    let Some(file) = file else {
-        eprintln!("verdict revoke: --config FILE is required (its [shared] names the store)");
-        return ExitCode::from(2);
-    };
-    let config = match Config::load(&Source {
-        file: Some(file.clone()),
-        env: None,
-    }) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
+    let (file, config) = match required_config(
+        file,
+        "verdict revoke: --config FILE is required (its [shared] names the store)",
+    ) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let Some(settings) = config.shared else {
         eprintln!(

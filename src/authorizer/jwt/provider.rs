@@ -38,13 +38,10 @@ fn hmac_of(algorithm: Algorithm) -> Option<ring::hmac::Algorithm> {
 }
 
 fn verification_of(algorithm: Algorithm) -> Option<&'static dyn ring_sig::VerificationAlgorithm> {
+    if let Some(rsa) = rsa_parameters_of(algorithm) {
+        return Some(rsa);
+    }
     Some(match algorithm {
-        Algorithm::RS256 => &ring_sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &ring_sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &ring_sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &ring_sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &ring_sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &ring_sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &ring_sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &ring_sig::ECDSA_P384_SHA384_FIXED,
         Algorithm::EdDSA => &ring_sig::ED25519,
