@@ -17,6 +17,9 @@ pub fn now() -> u64 {
 
 /// An HS256 token for the `jwt` authorizer of [`JWT_HS`].
 pub fn hs_token(claims: Value) -> String {
+    // jsonwebtoken signs through the process's provider: verdict's, installed by whichever
+    // test gets here first (tests run in any order)
+    verdict::init_crypto();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("hs".into());
     encode(
@@ -42,6 +45,7 @@ pub fn jwt_hs(extra: &str) -> String {
 pub const RSA_PRIVATE: &str = include_str!("../fixtures/rsa.key.pem");
 
 pub fn rs_token(kid: &str, claims: Value) -> String {
+    verdict::init_crypto();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.into());
     encode(
@@ -53,6 +57,7 @@ pub fn rs_token(kid: &str, claims: Value) -> String {
 }
 
 pub fn jwks_with(kids: &[&str]) -> String {
+    verdict::init_crypto();
     let key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa key");
     let keys: Vec<Jwk> = kids
         .iter()
