@@ -139,18 +139,7 @@ pub async fn explain(resolver: &Resolver, case: &Case) -> Result<Explained, Stri
         dialect::read(&request, &AuthRequest, AuthRequest.path(), peer, None);
     let forwarded = match forwarded {
         Ok(forwarded) => forwarded,
-        Err(outcome) => {
-            let reason = outcome.refusal_reason().unwrap_or_default();
-            lines.push(format!(
-                "refused before routing: {} ({reason})",
-                outcome.name()
-            ));
-            return Ok(Explained {
-                lines,
-                outcome: outcome.name().to_string(),
-                route: None,
-            });
-        }
+        Err(outcome) => return Ok(refused_before_routing(lines, &outcome)),
     };
     let readings = &forwarded.target().readings;
     if readings.is_empty() {
@@ -235,18 +224,7 @@ async fn explain_caller(resolver: &Resolver, case: &Case, name: &str) -> Result<
     )];
     let forwarded = match dialect::read(&request, dialect, dialect.path(), peer, body) {
         Ok(forwarded) => forwarded,
-        Err(outcome) => {
-            let reason = outcome.refusal_reason().unwrap_or_default();
-            lines.push(format!(
-                "refused before routing: {} ({reason})",
-                outcome.name()
-            ));
-            return Ok(Explained {
-                lines,
-                outcome: outcome.name().to_string(),
-                route: None,
-            });
-        }
+        Err(outcome) => return Ok(refused_before_routing(lines, &outcome)),
     };
     let mut fetcher = Fetcher::new(Duration::from_millis(1));
     fetcher.offline = true;
@@ -304,4 +282,18 @@ pub async fn test(resolver: &Resolver, cases: &Cases) -> (Vec<String>, usize) {
         }
     }
     (report, failed)
+}
+
+/// What a request refused by its read (before any route) explains: the refusal and why.
+fn refused_before_routing(mut lines: Vec<String>, outcome: &Outcome) -> Explained {
+    let reason = outcome.refusal_reason().unwrap_or_default();
+    lines.push(format!(
+        "refused before routing: {} ({reason})",
+        outcome.name()
+    ));
+    Explained {
+        lines,
+        outcome: outcome.name().to_string(),
+        route: None,
+    }
 }

@@ -307,12 +307,17 @@ fn hand_over(record: &DecisionRecord<'_>) -> bool {
         return false;
     }
     let at = now_micros();
+    push_record(|out| encode(out, record, at))
+}
+
+/// Appends one handed-over record to the pending ones, under the one lock; `false` when
+/// the lock is poisoned (the caller logs another way).
+fn push_record(write: impl FnOnce(&mut Vec<u8>)) -> bool {
     let held = {
         let Ok(mut pending) = PENDING.lock() else {
             return false;
         };
-        let out = &mut pending.records;
-        encode(out, record, at);
+        write(&mut pending.records);
         pending.held()
     };
     added(held);
@@ -547,21 +552,16 @@ fn prepare_line(record: &DecisionRecord<'_>) -> Option<PreparedLine> {
     })
 }
 
-/// Logs a decision whose line `line` prepared, at this time and with `latency_us`.
-pub fn decision_again(line: &PreparedLine, latency_us: u64) {
+/// Logs a decision whose line `line` prepared, at this time and with `latency_us`;
+/// `false` when it could not be handed over (the caller logs the record itself).
+pub fn decision_again(line: &PreparedLine, latency_us: u64) -> bool {
     let at = now_micros();
-    let held = {
-        let Ok(mut pending) = PENDING.lock() else {
-            return;
-        };
-        let out = &mut pending.records;
+    push_record(|out| {
         out.push(AGAIN);
         out.extend_from_slice(&at.to_le_bytes());
         out.extend_from_slice(&latency_us.to_le_bytes());
         out.extend_from_slice(&line.template);
-        pending.held()
-    };
-    added(held);
+    })
 }
 
 fn format_again(decoder: &mut Decoder<'_>, out: &mut Vec<u8>) -> Option<()> {

@@ -100,9 +100,11 @@ fn record_with(
     match again {
         Some(cell) => {
             let prepared = cell.get_or_init(|| with_fields(entry, level, crate::logging::prepare));
-            match prepared {
-                Some(line) => crate::logging::decision_again(line, latency_us),
-                None => with_fields(entry, level, crate::logging::decision),
+            let handed = prepared
+                .as_ref()
+                .is_some_and(|line| crate::logging::decision_again(line, latency_us));
+            if !handed {
+                with_fields(entry, level, crate::logging::decision);
             }
         }
         None => with_fields(entry, level, crate::logging::decision),
