@@ -1508,6 +1508,22 @@ fn mtls_client(cert: &str, key: &str) -> awc::Client {
     tls_client(Some((cert, key)))
 }
 
+/// The client CA's own certificate, over mTLS through `proxy`: admitted, and the app sees
+/// `user` as the identity.
+async fn admits_the_client_ca_certificate(proxy: &Proxy, app: &FakeBackend, user: &str) {
+    let url = proxy.url("/app/mtls").replacen("http://", "https://", 1);
+    let client_of_ca = mtls_client(
+        "tests/fixtures/client.cert.pem",
+        "tests/fixtures/client.key.pem",
+    );
+    let status = client_of_ca.get(url).send().await.unwrap().status();
+    assert_eq!(status, 200, "{}", proxy.log());
+    assert_eq!(
+        identity_seen(app, "/app/mtls", "x-authgear-user-id"),
+        vec![user]
+    );
+}
+
 /// nginx asks for a client certificate without checking it (`optional_no_ca`) and
 /// forwards it as the shipped file does; verdict's own CA bundle decides.
 #[actix_web::test]
@@ -1539,21 +1555,7 @@ async fn a_client_certificate_through_nginx_is_verified_against_the_ca_file() {
         return;
     };
     let url = |path: &str| proxy.url(path).replacen("http://", "https://", 1);
-    let client_of_ca = mtls_client(
-        "tests/fixtures/client.cert.pem",
-        "tests/fixtures/client.key.pem",
-    );
-    let status = client_of_ca
-        .get(url("/app/mtls"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200, "{}", proxy.log());
-    assert_eq!(
-        identity_seen(&app, "/app/mtls", "x-authgear-user-id"),
-        vec!["spiffe://example.org/ns/default/sa/app"]
-    );
+    admits_the_client_ca_certificate(&proxy, &app, "spiffe://example.org/ns/default/sa/app").await;
     // a certificate nginx took that names an allowed SPIFFE ID under an issuer of the
     // same name, signed by another key: not the client CA's
     let other = mtls_client(
@@ -1629,21 +1631,7 @@ async fn a_client_certificate_caddy_verified_through_caddy() {
         return;
     };
     let url = |path: &str| proxy.url(path).replacen("http://", "https://", 1);
-    let client_of_ca = mtls_client(
-        "tests/fixtures/client.cert.pem",
-        "tests/fixtures/client.key.pem",
-    );
-    let status = client_of_ca
-        .get(url("/app/mtls"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200, "{}", proxy.log());
-    assert_eq!(
-        identity_seen(&app, "/app/mtls", "x-authgear-user-id"),
-        vec!["app@example.org"]
-    );
+    admits_the_client_ca_certificate(&proxy, &app, "app@example.org").await;
     // no certificate, and a client's own header: Caddy's placeholder is empty, so the
     // header verdict reads is too
     let pem = std::fs::read_to_string(repo("tests/fixtures/client.cert.pem")).unwrap();
